@@ -57,7 +57,7 @@ cached() {
   [[ -f $out/.stamp && $(cat "$out/.stamp") == "$want" ]] || return 1
   for bin in "$@"; do
     [[ -x $out/$bin ]] || return 1
-    version_of "$out/$bin" | grep -qF -- "$expect" || return 1
+    [[ $(version_of "$out/$bin") == *"$expect"* ]] || return 1
   done
 }
 
@@ -170,7 +170,8 @@ cluster_env() {
   KUBECTL=("$K8S_DIR/kubectl" --kubeconfig "$DIR/kubeconfig")
 }
 
-kwokctl() { "$KWOK_DIR/kwokctl" --name "$NAME" "$@"; }
+# kwokctl SUBCOMMAND... [FLAGS]: kwokctl on this cluster.
+kwokctl() { "$KWOK_DIR/kwokctl" "$@" --name "$NAME"; }
 
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd -P); }
 
@@ -226,7 +227,7 @@ cmd_up() {
   # kwokctl picks free ports when it creates a cluster: one creation at a time.
   exec 7>"$CACHE_ROOT/up.lock"
   flock 7
-  if ! kwokctl "${cfg[@]}" create cluster --kubeconfig "" --wait "${UP_TIMEOUT}s" \
+  if ! kwokctl create cluster "${cfg[@]}" --kubeconfig "" --wait "${UP_TIMEOUT}s" \
     --timeout "${UP_TIMEOUT}s" >"$DIR/kwokctl-create.log" 2>&1; then
     exec 7>&-
     cat "$DIR/kwokctl-create.log" >&2
@@ -267,7 +268,7 @@ live_pids() {
     [[ -f $pidfile ]] || continue
     pid=$(tr -cd '0-9' <"$pidfile")
     [[ -n $pid && -r /proc/$pid/cmdline ]] || continue
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR/" && printf '%s\n' "$pid"
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline") == *"$DIR/"* ]] && printf '%s\n' "$pid"
   done
   return 0
 }
@@ -276,8 +277,8 @@ live_pids() {
 kill_pids() {
   local pid deadline=$((SECONDS + 15))
   for pid in "$@"; do
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/" || continue
-    note "stopping leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)"
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$DIR/"* ]] || continue
+    note "stopping leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
     kill -TERM "$pid" 2>/dev/null || continue
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -293,7 +294,8 @@ cmd_down() {
   local pids
   mapfile -t pids < <(live_pids)
   if [[ -d $CLUSTER_DIR && -x $KWOK_DIR/kwokctl ]]; then
-    kwokctl delete cluster --kubeconfig "" >"$DIR/kwokctl-delete.log" 2>&1 ||
+    # --kubeconfig names a scratch file: kwokctl would edit ~/.kube/config.
+    kwokctl delete cluster --kubeconfig "$DIR/kwok/scratch.kubeconfig" >"$DIR/kwokctl-delete.log" 2>&1 ||
       { note "kwokctl delete cluster failed; killing by pid files"; cat "$DIR/kwokctl-delete.log" >&2; }
   fi
   ((${#pids[@]} == 0)) || kill_pids "${pids[@]}"
