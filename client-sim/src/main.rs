@@ -1,0 +1,2 @@
+//! Placeholder until the client simulator lands.
+fn main() {}

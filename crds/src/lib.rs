@@ -1,0 +1,1 @@
+//! Placeholder until the PressureTest types land.

@@ -1,0 +1,18 @@
+//! Wire types of the mail proxy's contract (`shared/spec/protocol.md`), shared by the proxy,
+//! the client simulator (`client-sim`) and the tests.
+//!
+//! Layout:
+//! - [`sync`]: the sync call the proxy makes to each tenant application (§4): delivery reports out,
+//!   acknowledgements, `queued`, `next_sync_after` and inline messages back.
+//! - [`message`]: the canonical message a tenant submits (§3.6) and its attachments (§5.1).
+//! - [`admin`]: the classic REST bodies the setup step sends (tenants and accounts, §3.5).
+//! - [`stats`]: the `/stats` bodies of the simulated client and the SMTP sink.
+//! - [`headers`]: header names the client stamps and the sink reads.
+//!
+//! This crate depends on serde alone, so the client simulator compiles neither axum, sqlx nor kube.
+
+pub mod admin;
+pub mod headers;
+pub mod message;
+pub mod stats;
+pub mod sync;

@@ -1,0 +1,202 @@
+//! Process configuration: every setting of the contract (§9) is a clap flag with a `GMP_*`
+//! environment twin, with defaults that are safe on a laptop, so `mailproxy` runs with no flag at
+//! all and is configured in containers by environment alone.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command line of the `mailproxy` binary.
+#[derive(Debug, Parser)]
+#[command(name = "mailproxy", version, about = "Multi-tenant mail proxy")]
+pub struct Cli {
+    /// What to do; without a subcommand the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exit 0 when `GET /health` of the local server answers 200 (container health check).
+    Healthcheck {
+        /// URL to probe; default is the configured port on 127.0.0.1.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Load and check the configuration, open and migrate the database, then exit.
+    Validate,
+}
+
+/// Settings of a proxy replica.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: a PostgreSQL URL (`postgres://…`), or a SQLite path (`sqlite:<path>`, `./x.db`,
+    /// an absolute path, or `:memory:`).
+    #[arg(long, env = "GMP_DB_PATH", default_value = "mail_service.db")]
+    pub db_path: String,
+    /// Maximum database connections per replica.
+    #[arg(long, env = "GMP_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// Admin API token; unset means requests without a token act as admin (a warning is logged).
+    #[arg(long, env = "GMP_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Encryption key for secrets at rest: base64 of 32 bytes.
+    #[arg(long, env = "MAIL_PROXY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// File holding the raw 32-byte key, read when no key is given.
+    #[arg(
+        long,
+        env = "GMP_ENCRYPTION_KEY_FILE",
+        default_value = "/run/secrets/encryption_key"
+    )]
+    pub encryption_key_file: PathBuf,
+    /// Address to bind.
+    #[arg(long, env = "GMP_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to bind.
+    #[arg(long, env = "GMP_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Log level (ERROR, WARNING, INFO, DEBUG, or a tracing filter).
+    #[arg(long, env = "GMP_LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "GMP_LOG_JSON", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub log_json: bool,
+    /// Instance name.
+    #[arg(long, env = "GMP_INSTANCE_NAME", default_value = "mail-proxy")]
+    pub instance_name: String,
+    /// Run the sync scheduler and retention.
+    #[arg(long, env = "GMP_SCHEDULER_ACTIVE", default_value_t = true, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub scheduler_active: bool,
+    /// Idle dispatcher poll in seconds (minimum 0.05).
+    #[arg(long, env = "GMP_SEND_LOOP_INTERVAL", default_value_t = 0.5)]
+    pub send_loop_interval: f64,
+    /// Messages claimed per account and pass, unless the account sets its own.
+    #[arg(long, env = "GMP_BATCH_SIZE_PER_ACCOUNT", default_value_t = 50)]
+    pub batch_size_per_account: u32,
+    /// Maximum rows per claim query.
+    #[arg(long, env = "GMP_CLAIM_BATCH_SIZE", default_value_t = 200)]
+    pub claim_batch_size: u32,
+    /// Lease of a claimed message in seconds; an expired lease makes it claimable again.
+    #[arg(long, env = "GMP_CLAIM_LEASE_SECONDS", default_value_t = 120)]
+    pub claim_lease_seconds: u64,
+    /// Concurrent SMTP sends per replica.
+    #[arg(long, env = "GMP_MAX_CONCURRENT_SENDS", default_value_t = 10)]
+    pub max_concurrent_sends: usize,
+    /// Concurrent SMTP sends per account per replica.
+    #[arg(long, env = "GMP_MAX_SENDS_PER_ACCOUNT", default_value_t = 3)]
+    pub max_sends_per_account: usize,
+    /// SMTP connections kept per server and login.
+    #[arg(long, env = "GMP_POOL_SIZE", default_value_t = 5)]
+    pub pool_size: usize,
+    /// Retries of a temporary failure before it becomes an error.
+    #[arg(long, env = "GMP_MAX_RETRIES", default_value_t = 3)]
+    pub max_retries: i64,
+    /// Delays between retries in seconds, the last one repeated.
+    #[arg(long, env = "GMP_RETRY_DELAYS", default_value = "60,300,900", value_parser = parse_delays)]
+    pub retry_delays: Delays,
+    /// Priority of messages whose own priority is invalid.
+    #[arg(long, env = "GMP_DEFAULT_PRIORITY", default_value_t = 2)]
+    pub default_priority: i64,
+    /// Seconds reported terminal messages are kept.
+    #[arg(
+        long,
+        env = "GMP_DELIVERY_REPORT_RETENTION_SECONDS",
+        default_value_t = 604_800
+    )]
+    pub retention_seconds: i64,
+    /// Largest REST body or sync response in bytes.
+    #[arg(long, env = "GMP_MAX_REQUEST_BYTES", default_value_t = 67_108_864)]
+    pub max_request_bytes: usize,
+    /// Seconds between periodic syncs of a tenant.
+    #[arg(long, env = "GMP_SYNC_INTERVAL", default_value_t = 300.0)]
+    pub sync_interval: f64,
+    /// Timeout of one sync call in seconds.
+    #[arg(long, env = "GMP_SYNC_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub sync_timeout_seconds: u64,
+    /// Tenants synced concurrently.
+    #[arg(long, env = "GMP_SYNC_CONCURRENCY", default_value_t = 8)]
+    pub sync_concurrency: usize,
+    /// Delivery reports per sync call.
+    #[arg(long, env = "GMP_REPORT_BATCH_SIZE", default_value_t = 1000)]
+    pub report_batch_size: i64,
+    /// Refusals of one report before it is dropped as dead.
+    #[arg(long, env = "GMP_REPORT_MAX_ATTEMPTS", default_value_t = 10)]
+    pub report_max_attempts: i64,
+    /// Loops wait for explicit wakes (tests).
+    #[arg(long, env = "GMP_TEST_MODE", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub test_mode: bool,
+}
+
+impl Config {
+    /// The idle poll of the dispatcher, clamped to the contract's minimum of 50 ms.
+    pub fn send_loop_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.send_loop_interval.max(0.05))
+    }
+
+    /// Defaults, as if the binary ran with no flag and no environment (used by tests).
+    pub fn defaults() -> Self {
+        Cli::parse_from(["mailproxy"]).config
+    }
+}
+
+/// Retry delays in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delays(pub Vec<i64>);
+
+impl Delays {
+    /// Delay before retry number `n` (1-based); the last delay repeats.
+    pub fn for_retry(&self, n: i64) -> i64 {
+        let idx = usize::try_from(n.max(1) - 1).unwrap_or(0);
+        self.0.get(idx).or(self.0.last()).copied().unwrap_or(60)
+    }
+}
+
+fn parse_delays(s: &str) -> Result<Delays, String> {
+    let v: Result<Vec<i64>, _> = s.split(',').map(|p| p.trim().parse::<i64>()).collect();
+    match v {
+        Ok(v) if !v.is_empty() && v.iter().all(|d| *d >= 0) => Ok(Delays(v)),
+        _ => Err(format!(
+            "expected comma-separated non-negative seconds, got {s:?}"
+        )),
+    }
+}
+
+/// Booleans as the contract spells them: `1/true/yes/on`, `0/false/no/off`.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "expected one of 1/true/yes/on or 0/false/no/off, got {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::defaults();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.batch_size_per_account, 50);
+        assert_eq!(c.pool_size, 5);
+        assert!(c.scheduler_active);
+        assert_eq!(c.retry_delays.for_retry(1), 60);
+        assert_eq!(c.retry_delays.for_retry(9), 900);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_name() {
+        let err = Cli::try_parse_from(["mailproxy", "--retry-delays", "a,b"]).unwrap_err();
+        assert!(err.to_string().contains("--retry-delays"), "{err}");
+        assert!(parse_bool("maybe").is_err());
+        assert_eq!(parse_bool("Yes"), Ok(true));
+    }
+}

@@ -1,0 +1,221 @@
+//! The dispatcher (contract §6): claims eligible messages in batches, sends each through the
+//! pipeline of [`pipeline`] under a per-replica and a per-account concurrency limit, and writes
+//! outcomes in batches ([`outcomes`]).
+//!
+//! There is no batch barrier: a slow message holds only its own slot, and the next claim is made
+//! as soon as fewer than half a claim's worth of messages are outstanding. Leases of claimed rows
+//! are extended every third of the lease, so a replica that dies loses nothing: its leases expire
+//! and another replica (or itself, restarted) sends the rows.
+
+pub mod directory;
+pub mod outcomes;
+pub mod pipeline;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    attachments::Loader,
+    config::{Config, Delays},
+    mail::Transport,
+    metrics::Metrics,
+    store::{Store, now_ts, queue::Claimed},
+};
+
+/// Dispatcher settings, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Concurrent sends per replica.
+    pub max_concurrent_sends: usize,
+    /// Concurrent sends per account.
+    pub max_sends_per_account: usize,
+    /// Rows outstanding (claimed, not yet written back) per replica.
+    pub claim_batch_size: usize,
+    /// Claim cap per account and pass.
+    pub batch_size_per_account: i64,
+    /// Lease of claimed rows.
+    pub lease_seconds: i64,
+    /// Idle poll.
+    pub idle_interval: Duration,
+    /// Retries before an error.
+    pub max_retries: i64,
+    /// Retry delays.
+    pub retry_delays: Delays,
+}
+
+impl DispatchSettings {
+    /// Settings from the process configuration.
+    pub fn from_config(c: &Config) -> Self {
+        DispatchSettings {
+            max_concurrent_sends: c.max_concurrent_sends.max(1),
+            max_sends_per_account: c.max_sends_per_account.max(1),
+            claim_batch_size: c.claim_batch_size.max(1) as usize,
+            batch_size_per_account: i64::from(c.batch_size_per_account.max(1)),
+            lease_seconds: i64::try_from(c.claim_lease_seconds.max(3)).unwrap_or(120),
+            idle_interval: c.send_loop_interval(),
+            max_retries: c.max_retries.max(0),
+            retry_delays: c.retry_delays.clone(),
+        }
+    }
+}
+
+/// The send loop of one replica.
+pub struct Dispatcher {
+    store: Store,
+    transport: Arc<dyn Transport>,
+    loader: Arc<Loader>,
+    metrics: Arc<Metrics>,
+    settings: DispatchSettings,
+    /// `<hostname>-<8 hex>`: owner of this replica's claims.
+    replica: String,
+    /// Woken by intake, run-now and freed slots.
+    wake: Arc<Notify>,
+    /// Bounds sends per replica.
+    global: Arc<Semaphore>,
+    /// Bounds sends per account `pk`.
+    per_account: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Claimed rows whose outcome is not yet written.
+    outstanding: AtomicUsize,
+    directory: directory::Directory,
+}
+
+impl Dispatcher {
+    /// A dispatcher; `wake` is shared with the intake paths.
+    pub fn new(
+        store: Store,
+        transport: Arc<dyn Transport>,
+        loader: Arc<Loader>,
+        metrics: Arc<Metrics>,
+        settings: DispatchSettings,
+        replica: String,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            directory: directory::Directory::new(store.clone()),
+            global: Arc::new(Semaphore::new(settings.max_concurrent_sends)),
+            store,
+            transport,
+            loader,
+            metrics,
+            settings,
+            replica,
+            wake,
+            per_account: Mutex::new(HashMap::new()),
+            outstanding: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs until `shutdown`; then stops claiming, lets sends in flight finish for up to 10 s and
+    /// releases the claims of messages not started.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(self.clone().write_outcomes(rx));
+        let leases = tokio::spawn(self.clone().extend_leases(shutdown.clone()));
+        let released = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            let outstanding = self.outstanding.load(Ordering::Acquire);
+            let room = self.settings.claim_batch_size.saturating_sub(outstanding);
+            let mut full = false;
+            if outstanding <= self.settings.claim_batch_size / 2 && room > 0 {
+                match self.claim(room).await {
+                    Ok(rows) => {
+                        full = rows.len() == room;
+                        for row in rows {
+                            self.outstanding.fetch_add(1, Ordering::AcqRel);
+                            let (me, tx, stop, rel) =
+                                (self.clone(), tx.clone(), shutdown.clone(), released.clone());
+                            tasks.spawn(async move { me.process(row, tx, stop, rel).await });
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "Claim failed; retrying after the idle interval."),
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+            if !full {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.idle_interval) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                in_flight = tasks.len(),
+                "Sends still in flight after 10 s; their leases will expire."
+            );
+            tasks.abort_all();
+        }
+        drop(tx);
+        let _ = writer.await;
+        leases.abort();
+        let pks: Vec<String> =
+            std::mem::take(&mut *released.lock().unwrap_or_else(|e| e.into_inner()));
+        if !pks.is_empty() {
+            match self.store.release_claims(&self.replica, &pks).await {
+                Ok(()) => info!(
+                    released = pks.len(),
+                    "Released claims of messages not started."
+                ),
+                Err(e) => warn!(error = %e, "Could not release claims; they will expire."),
+            }
+        }
+    }
+
+    async fn claim(&self, room: usize) -> Result<Vec<Claimed>, crate::store::StoreError> {
+        self.metrics.db_round_trips.inc();
+        self.store
+            .claim(
+                &self.replica,
+                room as i64,
+                self.settings.batch_size_per_account,
+                now_ts(),
+                self.settings.lease_seconds,
+            )
+            .await
+    }
+
+    fn account_semaphore(&self, account_pk: &str) -> Arc<Semaphore> {
+        let mut map = self.per_account.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(account_pk.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.max_sends_per_account)))
+            .clone()
+    }
+
+    async fn extend_leases(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = Duration::from_secs((self.settings.lease_seconds / 3).max(1) as u64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let until = now_ts() + self.settings.lease_seconds;
+            if let Err(e) = self.store.extend_leases(&self.replica, until).await {
+                warn!(error = %e, "Lease extension failed.");
+            }
+        }
+    }
+
+    /// The replica id.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+}

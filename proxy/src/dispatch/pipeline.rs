@@ -1,0 +1,236 @@
+//! The per-message pipeline (contract §6.2): parse the payload, resolve the account, apply the
+//! rate limit, load attachments, build the MIME message, send, and classify the result into an
+//! outcome (§6.4). Every failure becomes an outcome; nothing here can leave a message stuck.
+
+use std::sync::{Arc, Mutex, atomic::Ordering};
+
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::{Dispatcher, outcomes::Done};
+use crate::{
+    mail::{SmtpTarget, TlsMode, build},
+    model::{
+        ratelimit,
+        retry::{self, Class, Failure},
+    },
+    store::{
+        accounts::Account,
+        now_ts,
+        queue::{Claimed, Outcome, OutcomeKind},
+    },
+};
+
+impl Dispatcher {
+    /// Sends one claimed message and hands its outcome to the writer. Before sending, it waits
+    /// for a slot of its account, then for a slot of the replica.
+    pub(super) async fn process(
+        self: Arc<Self>,
+        row: Claimed,
+        tx: mpsc::UnboundedSender<Done>,
+        shutdown: CancellationToken,
+        released: Arc<Mutex<Vec<String>>>,
+    ) {
+        let account_sem = self.account_semaphore(row.account_pk.as_deref().unwrap_or(""));
+        let permits = tokio::select! {
+            p = async { (account_sem.acquire_owned().await, self.global.clone().acquire_owned().await) } => Some(p),
+            _ = shutdown.cancelled() => None,
+        };
+        if permits.is_none() {
+            released
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(row.pk.clone());
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let done = self.attempt(&row).await;
+        if tx.send(done).is_err() {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    async fn attempt(&self, row: &Claimed) -> Done {
+        let now = now_ts();
+        let mut done = Done {
+            outcome: Outcome {
+                pk: row.pk.clone(),
+                tenant_id: row.tenant_id.clone(),
+                ts: now,
+                kind: OutcomeKind::Sent { metadata: None },
+            },
+            account_id: row.account_id.clone(),
+            tenant_name: None,
+            queued_us: row.queued_us,
+            send_seconds: None,
+            rate_limited: false,
+        };
+        done.outcome.kind = match self.attempt_inner(row, &mut done).await {
+            Ok(kind) => kind,
+            Err(f) => self.failure_outcome(row, &f),
+        };
+        done
+    }
+
+    async fn attempt_inner(&self, row: &Claimed, done: &mut Done) -> Result<OutcomeKind, Failure> {
+        let internal = |e: crate::store::StoreError| Failure {
+            io: true,
+            text: format!("Internal error: {e}"),
+            ..Failure::default()
+        };
+        let payload: Value = serde_json::from_str(&row.payload)
+            .map_err(|e| permanent(&format!("invalid payload: {e}")))?;
+        let tenant = self
+            .directory
+            .tenant(&row.tenant_id)
+            .await
+            .map_err(internal)?;
+        done.tenant_name = tenant.as_ref().and_then(|t| t.name.clone());
+        if payload
+            .get("from")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Ok(error_kind("missing 'from'"));
+        }
+        let account_id = row.account_id.clone().unwrap_or_default();
+        let account = match row.account_pk.as_deref() {
+            Some(pk) => self.directory.account(pk).await.map_err(internal)?,
+            None => None,
+        };
+        let Some(account) = account else {
+            return Ok(error_kind(&format!(
+                "Account '{account_id}' not found for tenant '{}'",
+                row.tenant_id
+            )));
+        };
+        let windows = ratelimit::windows(
+            account.limit_per_minute,
+            account.limit_per_hour,
+            account.limit_per_day,
+        );
+        if !windows.is_empty() {
+            self.metrics.db_round_trips.inc();
+            let now = now_ts();
+            if let Some(w) = self
+                .store
+                .reserve_send(&account.pk, &windows, &row.pk, now)
+                .await
+                .map_err(internal)?
+            {
+                done.rate_limited = true;
+                let boundary = ratelimit::boundary(now, w);
+                return Ok(if account.limit_behavior == "reject" {
+                    OutcomeKind::Error {
+                        description: "rate_limit_exceeded".into(),
+                        metadata: Some(json!({"error_code": 429})),
+                    }
+                } else {
+                    OutcomeKind::Deferred {
+                        until: boundary,
+                        reason: "rate_limit".into(),
+                        retry_count: row.retry_count,
+                        metadata: json!({"deferred_ts": boundary}),
+                    }
+                });
+            }
+        }
+        let result = self
+            .load_build_send(row, &payload, tenant.as_ref(), &account, done)
+            .await;
+        if result.is_err() && !windows.is_empty() {
+            let _ = self.store.cancel_reservation(&row.pk).await;
+        }
+        result
+    }
+
+    async fn load_build_send(
+        &self,
+        row: &Claimed,
+        payload: &Value,
+        tenant: Option<&crate::store::tenants::Tenant>,
+        account: &Account,
+        done: &mut Done,
+    ) -> Result<OutcomeKind, Failure> {
+        let attachments = match self.loader.load_all(tenant, payload).await {
+            Ok(a) => a,
+            Err(e) if e.temporary => {
+                return Err(Failure {
+                    io: true,
+                    text: e.text,
+                    ..Failure::default()
+                });
+            }
+            Err(e) => return Ok(error_kind(&e.text)),
+        };
+        let built = match build::build(payload, &row.pk, attachments) {
+            Ok(b) => b,
+            Err(e) => return Ok(error_kind(&e.0)),
+        };
+        let port = u16::try_from(account.port).unwrap_or(25);
+        let target = SmtpTarget {
+            host: account.host.clone(),
+            port,
+            user: account.user.clone(),
+            password: account.password.clone(),
+            tls: TlsMode::of(account.use_ssl, account.use_tls, port),
+            ttl_seconds: u64::try_from(account.ttl).unwrap_or(300),
+        };
+        let started = Instant::now();
+        let refused = self
+            .transport
+            .send(&target, &built.envelope, &built.bytes)
+            .await;
+        done.send_seconds = Some(started.elapsed().as_secs_f64());
+        let refused = refused?;
+        let metadata = (!refused.is_empty()).then(|| {
+            json!({"rejected_recipients": refused.iter().map(|r| json!({"address": r.address, "code": r.code, "reason": r.reason})).collect::<Vec<_>>()})
+        });
+        Ok(OutcomeKind::Sent { metadata })
+    }
+
+    /// Temporary failures with retries left are deferred; the rest become errors (§6.4).
+    fn failure_outcome(&self, row: &Claimed, f: &Failure) -> OutcomeKind {
+        let info = retry::describe(f);
+        let code = f.code.map(i64::from);
+        match retry::classify(f) {
+            Class::Temporary if row.retry_count < self.settings.max_retries => {
+                let n = row.retry_count + 1;
+                let until = now_ts() + self.settings.retry_delays.for_retry(n);
+                OutcomeKind::Deferred {
+                    until,
+                    reason: info,
+                    retry_count: n,
+                    metadata: json!({"deferred_ts": until, "retry_count": n}),
+                }
+            }
+            Class::Temporary => OutcomeKind::Error {
+                description: format!(
+                    "Max retries ({}) exceeded: {info}",
+                    self.settings.max_retries
+                ),
+                metadata: Some(json!({"smtp_code": code, "retry_count": row.retry_count})),
+            },
+            Class::Permanent => OutcomeKind::Error {
+                description: info,
+                metadata: Some(json!({"smtp_code": code, "retry_count": row.retry_count})),
+            },
+        }
+    }
+}
+
+fn permanent(text: &str) -> Failure {
+    Failure {
+        code: Some(550),
+        text: text.into(),
+        ..Failure::default()
+    }
+}
+
+fn error_kind(text: &str) -> OutcomeKind {
+    OutcomeKind::Error {
+        description: text.into(),
+        metadata: None,
+    }
+}

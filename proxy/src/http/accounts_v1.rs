@@ -1,0 +1,173 @@
+//! SMTP accounts in both dialects (contract §3.3, §3.4, §3.5): upsert with the `smtp_*`
+//! aliases, get, list, delete. Passwords are write-only.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::HeaderMap,
+};
+use serde_json::{Map, Value, json};
+
+use super::{
+    AppState, auth,
+    input::{Body, Query, required_str},
+};
+use crate::{
+    error::{ApiResult, AppError},
+    metrics::AccountLabels,
+};
+
+async fn upsert(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+) -> Result<Value, AppError> {
+    let caller = auth::caller(state, headers).await?;
+    let tenant_id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
+    let id = required_str(body, "id")?;
+    for (canon, alias) in [("host", "smtp_host"), ("port", "smtp_port")] {
+        if !body.contains_key(canon)
+            && !body.contains_key(alias)
+            && state.store.account(&tenant_id, id).await?.is_none()
+        {
+            return Err(AppError::missing(canon));
+        }
+    }
+    let tenant = state
+        .store
+        .tenant(&tenant_id)
+        .await?
+        .ok_or_else(|| AppError::tenant_not_found(&tenant_id))?;
+    let account = state
+        .store
+        .upsert_account(&tenant_id, id, body)
+        .await?
+        .map_err(AppError::bad_request)?;
+    state.metrics.touch_account(&AccountLabels::new(
+        &tenant_id,
+        tenant.name.as_deref(),
+        Some(&account.id),
+    ));
+    Ok(account.to_json(false))
+}
+
+/// `POST /account` (tenant-scoped).
+pub async fn add_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    upsert(&state, &headers, &body.object()?).await?;
+    Ok(Json(json!({"ok": true})))
+}
+
+/// `POST /accounts/add` (tenant-scoped): answers the Account.
+pub async fn add_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    Ok(Json(upsert(&state, &headers, &body.object()?).await?))
+}
+
+async fn list(
+    state: &AppState,
+    headers: &HeaderMap,
+    named: Option<&str>,
+    classic: bool,
+) -> Result<Vec<Value>, AppError> {
+    let caller = auth::caller(state, headers).await?;
+    let tenant_id = auth::scope_required(&caller, named)?;
+    Ok(state
+        .store
+        .accounts(&tenant_id)
+        .await?
+        .iter()
+        .map(|a| a.to_json(classic))
+        .collect())
+}
+
+/// `GET /accounts?tenant_id=`.
+pub async fn list_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let accounts = list(
+        &state,
+        &headers,
+        q.get("tenant_id").map(String::as_str),
+        true,
+    )
+    .await?;
+    Ok(Json(json!({"ok": true, "accounts": accounts})))
+}
+
+/// `GET /accounts/list?tenant_id=`.
+pub async fn list_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    Ok(Json(Value::Array(
+        list(
+            &state,
+            &headers,
+            q.get("tenant_id").map(String::as_str),
+            false,
+        )
+        .await?,
+    )))
+}
+
+/// `GET /accounts/get?tenant_id=&account_id=`.
+pub async fn get_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let caller = auth::caller(&state, &headers).await?;
+    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+    let id = q
+        .get("account_id")
+        .ok_or_else(|| AppError::missing("account_id"))?;
+    let a = state
+        .store
+        .account(&tenant_id, id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("Account '{id}' not found")))?;
+    Ok(Json(a.to_json(false)))
+}
+
+/// `DELETE /account/{account_id}?tenant_id=`: 400 when unknown (classic code).
+pub async fn delete_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult {
+    let caller = auth::caller(&state, &headers).await?;
+    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+    if !state.store.delete_account(&tenant_id, &id).await? {
+        return Err(AppError::bad_request(
+            "account not found or not owned by tenant",
+        ));
+    }
+    Ok(Json(json!({"ok": true})))
+}
+
+/// `POST /accounts/delete`: 404 when unknown.
+pub async fn delete_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let caller = auth::caller(&state, &headers).await?;
+    let tenant_id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
+    let id = required_str(&body, "account_id")?;
+    if !state.store.delete_account(&tenant_id, id).await? {
+        return Err(AppError::not_found(format!("Account '{id}' not found")));
+    }
+    Ok(Json(json!({"ok": true})))
+}

@@ -1,0 +1,122 @@
+//! Authentication and scope (contract §3.1): `X-API-Token` is the admin token
+//! (`GMP_API_TOKEN`, compared in constant time) or a tenant's key (stored as its SHA-256). A
+//! tenant token acts only on its own tenant; admin-only routes refuse it with 403.
+
+use axum::http::{HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::{error::AppError, store::now_ts};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token, or no token when none is configured.
+    Admin,
+    /// A tenant's API key.
+    Tenant(String),
+}
+
+/// SHA-256 hex of a tenant key, as stored.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Identifies the caller of a request.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
+    let token = headers
+        .get("x-api-token")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty());
+    let unauthorized = || AppError::new(StatusCode::UNAUTHORIZED, "Invalid or missing API token");
+    match (state.api_token.as_deref(), token) {
+        (None, None) => Ok(Caller::Admin),
+        (Some(_), None) => Err(unauthorized()),
+        (admin, Some(t)) => {
+            if admin.is_some_and(|a| bool::from(a.as_bytes().ct_eq(t.as_bytes()))) {
+                return Ok(Caller::Admin);
+            }
+            match state
+                .store
+                .tenant_by_key_hash(&key_hash(t), now_ts())
+                .await?
+            {
+                Some(id) => Ok(Caller::Tenant(id)),
+                None => Err(unauthorized()),
+            }
+        }
+    }
+}
+
+/// Requires the admin token.
+pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    match caller(state, headers).await {
+        Ok(Caller::Admin) => Ok(()),
+        Ok(Caller::Tenant(_)) => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "Admin token required, tenant tokens not allowed for this operation",
+        )),
+        Err(e) if headers.get("x-api-token").is_none() => Err(AppError {
+            detail: "Admin token required".into(),
+            ..e
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Any valid token (or none when no admin token is configured).
+pub async fn any(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
+    caller(state, headers).await
+}
+
+/// The tenant a tenant-scoped request acts on: the named one (the admin may name any, a tenant
+/// only itself), else the token's own tenant. `None` when the admin names none.
+pub fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, AppError> {
+    match (caller, named.filter(|n| !n.is_empty())) {
+        (Caller::Admin, named) => Ok(named.map(str::to_string)),
+        (Caller::Tenant(own), None) => Ok(Some(own.clone())),
+        (Caller::Tenant(own), Some(n)) if n == own => Ok(Some(own.clone())),
+        (Caller::Tenant(_), Some(_)) => Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "Token not authorized for this tenant",
+        )),
+    }
+}
+
+/// Like [`scope`], but a tenant is required.
+pub fn scope_required(caller: &Caller, named: Option<&str>) -> Result<String, AppError> {
+    scope(caller, named)?.ok_or_else(|| AppError::missing("tenant_id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_tokens_act_only_on_their_tenant() {
+        let t = Caller::Tenant("acme".into());
+        assert_eq!(scope(&t, None).unwrap().as_deref(), Some("acme"));
+        assert_eq!(scope(&t, Some("acme")).unwrap().as_deref(), Some("acme"));
+        assert_eq!(
+            scope(&t, Some("other")).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            scope(&Caller::Admin, Some("other")).unwrap().as_deref(),
+            Some("other")
+        );
+        assert_eq!(
+            scope_required(&Caller::Admin, None).unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn key_hash_is_sha256_hex() {
+        assert_eq!(
+            key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

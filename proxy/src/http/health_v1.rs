@@ -1,0 +1,39 @@
+//! `/health`, `/status`, `/metrics` (public or any token) and the JSON 404 for unknown routes.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+};
+use serde_json::{Value, json};
+
+use super::{AppState, auth};
+use crate::error::{ApiResult, AppError};
+
+/// `GET /health`: liveness, no token.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /status`: any valid token; whether the scheduler is active.
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    auth::any(&state, &headers).await?;
+    Ok(Json(json!({"ok": true, "active": state.scheduler_active})))
+}
+
+/// `GET /metrics`: Prometheus exposition (OpenMetrics text), no token.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Unknown routes: a JSON 404.
+pub async fn not_found() -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, "Not Found")
+}

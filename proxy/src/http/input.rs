@@ -1,0 +1,111 @@
+//! Request input in the contract's error shapes (§3.2): a JSON body extractor whose failures are
+//! 422 (`json_invalid`) or 413 (`Request body too large`), and typed reads of query parameters
+//! and body fields that answer 422 with the field's location.
+
+use std::collections::HashMap;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::StatusCode,
+};
+use serde_json::{Map, Value};
+
+use crate::error::AppError;
+
+/// A JSON body (an empty body is `{}`).
+#[derive(Debug)]
+pub struct Body(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            } else {
+                AppError::unprocessable("", &rejection.body_text(), "body_unreadable")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(Value::Object(Map::new())));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| AppError::unprocessable("", &format!("Invalid JSON: {e}"), "json_invalid"))
+    }
+}
+
+impl Body {
+    /// The body as an object, or 422.
+    pub fn object(self) -> Result<Map<String, Value>, AppError> {
+        match self.0 {
+            Value::Object(m) => Ok(m),
+            _ => Err(AppError::unprocessable(
+                "",
+                "Input should be a valid dictionary",
+                "dict_type",
+            )),
+        }
+    }
+}
+
+/// Query parameters as strings.
+pub type Query = axum::extract::Query<HashMap<String, String>>;
+
+/// A string field of an object, if present and a string.
+pub fn str_of<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, AppError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(AppError::unprocessable(
+            key,
+            "Input should be a valid string",
+            "string_type",
+        )),
+    }
+}
+
+/// A required string field.
+pub fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, AppError> {
+    str_of(m, key)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AppError::missing(key))
+}
+
+/// A boolean query parameter (`true/false/1/0/yes/no`).
+pub fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, AppError> {
+    match q.get(key) {
+        None => Ok(false),
+        Some(v) => crate::config::parse_bool(v)
+            .map_err(|e| AppError::unprocessable(key, &e, "bool_parsing")),
+    }
+}
+
+/// An integer query parameter with a default.
+pub fn int(q: &HashMap<String, String>, key: &str, default: i64) -> Result<i64, AppError> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| {
+            AppError::unprocessable(key, "Input should be a valid integer", "int_parsing")
+        }),
+    }
+}
+
+/// An integer field of an object, if present.
+pub fn int_of(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, AppError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            AppError::unprocessable(key, "Input should be a valid integer", "int_type")
+        }),
+    }
+}
+
+/// Body object merged with query parameters (generated GET routes read the query, POST the body).
+pub fn params(q: &HashMap<String, String>) -> Map<String, Value> {
+    q.iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
+}

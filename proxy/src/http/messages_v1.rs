@@ -1,0 +1,363 @@
+//! Messages in both dialects (contract §3.3, §3.4, §3.6): add in batches or one at a time, list,
+//! get, delete, cleanup and counts. Every intake path goes through `Store::enqueue`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use serde_json::{Map, Value, json};
+
+use super::{
+    AppState, auth,
+    input::{Body, Query, flag, int, int_of, required_str},
+};
+use crate::{
+    error::{ApiResult, AppError},
+    metrics::TenantSource,
+    model::submit::parse_priority,
+    store::{
+        messages::{EnqueueOutcome, Intake},
+        now_ts,
+    },
+};
+
+/// Largest REST batch.
+const MAX_BATCH: usize = 1000;
+
+/// Runs an intake for a REST caller and counts it.
+async fn intake(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    messages: &[Value],
+) -> Result<EnqueueOutcome, AppError> {
+    let caller = auth::caller(state, headers).await?;
+    let named = body.get("tenant_id").and_then(Value::as_str);
+    let default_tenant = auth::scope(&caller, named)?;
+    let forced = match &caller {
+        auth::Caller::Tenant(own) => Some(own.clone()),
+        auth::Caller::Admin => None,
+    };
+    let default_priority = body
+        .get("default_priority")
+        .and_then(parse_priority)
+        .unwrap_or(state.default_priority);
+    let out = state
+        .store
+        .enqueue(
+            messages,
+            Intake {
+                default_tenant: default_tenant.as_deref(),
+                forced_tenant: forced.as_deref(),
+                default_priority,
+            },
+        )
+        .await?;
+    for (tenant, n) in &out.queued_by_tenant {
+        state
+            .metrics
+            .enqueued
+            .get_or_create(&TenantSource {
+                tenant_id: tenant.clone(),
+                source: "rest".into(),
+            })
+            .inc_by(*n);
+    }
+    for (tenant, n) in &out.rejected_by_tenant {
+        state
+            .metrics
+            .rejected
+            .get_or_create(&TenantSource {
+                tenant_id: tenant.clone(),
+                source: "rest".into(),
+            })
+            .inc_by(*n);
+    }
+    if out.queued > 0 {
+        state.dispatch_wake.notify_one();
+    }
+    Ok(out)
+}
+
+fn messages_of(body: &Map<String, Value>) -> Result<&Vec<Value>, AppError> {
+    let list = match body.get("messages") {
+        Some(Value::Array(a)) => a,
+        None => return Err(AppError::missing("messages")),
+        Some(_) => {
+            return Err(AppError::unprocessable(
+                "messages",
+                "Input should be a valid list",
+                "list_type",
+            ));
+        }
+    };
+    if list.len() > MAX_BATCH {
+        return Err(AppError {
+            status: StatusCode::BAD_REQUEST,
+            detail: json!({"error": "Cannot enqueue more than 1000 messages at once", "rejected": []}),
+        });
+    }
+    Ok(list)
+}
+
+fn respond(out: &EnqueueOutcome) -> ApiResult {
+    if !out.ok() {
+        return Err(AppError {
+            status: StatusCode::BAD_REQUEST,
+            detail: json!({"error": "No message queued", "rejected": out.rejected_json()}),
+        });
+    }
+    Ok(Json(
+        json!({"ok": true, "queued": out.queued, "rejected": out.rejected_json()}),
+    ))
+}
+
+/// `POST /commands/add-messages`.
+pub async fn add_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let out = intake(&state, &headers, &body, messages_of(&body)?).await?;
+    respond(&out)
+}
+
+/// `POST /messages/add_batch`.
+pub async fn add_batch_generated(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    add_classic(state, headers, body).await
+}
+
+/// `POST /messages/add`: one message (`from_addr` = `from`) → `{"id","pk"}`, 400 with the reason.
+pub async fn add_one_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let out = intake(
+        &state,
+        &headers,
+        &body,
+        std::slice::from_ref(&Value::Object(body.clone())),
+    )
+    .await?;
+    if let Some(r) = out.rejected.first() {
+        return Err(AppError::bad_request(r.reason.clone()));
+    }
+    let id = required_str(&body, "id")?;
+    Ok(Json(json!({"id": id, "ok": true})))
+}
+
+async fn list(state: &AppState, headers: &HeaderMap, q: &Query) -> Result<Vec<Value>, AppError> {
+    let caller = auth::caller(state, headers).await?;
+    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+    let limit = int(q, "limit", 1000)?.clamp(1, 10_000);
+    let offset = int(q, "offset", 0)?.max(0);
+    Ok(state
+        .store
+        .list_messages(
+            &tenant_id,
+            flag(q, "active_only")?,
+            flag(q, "include_history")?,
+            limit,
+            offset,
+        )
+        .await?)
+}
+
+/// `GET /messages?tenant_id=&active_only=&include_history=&limit=&offset=`.
+pub async fn list_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let mut records = list(&state, &headers, &q).await?;
+    for r in &mut records {
+        if let Some(m) = r.as_object_mut() {
+            let sent = m.get("status") == Some(&json!("sent"));
+            let smtp = m.get("smtp_ts").cloned().unwrap_or(Value::Null);
+            m.insert("sent_ts".into(), if sent { smtp } else { Value::Null });
+            m.retain(|_, v| !v.is_null());
+        }
+    }
+    Ok(Json(json!({"ok": true, "messages": records})))
+}
+
+/// `GET /messages/list`.
+pub async fn list_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    Ok(Json(Value::Array(list(&state, &headers, &q).await?)))
+}
+
+/// `GET /messages/get?tenant_id=&message_id=`.
+pub async fn get_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let caller = auth::caller(&state, &headers).await?;
+    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+    let id = q
+        .get("message_id")
+        .ok_or_else(|| AppError::missing("message_id"))?;
+    let all = state
+        .store
+        .list_messages(
+            &tenant_id,
+            false,
+            flag(&q, "include_history")?,
+            1_000_000,
+            0,
+        )
+        .await?;
+    all.into_iter()
+        .find(|m| m.get("id").and_then(Value::as_str) == Some(id.as_str()))
+        .map(Json)
+        .ok_or_else(|| AppError::not_found(format!("Message '{id}' not found")))
+}
+
+async fn delete(
+    state: &AppState,
+    headers: &HeaderMap,
+    named: Option<&str>,
+    body: &Map<String, Value>,
+) -> ApiResult {
+    let caller = auth::caller(state, headers).await?;
+    let tenant_id = auth::scope_required(&caller, named)?;
+    let ids: Vec<String> = match body.get("ids") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        None => return Err(AppError::missing("ids")),
+        Some(_) => {
+            return Err(AppError::unprocessable(
+                "ids",
+                "Input should be a valid list",
+                "list_type",
+            ));
+        }
+    };
+    let (removed, not_found, unauthorized) = state.store.delete_messages(&tenant_id, &ids).await?;
+    Ok(Json(
+        json!({"ok": true, "removed": removed, "not_found": not_found, "unauthorized": unauthorized}),
+    ))
+}
+
+/// `POST /commands/delete-messages?tenant_id=` with `{"ids": [...]}`.
+pub async fn delete_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let named = q
+        .get("tenant_id")
+        .map(String::as_str)
+        .or(body.get("tenant_id").and_then(Value::as_str));
+    delete(&state, &headers, named, &body).await
+}
+
+/// `POST /messages/delete_batch` with `{"tenant_id", "ids"}`.
+pub async fn delete_batch_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    delete(
+        &state,
+        &headers,
+        body.get("tenant_id").and_then(Value::as_str),
+        &body,
+    )
+    .await
+}
+
+async fn cleanup(
+    state: &AppState,
+    headers: &HeaderMap,
+    named: Option<&str>,
+    older: Option<i64>,
+) -> ApiResult {
+    let caller = auth::caller(state, headers).await?;
+    let tenant_id = auth::scope_required(&caller, named)?;
+    let older = older.unwrap_or(state.retention_seconds).max(0);
+    let removed = state
+        .store
+        .cleanup_messages(Some(&tenant_id), older, now_ts())
+        .await?;
+    Ok(Json(json!({"ok": true, "removed": removed})))
+}
+
+/// `POST /commands/cleanup-messages?tenant_id=` with `{"older_than_seconds"?}`.
+pub async fn cleanup_classic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let named = q
+        .get("tenant_id")
+        .map(String::as_str)
+        .or(body.get("tenant_id").and_then(Value::as_str));
+    cleanup(
+        &state,
+        &headers,
+        named,
+        int_of(&body, "older_than_seconds")?,
+    )
+    .await
+}
+
+/// `GET`/`POST /messages/cleanup?tenant_id=&older_than_seconds=`.
+pub async fn cleanup_generated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let older = q
+        .get("older_than_seconds")
+        .map(|_| int(&q, "older_than_seconds", 0))
+        .transpose()?;
+    cleanup(
+        &state,
+        &headers,
+        q.get("tenant_id").map(String::as_str),
+        older,
+    )
+    .await
+}
+
+/// `GET /messages/count_active` (admin): unsent messages of all tenants.
+pub async fn count_active(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    auth::admin(&state, &headers).await?;
+    Ok(Json(json!(state.store.count_pending().await?)))
+}
+
+/// `GET /messages/count_pending_for_tenant?tenant_id=&batch_code=`.
+pub async fn count_pending_for_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Query,
+) -> ApiResult {
+    let caller = auth::caller(&state, &headers).await?;
+    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+    Ok(Json(json!(
+        state
+            .store
+            .count_pending_for_tenant(&tenant_id, q.get("batch_code").map(String::as_str))
+            .await?
+    )))
+}

@@ -1,0 +1,31 @@
+//! `mailproxy`: a multi-tenant mail proxy, a Rust re-implementation of genro-mail-proxy's core
+//! after the contract in `shared/spec/protocol.md`.
+//!
+//! A replica runs an HTTP server (the REST API of both dialects and `/metrics`), the dispatcher
+//! that claims queued messages and sends them over pooled SMTP connections, and housekeeping
+//! loops (pending gauges, SMTP pool expiry, send-log pruning). State lives in PostgreSQL (shared
+//! by replicas) or SQLite (the embedded default).
+//!
+//! Layout:
+//! - [`config`]: flags with `GMP_*` environment twins; [`telemetry`]: logging.
+//! - [`http`]: the router and one file per resource; [`error`]: errors as JSON responses.
+//! - [`model`]: pure domain rules (normalisation, addresses, retries, rate limits, names).
+//! - [`store`]: the database; [`crypto`]: secrets at rest.
+//! - [`dispatch`]: claims, the per-message pipeline, batched outcomes.
+//! - [`mail`]: MIME building and the SMTP pool; [`attachments`]: attachment loading.
+//! - [`metrics`]: the `gmp_*` series; [`server`]: wiring and lifecycle.
+
+pub mod attachments;
+pub mod config;
+pub mod crypto;
+pub mod dispatch;
+pub mod error;
+pub mod http;
+pub mod mail;
+pub mod metrics;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use server::{Server, run};

@@ -1,0 +1,239 @@
+//! The MIME message of a stored payload (contract §6.6): headers (`From`, `To`, `Cc`,
+//! `Subject`, `Reply-To`, `Date`, a stable `Message-ID`, `X-Genro-Mail-ID`, custom headers),
+//! a text or HTML body, `multipart/alternative` with `body_html`, `multipart/mixed` with base64
+//! attachments, and the envelope (`return_path` or `from`; `to` + `cc` + `bcc`, deduplicated).
+
+use lettre::{
+    Address, Message,
+    address::Envelope,
+    message::{
+        Attachment, Mailbox, MultiPart, SinglePart,
+        header::{ContentType, HeaderName, HeaderValue},
+    },
+};
+use serde_json::Value;
+
+use crate::model::address;
+
+/// An attachment whose content is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedAttachment {
+    /// Delivered (cleaned) file name.
+    pub filename: String,
+    /// MIME type.
+    pub mime: String,
+    /// Content.
+    pub content: bytes::Bytes,
+}
+
+/// A message ready for SMTP.
+#[derive(Debug)]
+pub struct Built {
+    /// Envelope sender and recipients.
+    pub envelope: Envelope,
+    /// Formatted message bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a payload could not become a message: always permanent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+fn list(payload: &Value, key: &str) -> Vec<String> {
+    match payload.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn mailbox(raw: &str, what: &str) -> Result<Mailbox, BuildError> {
+    raw.trim()
+        .parse()
+        .map_err(|e| BuildError(format!("invalid {what} address {raw:?}: {e}")))
+}
+
+fn bare(raw: &str, what: &str) -> Result<Address, BuildError> {
+    let a =
+        address::parse(raw).ok_or_else(|| BuildError(format!("invalid {what} address {raw:?}")))?;
+    a.parse()
+        .map_err(|e| BuildError(format!("invalid {what} address {raw:?}: {e}")))
+}
+
+/// Builds the message of a payload with its loaded attachments.
+pub fn build(
+    payload: &Value,
+    pk: &str,
+    attachments: Vec<LoadedAttachment>,
+) -> Result<Built, BuildError> {
+    let s = |k: &str| {
+        payload
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let from = s("from").ok_or_else(|| BuildError("missing 'from'".into()))?;
+    let to = list(payload, "to");
+    if to.is_empty() {
+        return Err(BuildError("missing 'to'".into()));
+    }
+    let (cc, bcc) = (list(payload, "cc"), list(payload, "bcc"));
+    let mut builder = Message::builder()
+        .from(mailbox(from, "from")?)
+        .subject(s("subject").unwrap_or_default());
+    for t in &to {
+        builder = builder.to(mailbox(t, "to")?);
+    }
+    for c in &cc {
+        builder = builder.cc(mailbox(c, "cc")?);
+    }
+    if let Some(r) = s("reply_to") {
+        builder = builder.reply_to(mailbox(r, "reply_to")?);
+    }
+    let domain = address::domain(from).unwrap_or("localhost");
+    let message_id = s("message_id")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<{pk}@{domain}>"));
+    builder = builder.date_now().message_id(Some(message_id));
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if let Some(id) = s("id") {
+        headers.push(("X-Genro-Mail-ID".into(), id.into()));
+    }
+    if let Some(custom) = payload.get("headers").and_then(Value::as_object) {
+        for (k, v) in custom {
+            if let Some(v) = v.as_str() {
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+                headers.push((k.clone(), v.into()));
+            }
+        }
+    }
+    for (name, value) in headers {
+        let name = HeaderName::new_from_ascii(name.clone())
+            .map_err(|_| BuildError(format!("invalid header name {name:?}")))?;
+        builder = builder.raw_header(HeaderValue::new(name, value));
+    }
+    // Envelope: return_path or from; every recipient once.
+    let sender = bare(s("return_path").unwrap_or(from), "return_path")?;
+    let mut rcpts: Vec<Address> = Vec::new();
+    for r in to.iter().chain(&cc).chain(&bcc) {
+        let a = bare(r, "recipient")?;
+        if !rcpts.contains(&a) {
+            rcpts.push(a);
+        }
+    }
+    let envelope = Envelope::new(Some(sender), rcpts)
+        .map_err(|e| BuildError(format!("invalid envelope: {e}")))?;
+    let body = body_part(payload);
+    let message = if attachments.is_empty() {
+        match body {
+            Body::Single(p) => builder.singlepart(p),
+            Body::Alternative(m) => builder.multipart(m),
+        }
+    } else {
+        let mut mixed = match body {
+            Body::Single(p) => MultiPart::mixed().singlepart(p),
+            Body::Alternative(m) => MultiPart::mixed().multipart(m),
+        };
+        for a in attachments {
+            let ct = ContentType::parse(&a.mime).unwrap_or(
+                ContentType::parse("application/octet-stream")
+                    .map_err(|e| BuildError(e.to_string()))?,
+            );
+            mixed = mixed.singlepart(Attachment::new(a.filename).body(a.content.to_vec(), ct));
+        }
+        builder.multipart(mixed)
+    }
+    .map_err(|e| BuildError(format!("cannot build message: {e}")))?;
+    Ok(Built {
+        envelope,
+        bytes: message.formatted(),
+    })
+}
+
+enum Body {
+    Single(SinglePart),
+    Alternative(MultiPart),
+}
+
+fn body_part(payload: &Value) -> Body {
+    let text = payload
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let html_type = payload.get("content_type").and_then(Value::as_str) == Some("html");
+    match payload.get("body_html").and_then(Value::as_str) {
+        Some(html) if !html_type => {
+            Body::Alternative(MultiPart::alternative_plain_html(text, html.to_string()))
+        }
+        _ if html_type => Body::Single(SinglePart::html(text)),
+        _ => Body::Single(SinglePart::plain(text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn headers_envelope_and_body_follow_the_contract() {
+        let payload = json!({"id":"MSG-1","from":"Sender <s@acme.com>","to":["a@x.io","b@y.io"],
+            "cc":["a@x.io"],"bcc":["c@z.io"],"subject":"Hi","body":"hello","content_type":"plain",
+            "headers":{"X-Foo":"1"},"return_path":"bounce@acme.com"});
+        let built = build(&payload, "pk-1", Vec::new()).unwrap();
+        let text = String::from_utf8(built.bytes).unwrap();
+        assert!(text.contains("Message-ID: <pk-1@acme.com>"), "{text}");
+        assert!(text.contains("X-Genro-Mail-ID: MSG-1"));
+        assert!(text.contains("X-Foo: 1"));
+        assert!(text.contains("Date: "));
+        assert!(!text.contains("c@z.io"), "no Bcc header");
+        assert_eq!(
+            built.envelope.from().unwrap().to_string(),
+            "bounce@acme.com"
+        );
+        let rcpts: Vec<String> = built
+            .envelope
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(rcpts, ["a@x.io", "b@y.io", "c@z.io"]);
+    }
+
+    #[test]
+    fn alternative_and_attachments() {
+        let payload = json!({"id":"m","from":"s@a.io","to":["t@b.io"],"subject":"s","body":"plain","body_html":"<p>h</p>"});
+        let att = LoadedAttachment {
+            filename: "r.pdf".into(),
+            mime: "application/pdf".into(),
+            content: bytes::Bytes::from_static(b"%PDF-1.4"),
+        };
+        let text = String::from_utf8(build(&payload, "pk", vec![att]).unwrap().bytes).unwrap();
+        assert!(text.contains("multipart/mixed"));
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains("filename=\"r.pdf\""));
+    }
+
+    #[test]
+    fn missing_fields_are_permanent_errors() {
+        assert_eq!(
+            build(&json!({"to":["a@b"]}), "pk", vec![]).unwrap_err().0,
+            "missing 'from'"
+        );
+        assert_eq!(
+            build(&json!({"from":"a@b"}), "pk", vec![]).unwrap_err().0,
+            "missing 'to'"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! Wiring and lifecycle of a replica (contract §2): configuration → key → database → loops →
+//! HTTP server; on shutdown, stop claiming, let sends in flight finish for up to 10 s, release
+//! the claims of messages not started, close the pool.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use rand::RngCore;
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    attachments::Loader,
+    config::Config,
+    crypto::Cipher,
+    dispatch::{DispatchSettings, Dispatcher},
+    http::{AppState, router},
+    mail::{Transport, pool::SmtpPool},
+    metrics::{AccountLabels, Metrics, TenantLabel},
+    store::{DbLocation, Store, now_ts},
+};
+
+/// A running replica.
+pub struct Server {
+    /// Address the HTTP server listens on.
+    pub addr: SocketAddr,
+    /// The database.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The replica id (owner of its claims).
+    pub replica: String,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts a replica on an already-bound listener. `transport` replaces the SMTP pool in tests.
+    pub async fn start(
+        config: Config,
+        listener: TcpListener,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> anyhow::Result<Server> {
+        let location = DbLocation::parse(&config.db_path)?;
+        let cipher = load_key(&config, &location)?;
+        let store = Store::open(&location, config.db_max_connections, cipher)
+            .await
+            .with_context(|| format!("opening the {} database", location.backend().as_str()))?;
+        store.ensure_instance(&config.instance_name).await?;
+        let metrics = Metrics::new();
+        for t in store.tenants(false).await? {
+            for a in store.accounts(&t.id).await? {
+                metrics.touch_account(&AccountLabels::new(&t.id, t.name.as_deref(), Some(&a.id)));
+            }
+        }
+        if config.api_token.is_none() {
+            warn!("GMP_API_TOKEN is not set: requests without a token act as admin.");
+        }
+        let replica = replica_id();
+        let shutdown = CancellationToken::new();
+        let dispatch_wake = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let transport: Arc<dyn Transport> = match transport {
+            Some(t) => t,
+            None => {
+                let pool = Arc::new(SmtpPool::new(config.pool_size));
+                if !config.test_mode {
+                    tasks.push(tokio::spawn(sweep_pool(pool.clone(), shutdown.clone())));
+                }
+                pool
+            }
+        };
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            transport,
+            Arc::new(Loader::new()),
+            metrics.clone(),
+            DispatchSettings::from_config(&config),
+            replica.clone(),
+            dispatch_wake.clone(),
+        );
+        tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+        tasks.push(tokio::spawn(refresh_gauges(
+            store.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )));
+        let state = AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            api_token: config
+                .api_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
+            default_priority: config.default_priority.clamp(0, 3),
+            scheduler_active: config.scheduler_active,
+            dispatch_wake,
+            sync_wake: Arc::new(Notify::new()),
+            sync_interval: config.sync_interval,
+            retention_seconds: config.retention_seconds,
+            report_max_attempts: config.report_max_attempts,
+        };
+        let app = router(state, config.max_request_bytes);
+        let addr = listener.local_addr()?;
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                warn!(error = %e, "HTTP server stopped with an error.");
+            }
+        }));
+        info!(%addr, database = location.backend().as_str(), replica = %replica, "Mail proxy listening.");
+        Ok(Server {
+            addr,
+            store,
+            metrics,
+            replica,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops the replica and waits for its loops to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+    }
+}
+
+/// Binds `GMP_HOST:GMP_PORT`, runs until `shutdown` completes, then stops cleanly.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let bind = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (GMP_HOST/GMP_PORT)"))?;
+    let server = Server::start(config, listener, None).await?;
+    shutdown.await;
+    info!("Shutting down.");
+    server.stop().await;
+    Ok(())
+}
+
+/// Opens and migrates the database, then exits (`mailproxy validate`).
+pub async fn validate(config: &Config) -> anyhow::Result<()> {
+    let location = DbLocation::parse(&config.db_path)?;
+    let store = Store::open(&location, 2, load_key(config, &location)?).await?;
+    store.close().await;
+    println!(
+        "configuration valid; {} database reachable and migrated",
+        location.backend().as_str()
+    );
+    Ok(())
+}
+
+/// Exit code of `mailproxy healthcheck`: 0 when the URL answers 200.
+pub async fn healthcheck(url: &str) -> i32 {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build();
+    match client {
+        Ok(c) => match c.get(url).send().await {
+            Ok(r) if r.status().is_success() => 0,
+            _ => 1,
+        },
+        Err(_) => 1,
+    }
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The key for secrets at rest (contract §7.2).
+fn load_key(config: &Config, location: &DbLocation) -> anyhow::Result<Cipher> {
+    if let Some(k) = config.encryption_key.as_deref().filter(|k| !k.is_empty()) {
+        return Cipher::from_base64(k).context("MAIL_PROXY_ENCRYPTION_KEY");
+    }
+    if config.encryption_key_file.exists() {
+        return Cipher::from_file(&config.encryption_key_file, false)
+            .context("GMP_ENCRYPTION_KEY_FILE");
+    }
+    match location {
+        DbLocation::SqliteMemory => Ok(Cipher::random()),
+        DbLocation::SqliteFile(path) => {
+            let key_path = PathBuf::from(format!("{}.key", path.display()));
+            if !key_path.exists() {
+                warn!(path = %key_path.display(), "No encryption key configured; generating one beside the SQLite database.");
+            }
+            Ok(Cipher::from_file(&key_path, true)?)
+        }
+        DbLocation::Postgres(_) => Err(crate::crypto::CryptoError::Missing.into()),
+    }
+}
+
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mailproxy".into());
+    let mut b = [0u8; 4];
+    rand::rng().fill_bytes(&mut b);
+    format!("{host}-{}", hex::encode(b))
+}
+
+/// Quits expired idle SMTP connections every 150 s.
+async fn sweep_pool(pool: Arc<SmtpPool>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(150)) => pool.sweep().await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Refreshes the pending gauges once a second and prunes the send log once a minute.
+async fn refresh_gauges(store: Store, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        tick += 1;
+        if let Ok(n) = store.count_pending().await {
+            metrics.pending.set(n);
+        }
+        if let Ok(by_tenant) = store.count_pending_by_tenant().await {
+            metrics.pending_by_tenant.clear();
+            for (tenant, n) in by_tenant {
+                metrics
+                    .pending_by_tenant
+                    .get_or_create(&TenantLabel { tenant_id: tenant })
+                    .set(n);
+            }
+        }
+        if tick.is_multiple_of(60) {
+            let _ = store.prune_send_log(now_ts()).await;
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The dispatcher's side of the store (contract §6.1, §6.3, §7.4): batched claims with leases,
+//! lease extension and release, batched outcome writes, and the shared rate-limit log.
+//!
+//! On PostgreSQL a claim locks its candidate rows with `FOR UPDATE SKIP LOCKED`, so replicas never
+//! hold the same message; a replica that dies loses nothing, because its leases expire and the
+//! rows become claimable again. On SQLite (one replica) the same statement runs in SQLite's single
+//! write transaction.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{
+    Backend, Result, Store,
+    messages::{SqlVal, bind_values},
+    now_text,
+};
+
+/// A message claimed for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// Primary key.
+    pub pk: String,
+    /// The tenant's message id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Account id.
+    pub account_id: Option<String>,
+    /// Account primary key (None for rows stored without one).
+    pub account_pk: Option<String>,
+    /// Priority 0..3.
+    pub priority: i64,
+    /// Canonical payload JSON.
+    pub payload: String,
+    /// Retries so far.
+    pub retry_count: i64,
+    /// Enqueue time, Unix µs.
+    pub queued_us: i64,
+}
+
+/// What happened to one claimed message; written with its event in one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Message primary key.
+    pub pk: String,
+    /// Tenant (for the event row).
+    pub tenant_id: String,
+    /// Event time.
+    pub ts: i64,
+    /// The result.
+    pub kind: OutcomeKind,
+}
+
+/// Result of an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutcomeKind {
+    /// Accepted by the SMTP server; metadata may list refused recipients.
+    Sent {
+        /// Event metadata (refused recipients), if any.
+        metadata: Option<Value>,
+    },
+    /// Retry at `until`.
+    Deferred {
+        /// Next attempt.
+        until: i64,
+        /// `rate_limit` or the error text.
+        reason: String,
+        /// Retry count after this attempt.
+        retry_count: i64,
+        /// Event metadata.
+        metadata: Value,
+    },
+    /// Terminal failure.
+    Error {
+        /// Description.
+        description: String,
+        /// Event metadata.
+        metadata: Option<Value>,
+    },
+}
+
+const CLAIM_SQL: &str = "WITH candidates AS ( \
+      SELECT m.pk, m.account_pk, m.priority, m.queued_us FROM messages m \
+      WHERE m.smtp_ts IS NULL AND (m.deferred_ts IS NULL OR m.deferred_ts <= $1) \
+        AND (m.claimed_until IS NULL OR m.claimed_until < $1) \
+        AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = m.tenant_id AND t.active = 1 \
+          AND (t.suspended_batches IS NULL OR (t.suspended_batches <> '*' AND (m.batch_code IS NULL \
+            OR (',' || t.suspended_batches || ',') NOT LIKE ('%,' || m.batch_code || ',%'))))) \
+      ORDER BY m.priority, m.queued_us, m.pk LIMIT $2 {LOCK} \
+    ), ranked AS ( \
+      SELECT c.pk, c.priority, c.queued_us, \
+        ROW_NUMBER() OVER (PARTITION BY c.account_pk ORDER BY c.priority, c.queued_us, c.pk) AS rn, \
+        COALESCE(a.batch_size, $3) AS cap \
+      FROM candidates c LEFT JOIN accounts a ON a.pk = c.account_pk \
+    ), chosen AS ( \
+      SELECT pk FROM ranked WHERE rn <= cap ORDER BY priority, queued_us, pk LIMIT $4 \
+    ) \
+    UPDATE messages SET claimed_by = $5, claimed_until = $6 \
+    WHERE pk IN (SELECT pk FROM chosen) \
+    RETURNING pk, id, tenant_id, account_id, account_pk, priority, payload, retry_count, queued_us";
+
+impl Store {
+    /// Claims up to `limit` eligible messages for `replica`, at most `per_account` per account
+    /// (unless the account sets its own `batch_size`), in priority then enqueue order.
+    pub async fn claim(
+        &self,
+        replica: &str,
+        limit: i64,
+        per_account: i64,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Vec<Claimed>> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE OF m SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = CLAIM_SQL.replace("{LOCK}", lock);
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(limit.saturating_mul(2))
+            .bind(per_account)
+            .bind(limit)
+            .bind(replica)
+            .bind(now + lease_seconds)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    pk: r.try_get("pk")?,
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    account_id: r.try_get("account_id")?,
+                    account_pk: r.try_get("account_pk")?,
+                    priority: r.try_get("priority")?,
+                    payload: r.try_get("payload")?,
+                    retry_count: r.try_get("retry_count")?,
+                    queued_us: r.try_get("queued_us")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|c| (c.priority, c.queued_us));
+        Ok(claimed)
+    }
+
+    /// Extends the leases of every unsent row this replica holds.
+    pub async fn extend_leases(&self, replica: &str, until: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE messages SET claimed_until = $2 WHERE claimed_by = $1 AND smtp_ts IS NULL \
+             AND claimed_until IS NOT NULL",
+        )
+        .bind(replica)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Releases claims so other replicas (or this one) may take the rows at once.
+    pub async fn release_claims(&self, replica: &str, pks: &[String]) -> Result<()> {
+        for chunk in pks.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE messages SET claimed_by = NULL, claimed_until = NULL \
+                 WHERE claimed_by = $1 AND pk IN ({})",
+                params.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(replica);
+            for pk in chunk {
+                q = q.bind(pk);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch of outcomes in one transaction: the events, then the messages' new state
+    /// with their claims cleared. Outcomes of messages deleted meanwhile are discarded.
+    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<()> {
+        let now = now_text();
+        let mut tx = self.begin().await?;
+        for chunk in outcomes.chunks(200) {
+            let mut events = Vec::with_capacity(chunk.len());
+            let mut updates = Vec::with_capacity(chunk.len());
+            for o in chunk {
+                let (event_type, desc, meta, smtp_ts, deferred_ts, retry) = match &o.kind {
+                    OutcomeKind::Sent { metadata } => {
+                        ("sent", None, metadata.clone(), Some(o.ts), None, None)
+                    }
+                    OutcomeKind::Deferred {
+                        until,
+                        reason,
+                        retry_count,
+                        metadata,
+                    } => (
+                        "deferred",
+                        Some(reason.clone()),
+                        Some(metadata.clone()),
+                        None,
+                        Some(*until),
+                        Some(*retry_count),
+                    ),
+                    OutcomeKind::Error {
+                        description,
+                        metadata,
+                    } => (
+                        "error",
+                        Some(description.clone()),
+                        metadata.clone(),
+                        Some(o.ts),
+                        None,
+                        None,
+                    ),
+                };
+                events.push([
+                    SqlVal::text(&o.pk),
+                    SqlVal::text(&o.tenant_id),
+                    SqlVal::text(event_type),
+                    SqlVal::Int(Some(o.ts)),
+                    SqlVal::Text(desc),
+                    SqlVal::Text(meta.map(|m| m.to_string())),
+                ]);
+                updates.push([
+                    SqlVal::text(&o.pk),
+                    SqlVal::Int(smtp_ts),
+                    SqlVal::Int(deferred_ts),
+                    SqlVal::Int(retry),
+                ]);
+            }
+            let sql = format!(
+                "WITH v(message_pk, tenant_id, event_type, event_ts, description, metadata) AS (VALUES {}) \
+                 INSERT INTO message_events (message_pk, tenant_id, event_type, event_ts, description, metadata) \
+                 SELECT message_pk, tenant_id, event_type, event_ts, description, metadata FROM v \
+                 WHERE EXISTS (SELECT 1 FROM messages m WHERE m.pk = v.message_pk)",
+                placeholders(chunk.len(), 6, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in &events {
+                q = bind_values(q, e);
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "WITH u(pk, smtp_ts, deferred_ts, retry_count) AS (VALUES {}) \
+                 UPDATE messages SET smtp_ts = u.smtp_ts, deferred_ts = u.deferred_ts, \
+                   retry_count = COALESCE(u.retry_count, messages.retry_count), \
+                   claimed_by = NULL, claimed_until = NULL, updated_at = $1 \
+                 FROM u WHERE messages.pk = u.pk",
+                placeholders(chunk.len(), 4, 2)
+            );
+            let mut q = sqlx::query(&sql).bind(&now);
+            for u in &updates {
+                q = bind_values(q, u);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks the account's windows and, when allowed, reserves a send in `send_log` in the same
+    /// transaction. Returns the first exceeded window, or None when the send may go.
+    pub async fn reserve_send(
+        &self,
+        account_pk: &str,
+        windows: &[(i64, i64)],
+        message_pk: &str,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)")
+                .bind(account_pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut counts = Vec::with_capacity(windows.len());
+        for (w, _) in windows {
+            let row =
+                sqlx::query("SELECT COUNT(*) AS n FROM send_log WHERE account_pk = $1 AND ts > $2")
+                    .bind(account_pk)
+                    .bind(now - w)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            counts.push(row.try_get::<i64, _>("n")?);
+        }
+        let exceeded = crate::model::ratelimit::exceeded(windows, &counts);
+        if exceeded.is_none() {
+            sqlx::query("INSERT INTO send_log (account_pk, ts, message_pk) VALUES ($1, $2, $3)")
+                .bind(account_pk)
+                .bind(now)
+                .bind(message_pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(exceeded)
+    }
+
+    /// Drops a reservation after a failed send.
+    pub async fn cancel_reservation(&self, message_pk: &str) -> Result<()> {
+        sqlx::query("DELETE FROM send_log WHERE message_pk = $1")
+            .bind(message_pk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Prunes the send log beyond the day window.
+    pub async fn prune_send_log(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM send_log WHERE ts < $1")
+            .bind(now - 86_400)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+/// `($s, $s+1, …), (…)` for `rows` rows of `cols` parameters starting at `$start`.
+pub(crate) fn placeholders(rows: usize, cols: usize, start: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (0..cols)
+                .map(|c| format!("${}", start + r * cols + c))
+                .collect();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Test"): formatting, lints, every test.
+#
+# It starts what the tests need itself (a throwaway PostgreSQL 15 cluster on a free loopback port),
+# works on a fresh machine as on a used one, and stops everything it started on exit.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=lib/postgres.sh
+source scripts/lib/postgres.sh
+
+work=$(mktemp -d /tmp/mail-pressure-test.XXXXXX)
+cleanup() {
+  pg_down "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "Lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Starting PostgreSQL"
+pg_up "$work/pg"
+
+step "Tests (cargo test --workspace)"
+cargo test --workspace
+
+step "All checks passed"
