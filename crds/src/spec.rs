@@ -1,0 +1,327 @@
+//! The `PressureTest` kind and its spec: tenants, the load window, thresholds, timeouts and what to
+//! keep at the end. The system under test and the observability stack are in [`sut`].
+//!
+//! Every field has a default except `tenants`, so `{tenants: [{name: standard, profile: standard}]}`
+//! is a complete spec. Integers only: durations in seconds, rates in permille.
+
+pub mod sut;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::profiles::{Profile, ProfileRates};
+use crate::status::PressureTestStatus;
+use sut::{GrafanaSpec, PostgresSpec, PrometheusSpec, ProxySpec, ResourcesSpec, SinkSpec};
+
+/// Default image of the simulated client, the verifying sink and the setup step.
+pub const DEFAULT_CLIENT_IMAGE: &str = "mail-pressure/client-sim:0.1.0";
+
+/// CEL rule: the definition of a run (tenants, window, thresholds) cannot change while it is active.
+const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase) || \
+!(oldSelf.status.phase in ['SettingUp', 'Running', 'Analyzing']) || \
+(self.spec.tenants == oldSelf.spec.tenants && self.spec.durationSeconds == oldSelf.spec.durationSeconds \
+&& self.spec.warmupSeconds == oldSelf.spec.warmupSeconds && self.spec.thresholds == oldSelf.spec.thresholds)";
+
+/// A pressure test of the mail proxy: the environment to build, the load to run and the verdict rules.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "pressure.mailproxy.dev",
+    version = "v1alpha1",
+    kind = "PressureTest",
+    namespaced,
+    status = "PressureTestStatus",
+    derive = "PartialEq",
+    shortname = "pt",
+    category = "pressure",
+    doc = "A pressure test of the multi-tenant mail proxy: environment, load, thresholds and verdict.",
+    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds and thresholds cannot change while the run is active; wait for it to finish or create a new PressureTest"),
+    validation = Rule::new("self.metadata.name.size() <= 24").message("metadata.name must be at most 24 characters: child names append the component and tenant"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Verdict", type_ = "string", json_path = ".status.conditions[?(@.type=='Succeeded')].reason"),
+    printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
+    printcolumn(name = "Sent", type_ = "integer", json_path = ".status.figures.sent"),
+    printcolumn(name = "Msg/s", type_ = "integer", json_path = ".status.figures.ratePerSecond"),
+    printcolumn(name = "P99(ms)", type_ = "integer", json_path = ".status.figures.latencyP99Ms"),
+    printcolumn(name = "Err‰", type_ = "integer", json_path = ".status.figures.errorRatePermille"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Duration", type_ = "integer", json_path = ".spec.durationSeconds", priority = 1, description = "Planned load duration in seconds"),
+    printcolumn(name = "RunID", type_ = "string", json_path = ".status.runId", priority = 1)
+)]
+#[x_kube(validation = Rule::new("!self.grafana.enabled || self.prometheus.enabled").message("grafana.enabled needs prometheus.enabled"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PressureTestSpec {
+    /// Simulated tenants; each gets its own client Deployment, proxy tenant and SMTP account.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub tenants: Vec<TenantSpec>,
+    /// Seconds of load after the warm-up, measured for the verdict.
+    #[serde(default = "d_duration")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub duration_seconds: i32,
+    /// Seconds of load before measurement starts; excluded from throughput and error rate.
+    #[serde(default = "d_warmup")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub warmup_seconds: i32,
+    /// Seconds between the clients being created and the load starting (the start barrier).
+    #[serde(default = "d_start_delay")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub start_delay_seconds: i32,
+    /// Seed of the clients' random draws (tenant index added), for reproducible runs.
+    #[serde(default = "d_seed")]
+    #[schemars(range(min = 0))]
+    pub seed: i32,
+    /// Image of `client-sim`: the clients, the setup Job and the verifying sink.
+    #[serde(default = "d_client_image")]
+    #[schemars(length(min = 1, max = 253))]
+    pub client_image: String,
+    /// The mail proxy under test.
+    #[serde(default)]
+    pub proxy: ProxySpec,
+    /// The proxy's PostgreSQL database.
+    #[serde(default)]
+    pub postgres: PostgresSpec,
+    /// The SMTP sink the proxy delivers to.
+    #[serde(default)]
+    pub sink: SinkSpec,
+    /// The bundled Prometheus.
+    #[serde(default)]
+    pub prometheus: PrometheusSpec,
+    /// The bundled Grafana.
+    #[serde(default)]
+    pub grafana: GrafanaSpec,
+    /// Pass/fail limits applied when the run ends.
+    #[serde(default)]
+    pub thresholds: ThresholdsSpec,
+    /// Deadlines of each wait.
+    #[serde(default)]
+    pub timeouts: TimeoutsSpec,
+    /// What stays in the cluster once the run has a verdict.
+    #[serde(default)]
+    pub keep_on_finish: KeepPolicy,
+}
+
+/// One simulated tenant: a profile and/or explicit rates, and how many client pods.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.profile) || (has(self.rates) && has(self.rates.messagesPerSync) && has(self.rates.cacheHitRatePermille) && has(self.rates.dndProbabilityPermille) && has(self.rates.largeAttachmentRatePermille))").message("set a profile, or all four rates"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantSpec {
+    /// Tenant name: the proxy tenant id and part of the client object names (a DNS label).
+    #[schemars(
+        length(min = 1, max = 30),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// A seed profile supplying the rates not given in `rates`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// Explicit rates, overriding the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<RatesSpec>,
+    /// Client pods for this tenant.
+    #[serde(default = "d_one")]
+    #[schemars(range(min = 1, max = 50))]
+    pub clients: i32,
+    /// Requests and limits of each client pod (default 100m/128Mi, limit 500m/512Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesSpec>,
+}
+
+/// Client rates in integers; probabilities in permille (50 = 5 %).
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RatesSpec {
+    /// Average messages returned per sync call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub messages_per_sync: Option<i32>,
+    /// Probability of reusing cached attachment content, permille.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub cache_hit_rate_permille: Option<i32>,
+    /// Probability of a do-not-disturb answer, permille.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub dnd_probability_permille: Option<i32>,
+    /// Probability of a 10 MiB+ attachment, permille.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub large_attachment_rate_permille: Option<i32>,
+}
+
+/// Pass/fail limits. The verdict is `ThresholdsPassed` only when every one holds.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ThresholdsSpec {
+    /// Largest share of messages ending in error, permille of those sent plus errored.
+    #[serde(default = "d_err")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_error_rate_permille: i32,
+    /// Largest end-to-end p99 latency, milliseconds.
+    #[serde(default = "d_p99")]
+    #[schemars(range(min = 1, max = 86400000))]
+    pub max_p99_latency_ms: i32,
+    /// Smallest average throughput after the warm-up, messages per second.
+    #[serde(default = "d_one")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub min_throughput_per_second: i32,
+    /// Smallest share of generated messages delivered to the sink, permille.
+    #[serde(default = "d_ratio")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub min_delivered_ratio_permille: i32,
+}
+
+/// Deadlines, in seconds; each ends the run as Failed with the waiting step as reason.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    /// From creation until PostgreSQL, proxy, sink and observability are ready.
+    #[serde(default = "d_600")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub provisioning_seconds: i32,
+    /// For the setup Job to register tenants and accounts.
+    #[serde(default = "d_300")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub setup_seconds: i32,
+    /// After the load ends, for pending messages to drain before the verdict.
+    #[serde(default = "d_300")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub drain_seconds: i32,
+    /// How long a pod may fail to start (image pull, scheduling, crash loop) before the run fails.
+    #[serde(default = "d_120")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub pod_start_grace_seconds: i32,
+}
+
+/// What to keep once the run has a verdict.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepPolicy {
+    /// Keep every object running, for inspection.
+    #[default]
+    Everything,
+    /// Delete the workloads; keep the PressureTest (its status holds the summary), the Secret and
+    /// the PostgreSQL volume.
+    ResultsOnly,
+}
+
+impl Default for ThresholdsSpec {
+    fn default() -> Self {
+        Self {
+            max_error_rate_permille: d_err(),
+            max_p99_latency_ms: d_p99(),
+            min_throughput_per_second: d_one(),
+            min_delivered_ratio_permille: d_ratio(),
+        }
+    }
+}
+
+impl Default for TimeoutsSpec {
+    fn default() -> Self {
+        Self {
+            provisioning_seconds: d_600(),
+            setup_seconds: d_300(),
+            drain_seconds: d_300(),
+            pod_start_grace_seconds: d_120(),
+        }
+    }
+}
+
+impl TenantSpec {
+    /// A tenant with a profile, one client and no overrides.
+    pub fn from_profile(name: &str, profile: Profile) -> Self {
+        Self {
+            name: name.into(),
+            profile: Some(profile),
+            rates: None,
+            clients: 1,
+            resources: None,
+        }
+    }
+
+    /// The effective rates: the profile's (or the standard profile's), overridden by `rates`.
+    pub fn effective_rates(&self) -> ProfileRates {
+        let base = self.profile.unwrap_or(Profile::Standard).rates();
+        let r = self.rates.clone().unwrap_or_default();
+        ProfileRates {
+            messages_per_sync: r.messages_per_sync.unwrap_or(base.messages_per_sync),
+            cache_hit_rate_permille: r
+                .cache_hit_rate_permille
+                .unwrap_or(base.cache_hit_rate_permille),
+            dnd_probability_permille: r
+                .dnd_probability_permille
+                .unwrap_or(base.dnd_probability_permille),
+            large_attachment_rate_permille: r
+                .large_attachment_rate_permille
+                .unwrap_or(base.large_attachment_rate_permille),
+        }
+    }
+}
+
+impl PressureTestSpec {
+    /// A spec with these tenants and every other field at its default.
+    pub fn with_tenants(tenants: Vec<TenantSpec>) -> Self {
+        Self {
+            tenants,
+            duration_seconds: d_duration(),
+            warmup_seconds: d_warmup(),
+            start_delay_seconds: d_start_delay(),
+            seed: d_seed(),
+            client_image: d_client_image(),
+            proxy: ProxySpec::default(),
+            postgres: PostgresSpec::default(),
+            sink: SinkSpec::default(),
+            prometheus: PrometheusSpec::default(),
+            grafana: GrafanaSpec::default(),
+            thresholds: ThresholdsSpec::default(),
+            timeouts: TimeoutsSpec::default(),
+            keep_on_finish: KeepPolicy::default(),
+        }
+    }
+
+    /// The seed's four tenants (high-volume, standard, newsletter, documents), one client each.
+    pub fn seed_default() -> Self {
+        Self::with_tenants(
+            Profile::ALL
+                .iter()
+                .map(|p| TenantSpec::from_profile(p.name(), *p))
+                .collect(),
+        )
+    }
+}
+
+fn d_duration() -> i32 {
+    300
+}
+fn d_warmup() -> i32 {
+    30
+}
+fn d_start_delay() -> i32 {
+    30
+}
+fn d_seed() -> i32 {
+    1
+}
+fn d_one() -> i32 {
+    1
+}
+fn d_err() -> i32 {
+    10
+}
+fn d_p99() -> i32 {
+    60_000
+}
+fn d_ratio() -> i32 {
+    990
+}
+fn d_600() -> i32 {
+    600
+}
+fn d_300() -> i32 {
+    300
+}
+fn d_120() -> i32 {
+    120
+}
+fn d_client_image() -> String {
+    DEFAULT_CLIENT_IMAGE.into()
+}

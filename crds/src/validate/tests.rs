@@ -1,0 +1,112 @@
+//! Unit tests of [`super::validate`] and [`super::load_yaml`].
+
+use super::*;
+use crate::profiles::Profile;
+use crate::spec::{RatesSpec, TenantSpec};
+
+fn paths(spec: &PressureTestSpec) -> Vec<String> {
+    match validate(spec) {
+        Ok(()) => vec![],
+        Err(e) => e.0.into_iter().map(|e| e.path).collect(),
+    }
+}
+
+#[test]
+fn minimal_yaml_gets_defaults_and_is_valid() {
+    let pt = load_yaml(
+        "apiVersion: pressure.mailproxy.dev/v1alpha1\nkind: PressureTest\nmetadata: {name: m}\n\
+         spec: {tenants: [{name: standard, profile: standard}]}\n",
+    )
+    .expect("minimal spec loads");
+    assert_eq!(pt.spec.duration_seconds, 300);
+    assert_eq!(pt.spec.proxy.tuning.pool_size, 20);
+    assert_eq!(pt.spec.tenants[0].clients, 1);
+    assert!(pt.spec.prometheus.enabled && pt.spec.grafana.enabled);
+}
+
+#[test]
+fn seed_default_is_valid_and_has_the_four_tenants() {
+    let spec = PressureTestSpec::seed_default();
+    assert_eq!(paths(&spec), Vec::<String>::new());
+    let names: Vec<_> = spec.tenants.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["high-volume", "standard", "newsletter", "documents"]
+    );
+}
+
+#[test]
+fn unknown_field_is_a_parse_error() {
+    let err = load_yaml(
+        "metadata: {name: x}\nspec: {tenants: [{name: a, profile: standard}], duration: 5}\n",
+    )
+    .expect_err("typo rejected");
+    assert!(matches!(err, LoadError::Parse(_)), "{err}");
+    assert!(err.to_string().contains("duration"), "{err}");
+}
+
+#[test]
+fn each_rule_reports_its_field_path() {
+    let mut spec = PressureTestSpec::seed_default();
+    spec.tenants[1].name = "high-volume".into();
+    spec.tenants[2].clients = 0;
+    spec.tenants[3].name = "Bad_Name".into();
+    spec.proxy.hpa.min_replicas = 5;
+    spec.proxy.hpa.max_replicas = 2;
+    spec.duration_seconds = 1;
+    spec.postgres.storage = "lots".into();
+    spec.prometheus.enabled = false;
+    spec.thresholds.max_error_rate_permille = 2000;
+    let got = paths(&spec);
+    for want in [
+        "spec.tenants[1].name",
+        "spec.tenants[2].clients",
+        "spec.tenants[3].name",
+        "spec.proxy.hpa",
+        "spec.durationSeconds",
+        "spec.postgres.storage",
+        "spec.grafana.enabled",
+        "spec.thresholds.maxErrorRatePermille",
+    ] {
+        assert!(got.iter().any(|p| p == want), "missing {want} in {got:?}");
+    }
+}
+
+#[test]
+fn tenant_needs_profile_or_all_rates() {
+    let mut t = TenantSpec::from_profile("custom", Profile::Standard);
+    t.profile = None;
+    t.rates = Some(RatesSpec {
+        messages_per_sync: Some(3),
+        ..RatesSpec::default()
+    });
+    let spec = PressureTestSpec::with_tenants(vec![t.clone()]);
+    assert_eq!(paths(&spec), ["spec.tenants[0]"]);
+    t.rates = Some(RatesSpec {
+        messages_per_sync: Some(3),
+        cache_hit_rate_permille: Some(0),
+        dnd_probability_permille: Some(0),
+        large_attachment_rate_permille: Some(1000),
+    });
+    assert!(paths(&PressureTestSpec::with_tenants(vec![t.clone()])).is_empty());
+    assert_eq!(t.effective_rates().large_attachment_rate_permille, 1000);
+}
+
+#[test]
+fn rates_override_the_profile() {
+    let mut t = TenantSpec::from_profile("n", Profile::Newsletter);
+    t.rates = Some(RatesSpec {
+        messages_per_sync: Some(7),
+        ..RatesSpec::default()
+    });
+    let r = t.effective_rates();
+    assert_eq!((r.messages_per_sync, r.cache_hit_rate_permille), (7, 500));
+}
+
+#[test]
+fn quantities_are_checked() {
+    assert!(is_cpu("250m") && is_cpu("1") && is_cpu("0.5") && !is_cpu("1.") && !is_cpu("m"));
+    assert!(is_memory("256Mi") && is_memory("1G") && is_memory("1024") && !is_memory("1.5Gi"));
+    assert!(is_storage("10Gi") && !is_storage("10") && !is_storage("Gi"));
+    assert!(is_dns_label("a-1") && !is_dns_label("-a") && !is_dns_label("a-") && !is_dns_label(""));
+}
