@@ -1,0 +1,265 @@
+//! The sink's figures: per-tenant and total counts, end-to-end latency histograms (HdrHistogram,
+//! microseconds), the set of Message-IDs seen (as 64-bit hashes) for duplicate detection, and the
+//! faults injected; plus the Prometheus families behind `/metrics`. `POST /reset` clears the
+//! figures (not the metrics).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use mailproxy_proto::stats::{LatencySummaryV1, SinkStatsV1, SinkTenantStatsV1};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram as PromHistogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::verify::Verdict;
+
+type Labels = Vec<(String, String)>;
+
+/// Per-tenant accumulator.
+#[derive(Debug, Clone)]
+struct Acc {
+    received: u64,
+    bytes: u64,
+    verified: u64,
+    mismatches: u64,
+    duplicates: u64,
+    latency_us: Histogram<u64>,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        let latency_us = crate::latency_histogram();
+        Acc {
+            received: 0,
+            bytes: 0,
+            verified: 0,
+            mismatches: 0,
+            duplicates: 0,
+            latency_us,
+        }
+    }
+}
+
+impl Acc {
+    fn add(&mut self, v: &Verdict, duplicate: bool, latency_us: Option<u64>) {
+        self.received += 1;
+        self.bytes += v.bytes;
+        self.verified += v.verified;
+        self.mismatches += v.mismatches;
+        self.duplicates += u64::from(duplicate);
+        if let Some(l) = latency_us {
+            self.latency_us.saturating_record(l);
+        }
+    }
+
+    fn summary(&self) -> SinkTenantStatsV1 {
+        let h = &self.latency_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        SinkTenantStatsV1 {
+            received: self.received,
+            bytes: self.bytes,
+            attachment_mismatches: self.mismatches,
+            attachments_verified: self.verified,
+            duplicates: self.duplicates,
+            latency_ms: LatencySummaryV1 {
+                count: h.len(),
+                p50: ms(h.value_at_quantile(0.5)),
+                p95: ms(h.value_at_quantile(0.95)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tenants: HashMap<String, Acc>,
+    total: Acc,
+    seen_ids: HashSet<u64>,
+    faults: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Metrics {
+    received: Family<Labels, Counter>,
+    bytes: Family<Labels, Counter>,
+    verified: Family<Labels, Counter>,
+    mismatches: Family<Labels, Counter>,
+    duplicates: Family<Labels, Counter>,
+    faults: Family<Labels, Counter>,
+    latency: Family<Labels, PromHistogram, fn() -> PromHistogram>,
+}
+
+fn latency_histogram() -> PromHistogram {
+    // 1 ms .. ~65 s.
+    PromHistogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Everything the sink counts.
+#[derive(Debug)]
+pub struct SinkStats {
+    started: Instant,
+    inner: Mutex<Inner>,
+    metrics: Metrics,
+    registry: Registry,
+}
+
+impl Default for SinkStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SinkStats {
+    /// Empty figures and a registry prefixed `sink_`.
+    pub fn new() -> Self {
+        let metrics = Metrics {
+            received: Family::default(),
+            bytes: Family::default(),
+            verified: Family::default(),
+            mismatches: Family::default(),
+            duplicates: Family::default(),
+            faults: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        };
+        let mut r = Registry::with_prefix("sink");
+        let m = &metrics;
+        r.register(
+            "received",
+            "Messages accepted, by tenant",
+            m.received.clone(),
+        );
+        r.register(
+            "received_bytes",
+            "Message bytes accepted, by tenant",
+            m.bytes.clone(),
+        );
+        r.register(
+            "attachments_verified",
+            "Attachments checked",
+            m.verified.clone(),
+        );
+        r.register(
+            "attachment_mismatches",
+            "Attachments failing MD5",
+            m.mismatches.clone(),
+        );
+        r.register(
+            "duplicates",
+            "Messages with a Message-ID seen before",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "faults_injected",
+            "Injected faults by class",
+            m.faults.clone(),
+        );
+        r.register(
+            "latency_seconds",
+            "Creation to acceptance, by tenant",
+            m.latency.clone(),
+        );
+        SinkStats {
+            started: Instant::now(),
+            inner: Mutex::default(),
+            metrics,
+            registry: r,
+        }
+    }
+
+    /// Records an accepted message, received at `now_us` (Unix microseconds).
+    pub fn record(&self, v: &Verdict, now_us: u64) {
+        let latency_us = v.created_us.map(|c| now_us.saturating_sub(c));
+        let duplicate = {
+            let Ok(mut inner) = self.inner.lock() else {
+                return;
+            };
+            let duplicate = v
+                .message_id
+                .as_deref()
+                .is_some_and(|id| !inner.seen_ids.insert(hash(id)));
+            inner.total.add(v, duplicate, latency_us);
+            inner
+                .tenants
+                .entry(v.tenant.clone())
+                .or_default()
+                .add(v, duplicate, latency_us);
+            duplicate
+        };
+        let labels = vec![("tenant".to_owned(), v.tenant.clone())];
+        self.metrics.received.get_or_create(&labels).inc();
+        self.metrics.bytes.get_or_create(&labels).inc_by(v.bytes);
+        self.metrics
+            .verified
+            .get_or_create(&labels)
+            .inc_by(v.verified);
+        self.metrics
+            .mismatches
+            .get_or_create(&labels)
+            .inc_by(v.mismatches);
+        if duplicate {
+            self.metrics.duplicates.get_or_create(&labels).inc();
+        }
+        if let Some(l) = latency_us {
+            self.metrics
+                .latency
+                .get_or_create(&labels)
+                .observe(l as f64 / 1e6);
+        }
+    }
+
+    /// Records an injected fault of `class` (`4xx`, `5xx`, `drop`).
+    pub fn record_fault(&self, class: &str) {
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner.faults.entry(class.to_owned()).or_default() += 1;
+        }
+        self.metrics
+            .faults
+            .get_or_create(&vec![("class".to_owned(), class.to_owned())])
+            .inc();
+    }
+
+    /// Clears the figures and the seen Message-IDs.
+    pub fn reset(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner = Inner::default();
+        }
+    }
+
+    /// The `/stats` body.
+    pub fn snapshot(&self) -> SinkStatsV1 {
+        let Ok(inner) = self.inner.lock() else {
+            return SinkStatsV1::default();
+        };
+        SinkStatsV1 {
+            uptime_seconds: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            total: inner.total.summary(),
+            tenants: inner
+                .tenants
+                .iter()
+                .map(|(k, v)| (k.clone(), v.summary()))
+                .collect(),
+            faults_injected: inner.faults.clone(),
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode_metrics(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn hash(id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
