@@ -10,6 +10,7 @@ cd "$root"
 source scripts/lib/postgres.sh
 
 work=$(mktemp -d /tmp/mail-pressure-test.XXXXXX)
+chmod 755 "$work" # the postgres user must reach its data folder inside
 cleanup() {
   pg_down "$work/pg"
   rm -rf "$work"

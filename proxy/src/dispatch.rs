@@ -117,11 +117,15 @@ impl Dispatcher {
 
     /// Runs until `shutdown`; then stops claiming, lets sends in flight finish for up to 10 s and
     /// releases the claims of messages not started.
+    ///
+    /// Claimed rows wait in a local queue ordered by priority and enqueue time; a row starts when
+    /// both a replica slot and a slot of its account are free, so a busy account never blocks the
+    /// others and priorities hold within the replica.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_outcomes(rx));
         let leases = tokio::spawn(self.clone().extend_leases(shutdown.clone()));
-        let released = Arc::new(Mutex::new(Vec::new()));
+        let mut queue: Vec<Claimed> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
             let outstanding = self.outstanding.load(Ordering::Acquire);
@@ -131,18 +135,16 @@ impl Dispatcher {
                 match self.claim(room).await {
                     Ok(rows) => {
                         full = rows.len() == room;
-                        for row in rows {
-                            self.outstanding.fetch_add(1, Ordering::AcqRel);
-                            let (me, tx, stop, rel) =
-                                (self.clone(), tx.clone(), shutdown.clone(), released.clone());
-                            tasks.spawn(async move { me.process(row, tx, stop, rel).await });
-                        }
+                        self.outstanding.fetch_add(rows.len(), Ordering::AcqRel);
+                        queue.extend(rows);
+                        queue.sort_by_key(|c| (c.priority, c.queued_us));
                     }
                     Err(e) => warn!(error = %e, "Claim failed; retrying after the idle interval."),
                 }
             }
+            self.start_ready(&mut queue, &mut tasks, &tx);
             while tasks.try_join_next().is_some() {}
-            if !full {
+            if !full || queue.len() >= self.settings.claim_batch_size / 2 {
                 tokio::select! {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(self.settings.idle_interval) => {}
@@ -164,8 +166,7 @@ impl Dispatcher {
         drop(tx);
         let _ = writer.await;
         leases.abort();
-        let pks: Vec<String> =
-            std::mem::take(&mut *released.lock().unwrap_or_else(|e| e.into_inner()));
+        let pks: Vec<String> = queue.iter().map(|c| c.pk.clone()).collect();
         if !pks.is_empty() {
             match self.store.release_claims(&self.replica, &pks).await {
                 Ok(()) => info!(
@@ -173,6 +174,30 @@ impl Dispatcher {
                     "Released claims of messages not started."
                 ),
                 Err(e) => warn!(error = %e, "Could not release claims; they will expire."),
+            }
+        }
+    }
+
+    /// Starts every queued row, in order, whose account has a free slot, while replica slots last.
+    fn start_ready(
+        self: &Arc<Self>,
+        queue: &mut Vec<Claimed>,
+        tasks: &mut tokio::task::JoinSet<()>,
+        tx: &mpsc::UnboundedSender<outcomes::Done>,
+    ) {
+        let mut i = 0;
+        while i < queue.len() {
+            let Ok(global) = self.global.clone().try_acquire_owned() else {
+                break;
+            };
+            let account = self.account_semaphore(queue[i].account_pk.as_deref().unwrap_or(""));
+            match account.try_acquire_owned() {
+                Ok(slot) => {
+                    let row = queue.remove(i);
+                    let (me, tx) = (self.clone(), tx.clone());
+                    tasks.spawn(async move { me.process(row, tx, (global, slot)).await });
+                }
+                Err(_) => i += 1,
             }
         }
     }

@@ -2,11 +2,13 @@
 //! rate limit, load attachments, build the MIME message, send, and classify the result into an
 //! outcome (§6.4). Every failure becomes an outcome; nothing here can leave a message stuck.
 
-use std::sync::{Arc, Mutex, atomic::Ordering};
+use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::{Value, json};
-use tokio::{sync::mpsc, time::Instant};
-use tokio_util::sync::CancellationToken;
+use tokio::{
+    sync::{OwnedSemaphorePermit, mpsc},
+    time::Instant,
+};
 
 use super::{Dispatcher, outcomes::Done};
 use crate::{
@@ -23,29 +25,17 @@ use crate::{
 };
 
 impl Dispatcher {
-    /// Sends one claimed message and hands its outcome to the writer. Before sending, it waits
-    /// for a slot of its account, then for a slot of the replica.
+    /// Sends one claimed message, holding a replica slot and an account slot, and hands its
+    /// outcome to the writer.
     pub(super) async fn process(
         self: Arc<Self>,
         row: Claimed,
         tx: mpsc::UnboundedSender<Done>,
-        shutdown: CancellationToken,
-        released: Arc<Mutex<Vec<String>>>,
+        permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) {
-        let account_sem = self.account_semaphore(row.account_pk.as_deref().unwrap_or(""));
-        let permits = tokio::select! {
-            p = async { (account_sem.acquire_owned().await, self.global.clone().acquire_owned().await) } => Some(p),
-            _ = shutdown.cancelled() => None,
-        };
-        if permits.is_none() {
-            released
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(row.pk.clone());
-            self.outstanding.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
         let done = self.attempt(&row).await;
+        drop(permits);
+        self.wake.notify_one();
         if tx.send(done).is_err() {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
         }

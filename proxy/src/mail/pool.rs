@@ -219,21 +219,17 @@ impl SmtpPool {
             }
         }
         if refused.len() == envelope.to().len() {
-            // All refused: permanent only when every refusal was 5xx.
+            // All refused: permanent only when every refusal was 5xx (contract §6.4).
             let mut f = last_failure.unwrap_or_default();
-            f.code = Some(if refused.iter().all(|r| r.code >= 500) {
-                550
-            } else {
-                450
-            });
-            f.text = format!(
-                "all recipients refused: {}",
-                refused
+            let temporary = refused.iter().find(|r| r.code < 500);
+            f.code = Some(temporary.map_or(f.code.unwrap_or(550), |r| r.code));
+            if refused.len() > 1 {
+                let all: Vec<String> = refused
                     .iter()
-                    .map(|r| format!("{} {}", r.code, r.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
+                    .map(|r| format!("{} {}", r.address, r.code))
+                    .collect();
+                f.text = format!("all recipients refused ({})", all.join(", "));
+            }
             return Err(f);
         }
         conn.command(Data).await.map_err(lettre_failure)?;

@@ -97,6 +97,15 @@ impl Api {
         }
     }
 
+    /// A client bound to no server yet (set `base`).
+    pub fn at(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: Some("admin-token".into()),
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub fn with_token(&self, token: Option<&str>) -> Api {
         Api {
             token: token.map(str::to_string),

@@ -26,6 +26,8 @@ pub struct Sink {
     pub received: Arc<Mutex<Vec<Received>>>,
     rcpt_rule: Arc<Mutex<Option<Rule>>>,
     data_rule: Arc<Mutex<Option<Rule>>>,
+    /// Pause before answering the end of DATA, to keep messages in flight.
+    pub data_delay: Arc<Mutex<std::time::Duration>>,
 }
 
 impl Sink {
@@ -36,6 +38,7 @@ impl Sink {
             received: Arc::default(),
             rcpt_rule: Arc::default(),
             data_rule: Arc::default(),
+            data_delay: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -109,6 +112,10 @@ impl Sink {
                         break;
                     }
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                let delay = *self.data_delay.lock().unwrap();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
                 let rule = self.data_rule.lock().unwrap().clone();
                 match rule.and_then(|f| f(&data)) {
