@@ -4,9 +4,14 @@
 
 pub mod base64;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use crate::{mail::build::LoadedAttachment, model::attachment as names, store::tenants::Tenant};
+use crate::{
+    config::Config, mail::build::LoadedAttachment, metrics::Metrics, model::attachment as names,
+    store::tenants::Tenant,
+};
 
 /// A failed load, with the contract's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +41,22 @@ impl LoadError {
 }
 
 /// Loads the attachments of messages.
-#[derive(Debug, Default)]
-pub struct Loader {}
+pub struct Loader {
+    /// Settings (`GMP_ATTACHMENT_*`, `GMP_CACHE_*`, `GMP_SPOOL_DIR`).
+    #[allow(dead_code)]
+    config: Config,
+    /// Load durations, sizes, cache hits.
+    #[allow(dead_code)]
+    metrics: Arc<Metrics>,
+}
 
 impl Loader {
-    /// A loader.
-    pub fn new() -> Self {
-        Loader {}
+    /// A loader with the replica's settings.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        Loader {
+            config: config.clone(),
+            metrics,
+        }
     }
 
     /// Loads every attachment of a payload, in order.

@@ -127,6 +127,45 @@ pub struct Config {
     /// Refusals of one report before it is dropped as dead.
     #[arg(long, env = "GMP_REPORT_MAX_ATTEMPTS", default_value_t = 10)]
     pub report_max_attempts: i64,
+    /// Base folder of `filesystem` attachments; unset disables that mode.
+    #[arg(long, env = "GMP_ATTACHMENT_BASE_DIR")]
+    pub attachment_base_dir: Option<PathBuf>,
+    /// Endpoint base for tenants without `client_base_url`.
+    #[arg(long, env = "GMP_ATTACHMENT_BASE_URL")]
+    pub attachment_base_url: Option<String>,
+    /// Timeout of one attachment load in seconds, cache lookup included.
+    #[arg(long, env = "GMP_ATTACHMENT_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub attachment_timeout_seconds: u64,
+    /// Concurrent attachment downloads per replica.
+    #[arg(long, env = "GMP_MAX_CONCURRENT_ATTACHMENTS", default_value_t = 3)]
+    pub max_concurrent_attachments: usize,
+    /// Largest attachment in bytes.
+    #[arg(long, env = "GMP_MAX_ATTACHMENT_BYTES", default_value_t = 104_857_600)]
+    pub max_attachment_bytes: u64,
+    /// Attachment bytes held in memory at once, in MiB.
+    #[arg(long, env = "GMP_ATTACHMENT_MEMORY_BUDGET_MB", default_value_t = 256)]
+    pub attachment_memory_budget_mb: u64,
+    /// Folder for attachments spilled to disk; default the system temporary folder.
+    #[arg(long, env = "GMP_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Memory tier of the MD5 cache, in MiB.
+    #[arg(long, env = "GMP_CACHE_MEMORY_MAX_MB", default_value_t = 50)]
+    pub cache_memory_max_mb: u64,
+    /// Lifetime of memory-cached items in seconds.
+    #[arg(long, env = "GMP_CACHE_MEMORY_TTL_SECONDS", default_value_t = 300)]
+    pub cache_memory_ttl_seconds: u64,
+    /// Folder of the disk tier of the MD5 cache; unset disables the disk tier.
+    #[arg(long, env = "GMP_CACHE_DISK_DIR")]
+    pub cache_disk_dir: Option<PathBuf>,
+    /// Disk tier size in MiB.
+    #[arg(long, env = "GMP_CACHE_DISK_MAX_MB", default_value_t = 500)]
+    pub cache_disk_max_mb: u64,
+    /// Lifetime of disk-cached items in seconds.
+    #[arg(long, env = "GMP_CACHE_DISK_TTL_SECONDS", default_value_t = 3600)]
+    pub cache_disk_ttl_seconds: u64,
+    /// Items at or above this size (KiB) go to the disk tier, smaller ones to memory.
+    #[arg(long, env = "GMP_CACHE_DISK_THRESHOLD_KB", default_value_t = 100)]
+    pub cache_disk_threshold_kb: u64,
     /// Loops wait for explicit wakes (tests).
     #[arg(long, env = "GMP_TEST_MODE", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub test_mode: bool,

@@ -74,7 +74,7 @@ impl Server {
         let dispatcher = Dispatcher::new(
             store.clone(),
             transport,
-            Arc::new(Loader::new()),
+            Arc::new(Loader::new(&config, metrics.clone())),
             metrics.clone(),
             DispatchSettings::from_config(&config),
             replica.clone(),
