@@ -122,6 +122,8 @@ pub struct SinkState {
     pub stats: SinkStats,
     /// Bounds big-message parsing to the two cores this runs on.
     big_messages: Semaphore,
+    /// Bounds the connections buffering a big message at once (memory).
+    big_buffers: Arc<Semaphore>,
     /// The multi-line EHLO reply, built once.
     ehlo_reply: String,
     connections: AtomicU64,
@@ -146,6 +148,7 @@ impl SinkState {
             config,
             stats: SinkStats::new(),
             big_messages: Semaphore::new(2),
+            big_buffers: Arc::new(Semaphore::new(2)),
             ehlo_reply,
             connections: AtomicU64::new(0),
             messages: AtomicU64::new(0),

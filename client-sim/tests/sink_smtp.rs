@@ -215,3 +215,54 @@ async fn maildir_keeps_unstuffed_messages() {
     );
     assert_eq!(stats(&sink).await["total"]["bytes"], stored.len());
 }
+
+#[tokio::test]
+async fn big_attachments_are_verified_off_the_async_workers() {
+    let sink = common::start_sink(SinkConfig::default()).await;
+    let content: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let md5 = hex::encode(Md5::digest(&content));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&content);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|l| std::str::from_utf8(l).expect("b64"))
+        .collect();
+    let body = lines.join("\r\n");
+    let mut c = common::RawSmtp::connect(sink.smtp).await;
+    c.cmd("EHLO big").await;
+    let now = client_sim::unix_micros();
+    assert!(
+        c.message(&common::mail("big1@x", "docs", now, &md5, &body))
+            .await
+            .starts_with("250")
+    );
+    let wrong = hex::encode(Md5::digest(b"x"));
+    assert!(
+        c.message(&common::mail("big2@x", "docs", now, &wrong, &body))
+            .await
+            .starts_with("250")
+    );
+    let s = stats(&sink).await;
+    assert_eq!(s["tenants"]["docs"]["attachments_verified"], 2);
+    assert_eq!(s["tenants"]["docs"]["attachment_mismatches"], 1);
+    assert!(s["tenants"]["docs"]["bytes"].as_u64().expect("bytes") > 2 * 16_000_000);
+}
+
+#[tokio::test]
+async fn oversize_messages_are_refused_and_the_session_goes_on() {
+    let config = SinkConfig {
+        max_message_bytes: 1000,
+        ..SinkConfig::default()
+    };
+    let sink = common::start_sink(config).await;
+    let mut c = common::RawSmtp::connect(sink.smtp).await;
+    assert!(c.cmd("EHLO o").await.contains("SIZE 1000"));
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100_000));
+    assert!(c.message(&big).await.starts_with("552"));
+    assert!(
+        c.message("Subject: small\r\n\r\nok")
+            .await
+            .starts_with("250")
+    );
+    assert_eq!(stats(&sink).await["total"]["received"], 1);
+}

@@ -14,7 +14,7 @@ use memchr::memmem;
 use rand::rngs::StdRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::SinkState;
 use super::faults::Fault;
@@ -24,6 +24,9 @@ use super::verify;
 const MAX_LINE: usize = 64 * 1024;
 /// Messages above this size are verified on a blocking thread.
 const BLOCKING_VERIFY_BYTES: usize = 256 * 1024;
+/// A connection buffering more message data than this needs a big-message permit to go on
+/// reading: with few permits, several 50 MiB messages at once cannot multiply the sink's memory.
+const BIG_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Accepts connections until `shutdown` flips.
 pub async fn serve(
@@ -87,6 +90,8 @@ struct Connection {
     rng: StdRng,
     mode: Mode,
     txn: Txn,
+    /// Held while this connection buffers a big message.
+    big_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Connection {
@@ -100,6 +105,7 @@ impl Connection {
             rng,
             mode: Mode::Command,
             txn: Txn::default(),
+            big_permit: None,
         }
     }
 
@@ -276,6 +282,10 @@ impl Connection {
                 self.txn.scanned = 0;
                 self.txn.oversize = true;
             }
+            if self.buf.len() > BIG_BUFFER_BYTES && self.big_permit.is_none() {
+                let permits = self.state.big_buffers.clone();
+                self.big_permit = Some(permits.acquire_owned().await.map_err(io::Error::other)?);
+            }
             return Ok(Step::NeedMore);
         };
         let body = self.buf.split_to(body_len).freeze();
@@ -283,7 +293,9 @@ impl Connection {
         let oversize = self.txn.oversize;
         self.txn = Txn::default();
         self.mode = Mode::Command;
-        self.message(body, oversize).await
+        let step = self.message(body, oversize).await;
+        self.big_permit = None;
+        step
     }
 
     async fn message(&mut self, body: Bytes, oversize: bool) -> io::Result<Step> {
