@@ -1,0 +1,281 @@
+//! The kube-runtime controller: [`reconcile`] observes the children, advances the pure phase
+//! machine, applies the desired objects with server-side apply, writes the status and publishes
+//! an event on each phase change; [`run`] wires the HTTP server, leader election and the
+//! controller together.
+
+pub mod apply;
+pub mod observe;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use pressure_crds::{KeepPolicy, Phase, PressureTest};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+use tracing::instrument;
+
+use crate::figures::Overrides;
+use crate::health::{self, HealthState};
+use crate::lease::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, pt_name};
+use crate::status::{self, Transition, conditions};
+use crate::{Args, Error, Result};
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes events (events.k8s.io/v1).
+    pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Metrics,
+    /// HTTP client for figure reads.
+    pub http: reqwest::Client,
+    /// TEST ONLY endpoint overrides.
+    pub overrides: Overrides,
+}
+
+/// Reconciles one PressureTest.
+#[instrument(skip(pt, ctx), fields(namespace = pt.namespace().unwrap_or_default(), name = %pt.name_any()))]
+pub async fn reconcile(pt: Arc<PressureTest>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciles.inc();
+    let started = Instant::now();
+    let result = reconcile_inner(&pt, &ctx).await;
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
+    let ns = pt
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = pt_name(pt)?;
+    let prev = pt.status.clone().unwrap_or_default();
+    if prev.phase.is_some_and(Phase::is_terminal) {
+        if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
+            apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+        }
+        if prev.observed_generation != pt.metadata.generation {
+            let mut s = prev.clone();
+            s.observed_generation = pt.metadata.generation;
+            apply::patch_status(&ctx.client, &ns, &name, &s).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let secrets = apply::secret_values(&ctx.client, &ns, &name).await?;
+    let observed = observe::observe(ctx, pt, &ns, &name, &prev).await?;
+    let (next, transition) = status::advance(&pt.spec, &prev, &observed);
+    let mut with_next = pt.clone();
+    with_next.status = Some(next.clone());
+    for child in reconcile::desired(&with_next, &secrets)? {
+        apply::apply(&ctx.client, &ns, child).await?;
+    }
+    apply::patch_status(&ctx.client, &ns, &name, &next).await?;
+    if let Some(t) = transition {
+        announce(ctx, pt, &t).await;
+        if t.to.is_terminal() {
+            let verdict = next
+                .condition(conditions::SUCCEEDED)
+                .map_or("Unknown", |c| c.reason.as_str());
+            ctx.metrics.finished(verdict);
+            if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
+                apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+            }
+        }
+    }
+    Ok(requeue(next.phase.unwrap_or_default()))
+}
+
+/// How soon to look again: often while things move, never once terminal.
+fn requeue(phase: Phase) -> Action {
+    match phase {
+        Phase::Succeeded | Phase::Failed => Action::await_change(),
+        Phase::Running => Action::requeue(Duration::from_secs(10)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+async fn announce(ctx: &Context, pt: &PressureTest, t: &Transition) {
+    let type_ = if t.is_warning() {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    tracing::info!(from = ?t.from, to = ?t.to, reason = %t.reason, message = %t.message, "Phase changed.");
+    let event = Event {
+        type_,
+        reason: t.reason.clone(),
+        note: Some(t.message.chars().take(1000).collect()),
+        action: format!("{:?}", t.to),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &pt.object_ref(&())).await {
+        tracing::warn!(error = %e, "Publishing an event failed.");
+    }
+}
+
+/// Counts the failure and retries later.
+pub fn error_policy(pt: Arc<PressureTest>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error);
+    tracing::warn!(name = %pt.name_any(), error = %error, "Reconcile failed; retrying in 15s.");
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let overrides = match &args.endpoint_override {
+        Some(text) => {
+            tracing::warn!(overrides = %text, "TEST ONLY endpoint overrides in use: figures come from these URLs.");
+            Overrides::parse(text)?
+        }
+        None => Overrides::default(),
+    };
+    let client = Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("connecting to the Kubernetes API failed (is KUBECONFIG set?): {e}")
+    })?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.http_listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz and /readyz.");
+    let state = HealthState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = health::serve(listener, state, shutdown_signal()).await {
+            tracing::error!(error = %e, "HTTP server failed.");
+        }
+    });
+    let pts: Api<PressureTest> = Api::all(client.clone());
+    pts.list(&ListParams::default().limit(1)).await.map_err(|e| {
+        anyhow::anyhow!("the PressureTest CRD is not installed or not readable ({e}); apply charts/pressure-crds/crds/pressuretests.yaml")
+    })?;
+    ready.store(true, Ordering::Relaxed);
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let cfg = LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace: lease_ns,
+        identity: identity.clone(),
+        duration_seconds: args.lease_seconds,
+    };
+    let reporter = Reporter {
+        controller: reconcile::MANAGER.into(),
+        instance: Some(identity),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        http: crate::figures::http_client()?,
+        overrides,
+    });
+    let watch_ns = args.watch_namespace.clone();
+    let elected = lease::run_elected(client.clone(), cfg, move || {
+        run_controller(ctx.clone(), watch_ns.clone())
+    });
+    tokio::select! {
+        () = elected => {}
+        () = shutdown_signal() => tracing::info!("Shutting down."),
+    }
+    Ok(())
+}
+
+/// The controller proper; runs until aborted (lost lease) or the watch ends.
+async fn run_controller(ctx: Arc<Context>, namespace: Option<String>) {
+    let client = ctx.client.clone();
+    let scoped = |c: Client| -> (
+        Api<PressureTest>,
+        Api<Deployment>,
+        Api<StatefulSet>,
+        Api<Job>,
+    ) {
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c, ns),
+            ),
+            None => (
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c),
+            ),
+        }
+    };
+    let (pts, deployments, statefulsets, jobs) = scoped(client);
+    let (reader, writer) = reflector::store();
+    // Only spec changes trigger from the PressureTest itself: our own status writes must not.
+    let trigger = watcher(pts, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=pressure-operator");
+    tracing::info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "Controller starting."
+    );
+    Controller::for_stream(trigger, reader)
+        .owns(deployments, owned.clone())
+        .owns(statefulsets, owned.clone())
+        .owns(jobs, owned)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(object = %obj.name, "Reconciled."),
+                Err(e) => tracing::debug!(error = %e, "Reconcile loop error."),
+            }
+        })
+        .await;
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("pressure-operator-{}", rand::random::<u32>()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+#[path = "controller/tests.rs"]
+mod tests;

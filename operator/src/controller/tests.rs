@@ -1,0 +1,171 @@
+//! Reconcile against a scripted mock API server: the calls, their order and their bodies.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Pod;
+use pressure_crds::{Phase, PressureTest};
+use serde_json::{Value, json};
+
+use super::reconcile;
+use crate::fixtures::{
+    ApiServer, TestPt, echo, mock_context, not_found, pod_list, scenario, status_echo,
+};
+
+fn is_forced_apply(uri: &str) -> bool {
+    uri.contains("fieldManager=pressure-operator") && uri.contains("force=true")
+}
+
+async fn expect_applies(server: &mut ApiServer, count: usize) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for _ in 0..count {
+        let call = server.next(echo).await;
+        assert_eq!(call.method, "PATCH", "{}", call.uri);
+        assert!(
+            is_forced_apply(&call.uri),
+            "not a forced server-side apply: {}",
+            call.uri
+        );
+        let meta = &call.body["metadata"];
+        assert_eq!(
+            meta["ownerReferences"][0]["controller"],
+            json!(true),
+            "{}",
+            call.uri
+        );
+        assert_eq!(meta["ownerReferences"][0]["uid"], json!("uid-1"));
+        assert_eq!(meta["labels"]["pressure.mailproxy.dev/test"], json!("t"));
+        assert_eq!(
+            meta["labels"]["app.kubernetes.io/managed-by"],
+            json!("pressure-operator")
+        );
+        kinds.push(call.body["kind"].as_str().unwrap_or_default().to_string());
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn first_reconcile_applies_children_and_sets_provisioning() {
+    let (ctx, mut server) = mock_context();
+    let pt = std::sync::Arc::new(PressureTest::test());
+    let script = async {
+        let c = server.next(|_| not_found()).await;
+        assert!(
+            c.uri
+                .starts_with("/api/v1/namespaces/default/secrets/t-credentials"),
+            "{}",
+            c.uri
+        );
+        let c = server.next(|_| pod_list(vec![])).await;
+        assert!(
+            c.uri
+                .contains("labelSelector=pressure.mailproxy.dev%2Ftest%3Dt"),
+            "{}",
+            c.uri
+        );
+        let kinds = expect_applies(&mut server, 14).await; // no setup Job or clients yet
+        for kind in [
+            "Secret",
+            "StatefulSet",
+            "Service",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "ConfigMap",
+        ] {
+            assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+        }
+        let status = server.next(status_echo).await;
+        assert!(
+            status.uri.starts_with(
+                "/apis/pressure.mailproxy.dev/v1alpha1/namespaces/default/pressuretests/t/status"
+            ),
+            "{}",
+            status.uri
+        );
+        assert!(is_forced_apply(&status.uri));
+        assert_eq!(status.body["status"]["phase"], json!("Provisioning"));
+        assert_eq!(status.body["status"]["observedGeneration"], json!(1));
+        let event = server.next(echo).await;
+        assert!(
+            event
+                .uri
+                .starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
+            "{}",
+            event.uri
+        );
+        assert_eq!(event.body["reason"], json!("Provisioning"));
+    };
+    let action = scenario(reconcile(pt, ctx), script)
+        .await
+        .expect("reconcile ok");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+    );
+}
+
+fn failing_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "t-proxy-abc", "namespace": "default", "creationTimestamp": "2020-01-01T00:00:00Z",
+                     "labels": {"pressure.mailproxy.dev/test": "t", "app.kubernetes.io/component": "proxy"}},
+        "status": {"phase": "Pending", "containerStatuses": [{
+            "name": "mailproxy", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}
+    }))
+    .expect("pod json")
+}
+
+#[tokio::test]
+async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
+    let (ctx, mut server) = mock_context();
+    let since = crate::status::rfc3339(Utc::now());
+    let pt = std::sync::Arc::new(PressureTest::test().in_phase(Phase::Provisioning, &since));
+    let script = async {
+        server.next(|_| not_found()).await; // credentials Secret
+        server.next(|_| pod_list(vec![failing_pod()])).await;
+        for what in [
+            "statefulsets/t-postgres",
+            "deployments/t-proxy",
+            "deployments/t-sink",
+            "deployments/t-prometheus",
+            "deployments/t-grafana",
+        ] {
+            let c = server.next(|_| not_found()).await;
+            assert!(c.uri.contains(what), "expected {what}, got {}", c.uri);
+        }
+        let status = server.next(status_echo).await;
+        assert!(
+            status.uri.contains("/pressuretests/t/status"),
+            "no applies once failed: {}",
+            status.uri
+        );
+        let s: &Value = &status.body["status"];
+        assert_eq!(s["phase"], json!("Failed"));
+        let cond = |t: &str| {
+            s["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == json!(t))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(cond("PodsHealthy")["reason"], json!("ImagePullError"));
+        assert_eq!(cond("Succeeded")["status"], json!("False"));
+        assert_eq!(cond("Succeeded")["reason"], json!("PodsUnhealthy"));
+        assert_eq!(cond("Complete")["status"], json!("True"));
+        assert!(
+            s["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("t-proxy-abc")
+        );
+        let event = server.next(echo).await;
+        assert_eq!(event.body["type"], json!("Warning"));
+        assert_eq!(event.body["reason"], json!("PodsUnhealthy"));
+    };
+    let action = scenario(reconcile(pt, ctx), script)
+        .await
+        .expect("reconcile ok");
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+}

@@ -1,0 +1,191 @@
+//! Folds the raw readings into status figures: counters summed over proxy replicas, pending as
+//! the maximum (it is database-wide), latency from the sink's end-to-end percentiles (or the
+//! proxy's merged histogram without a verifying sink), per-tenant lines.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
+use pressure_crds::{Figures, TenantFigures};
+
+use super::prom::{ProxySample, quantile};
+use crate::status::Reading;
+use crate::status::verdict::permille;
+
+/// One [`Reading`] from the parts that answered.
+pub fn aggregate(
+    proxies: &[ProxySample],
+    clients: &[(String, ClientStatsV1)],
+    sink: Option<&SinkStatsV1>,
+    now: i64,
+) -> Reading {
+    let sum = |pick: fn(&ProxySample) -> &BTreeMap<String, f64>, tenant: Option<&str>| -> i64 {
+        let total: f64 = proxies
+            .iter()
+            .flat_map(|p| pick(p).iter())
+            .filter(|(t, _)| tenant.is_none_or(|want| want == t.as_str()))
+            .map(|(_, v)| v)
+            .sum();
+        total.round() as i64
+    };
+    let generated: i64 = clients
+        .iter()
+        .map(|(_, c)| c.messages_generated as i64)
+        .sum();
+    let delivered = sink.map(|s| s.total.received as i64);
+    let mut fig = Figures {
+        observed_at: now,
+        generated,
+        sent: sum(|p| &p.sent, None),
+        errors: sum(|p| &p.errors, None),
+        deferred: proxies.iter().map(|p| p.deferred).sum::<f64>().round() as i64,
+        pending: proxies
+            .iter()
+            .map(|p| p.pending)
+            .fold(0.0, f64::max)
+            .round() as i64,
+        delivered,
+        duplicates: sink.map(|s| s.total.duplicates as i64),
+        attachment_mismatches: sink.map(|s| s.total.attachment_mismatches as i64),
+        cache_hit_rate_permille: mean_permille(clients.iter().map(|(_, c)| c.cache_hit_rate)),
+        delivered_ratio_permille: delivered.and_then(|d| permille(d, generated)),
+        ..Figures::default()
+    };
+    set_latency(&mut fig, proxies, sink);
+    let mut tenants: BTreeSet<String> = clients.iter().map(|(t, _)| t.clone()).collect();
+    tenants.extend(
+        proxies
+            .iter()
+            .flat_map(|p| p.sent.keys().cloned())
+            .filter(|t| t != "default"),
+    );
+    let per_tenant = tenants
+        .into_iter()
+        .map(|t| {
+            let mine: Vec<&ClientStatsV1> = clients
+                .iter()
+                .filter(|(n, _)| *n == t)
+                .map(|(_, c)| c)
+                .collect();
+            let sink_t = sink.and_then(|s| s.tenants.get(&t));
+            TenantFigures {
+                clients: mine.len() as i32,
+                generated: mine.iter().map(|c| c.messages_generated as i64).sum(),
+                sent: sum(|p| &p.sent, Some(&t)),
+                errors: sum(|p| &p.errors, Some(&t)),
+                delivered: sink.map(|_| sink_t.map_or(0, |s| s.received as i64)),
+                latency_p99_ms: sink_t
+                    .filter(|s| s.latency_ms.count > 0)
+                    .map(|s| s.latency_ms.p99.round() as i64),
+                cache_hit_rate_permille: mean_permille(mine.iter().map(|c| c.cache_hit_rate)),
+                name: t,
+            }
+        })
+        .collect();
+    Reading {
+        figures: fig,
+        per_tenant,
+        proxy_seen: !proxies.is_empty(),
+    }
+}
+
+fn set_latency(fig: &mut Figures, proxies: &[ProxySample], sink: Option<&SinkStatsV1>) {
+    if let Some(l) = sink.map(|s| s.total.latency_ms).filter(|l| l.count > 0) {
+        fig.latency_p50_ms = Some(l.p50.round() as i64);
+        fig.latency_p95_ms = Some(l.p95.round() as i64);
+        fig.latency_p99_ms = Some(l.p99.round() as i64);
+        fig.latency_max_ms = Some(l.max.round() as i64);
+        return;
+    }
+    let mut merged: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for (le, n) in proxies.iter().flat_map(|p| p.latency_buckets.iter()) {
+        merged.entry(le.to_bits()).or_insert((*le, 0.0)).1 += n;
+    }
+    let mut buckets: Vec<(f64, f64)> = merged.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ms = |q: f64| quantile(&buckets, q).map(|s| (s * 1000.0).round() as i64);
+    fig.latency_p50_ms = ms(0.5);
+    fig.latency_p95_ms = ms(0.95);
+    fig.latency_p99_ms = ms(0.99);
+}
+
+fn mean_permille(rates: impl Iterator<Item = f64>) -> Option<i64> {
+    let v: Vec<f64> = rates.collect();
+    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 1000.0).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailproxy_proto::stats::{LatencySummaryV1, SinkTenantStatsV1};
+
+    fn proxy(sent_a: f64, pending: f64) -> ProxySample {
+        ProxySample {
+            sent: BTreeMap::from([("a".into(), sent_a), ("default".into(), 0.0)]),
+            errors: BTreeMap::from([("a".into(), 1.0)]),
+            pending,
+            latency_buckets: vec![(1.0, 10.0), (f64::INFINITY, 10.0)],
+            ..ProxySample::default()
+        }
+    }
+
+    fn client(generated: u64, hit: f64) -> ClientStatsV1 {
+        ClientStatsV1 {
+            messages_generated: generated,
+            cache_hit_rate: hit,
+            ..ClientStatsV1::default()
+        }
+    }
+
+    #[test]
+    fn sums_replicas_and_takes_max_pending() {
+        let r = aggregate(
+            &[proxy(10.0, 4.0), proxy(5.0, 6.0)],
+            &[("a".into(), client(20, 0.2)), ("a".into(), client(0, 0.4))],
+            None,
+            7,
+        );
+        assert_eq!(
+            (r.figures.sent, r.figures.errors, r.figures.pending),
+            (15, 2, 6)
+        );
+        assert_eq!(
+            (r.figures.generated, r.figures.cache_hit_rate_permille),
+            (20, Some(300))
+        );
+        assert_eq!(r.figures.delivered, None);
+        assert_eq!(r.figures.latency_p99_ms, Some(990));
+        assert_eq!(r.per_tenant.len(), 1);
+        assert_eq!((r.per_tenant[0].clients, r.per_tenant[0].sent), (2, 15));
+        assert!(r.proxy_seen);
+    }
+
+    #[test]
+    fn sink_latency_and_delivery_win() {
+        let lat = LatencySummaryV1 {
+            count: 3,
+            p50: 10.4,
+            p95: 20.0,
+            p99: 30.6,
+            max: 40.0,
+        };
+        let t = SinkTenantStatsV1 {
+            received: 19,
+            latency_ms: lat,
+            ..SinkTenantStatsV1::default()
+        };
+        let sink = SinkStatsV1 {
+            total: t.clone(),
+            tenants: BTreeMap::from([("a".into(), t)]),
+            ..SinkStatsV1::default()
+        };
+        let r = aggregate(
+            &[proxy(19.0, 0.0)],
+            &[("a".into(), client(20, 0.0))],
+            Some(&sink),
+            1,
+        );
+        assert_eq!(r.figures.latency_p99_ms, Some(31));
+        assert_eq!(r.figures.delivered_ratio_permille, Some(950));
+        assert_eq!(r.per_tenant[0].delivered, Some(19));
+    }
+}

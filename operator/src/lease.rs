@@ -1,0 +1,172 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, so that only one replica reconciles.
+//! kube 5 has no compatible leader-election crate; this loop is small: renew every third of the
+//! lease duration, take over a lease whose holder stopped renewing, and stop working when the
+//! lease is lost. [`decide`] is the pure part.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, PostParams};
+
+/// What to do with the lease on this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// No lease yet: create it, holding it.
+    Create,
+    /// We hold it: renew.
+    Renew,
+    /// Its holder stopped renewing: take it over.
+    TakeOver,
+    /// Someone else holds a live lease.
+    Wait,
+}
+
+/// Decides from the lease's spec, our identity and the time (Unix seconds).
+pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: i64, default_duration: i64) -> Decision {
+    let Some(spec) = spec else {
+        return Decision::Create;
+    };
+    let holder = spec.holder_identity.as_deref().unwrap_or("");
+    if holder == me {
+        return Decision::Renew;
+    }
+    let duration = spec
+        .lease_duration_seconds
+        .map_or(default_duration, i64::from);
+    let renewed = spec.renew_time.as_ref().map_or(0, |t| t.0.as_second());
+    if holder.is_empty() || now > renewed + duration {
+        Decision::TakeOver
+    } else {
+        Decision::Wait
+    }
+}
+
+/// Lease settings.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    /// Lease name.
+    pub name: String,
+    /// Lease namespace.
+    pub namespace: String,
+    /// Our identity.
+    pub identity: String,
+    /// Seconds the lease is valid without renewal.
+    pub duration_seconds: u32,
+}
+
+/// One tick: acquires or renews; `Ok(true)` when we hold the lease afterwards.
+pub async fn tick(client: &Client, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+    let current = api.get_opt(&cfg.name).await?;
+    let now = Timestamp::now();
+    let spec = current.as_ref().and_then(|l| l.spec.as_ref());
+    let decision = decide(
+        spec,
+        &cfg.identity,
+        now.as_second(),
+        i64::from(cfg.duration_seconds),
+    );
+    let mut lease = current.clone().unwrap_or_else(|| Lease {
+        metadata: ObjectMeta {
+            name: Some(cfg.name.clone()),
+            namespace: Some(cfg.namespace.clone()),
+            ..Default::default()
+        },
+        spec: None,
+    });
+    let mut s = lease.spec.clone().unwrap_or_default();
+    match decision {
+        Decision::Wait => return Ok(false),
+        Decision::Renew => s.renew_time = Some(MicroTime(now)),
+        Decision::Create | Decision::TakeOver => {
+            s.holder_identity = Some(cfg.identity.clone());
+            s.lease_duration_seconds = Some(cfg.duration_seconds as i32);
+            s.acquire_time = Some(MicroTime(now));
+            s.renew_time = Some(MicroTime(now));
+            let transitions = s.lease_transitions.unwrap_or(0);
+            s.lease_transitions = Some(if decision == Decision::TakeOver {
+                transitions + 1
+            } else {
+                transitions
+            });
+        }
+    }
+    lease.spec = Some(s);
+    let result = if decision == Decision::Create {
+        api.create(&PostParams::default(), &lease).await
+    } else {
+        // `replace` carries the resourceVersion we read: a concurrent writer makes this a 409.
+        api.replace(&cfg.name, &PostParams::default(), &lease).await
+    };
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `work` while this replica holds the lease; restarts it when leadership returns.
+pub async fn run_elected<F, Fut>(client: Client, cfg: LeaseConfig, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let period = Duration::from_secs(u64::from(cfg.duration_seconds.max(3) / 3));
+    let mut task: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let leading = match tick(&client, &cfg).await {
+            Ok(leading) => leading,
+            Err(e) => {
+                tracing::warn!(lease = %cfg.name, error = %e, "Lease update failed.");
+                false
+            }
+        };
+        match (&task, leading) {
+            (None, true) => {
+                tracing::info!(lease = %cfg.name, identity = %cfg.identity, "Became leader; reconciling.");
+                task = Some(tokio::spawn(work()));
+            }
+            (Some(_), false) => {
+                tracing::warn!(lease = %cfg.name, identity = %cfg.identity, "Lost the lease; stopping reconciles.");
+                if let Some(t) = task.take() {
+                    t.abort();
+                }
+            }
+            _ => {}
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(holder: &str, renewed: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(Timestamp::from_second(renewed).expect("valid"))),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(None, "a", 100, 15), Decision::Create);
+        assert_eq!(decide(Some(&spec("a", 0)), "a", 100, 15), Decision::Renew);
+        assert_eq!(decide(Some(&spec("b", 90)), "a", 100, 15), Decision::Wait);
+        assert_eq!(
+            decide(Some(&spec("b", 80)), "a", 100, 15),
+            Decision::TakeOver
+        );
+        assert_eq!(
+            decide(Some(&spec("", 99)), "a", 100, 15),
+            Decision::TakeOver
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! Unit tests of the pure builders: hardening and ownership of every child, the contracts of the
+//! images, and that spec changes change the objects.
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use pressure_crds::{Phase, PressureTest, PressureTestStatus, SinkKind};
+
+use super::*;
+use crate::fixtures::TestPt;
+
+fn secrets() -> SecretValues {
+    SecretValues {
+        db_password: "pw".into(),
+        api_token: "tok".into(),
+        encryption_key: "a2V5".into(),
+        grafana_password: "g".into(),
+    }
+}
+
+fn running() -> PressureTest {
+    let mut pt = PressureTest::test();
+    pt.status = Some(PressureTestStatus {
+        phase: Some(Phase::SettingUp),
+        run_id: Some("t-run".into()),
+        load_start_at: Some(1000),
+        load_stop_at: Some(1400),
+        ..PressureTestStatus::default()
+    });
+    pt
+}
+
+fn pods(children: &[Child]) -> Vec<(String, PodSpec)> {
+    children
+        .iter()
+        .filter_map(|c| {
+            let (meta, spec) = match c {
+                Child::Deployment(d) => (&d.metadata, d.spec.as_ref()?.template.spec.clone()?),
+                Child::StatefulSet(s) => (&s.metadata, s.spec.as_ref()?.template.spec.clone()?),
+                Child::Job(j) => (&j.metadata, j.spec.as_ref()?.template.spec.clone()?),
+                _ => return None,
+            };
+            Some((meta.name.clone().unwrap_or_default(), spec))
+        })
+        .collect()
+}
+
+fn container(children: &[Child], name: &str) -> Container {
+    pods(children)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.containers[0].clone())
+        .expect("workload exists")
+}
+
+fn env_of(c: &Container, key: &str) -> Option<String> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == key)
+        .and_then(|e| e.value.clone())
+}
+
+#[test]
+fn every_child_is_owned_and_labelled() {
+    let children = desired(&running(), &secrets()).expect("builds");
+    // Secret, postgres 2, sink 2, proxy 3, prometheus 3, grafana 3, setup Job, 4 × client 2.
+    assert_eq!(children.len(), 23);
+    for child in &children {
+        let meta = match child {
+            Child::Secret(o) => &o.metadata,
+            Child::ConfigMap(o) => &o.metadata,
+            Child::Service(o) => &o.metadata,
+            Child::Deployment(o) => &o.metadata,
+            Child::StatefulSet(o) => &o.metadata,
+            Child::Job(o) => &o.metadata,
+            Child::Hpa(o) => &o.metadata,
+        };
+        let owner = &meta.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.controller, owner.uid.as_str(), owner.kind.as_str()),
+            (Some(true), "uid-1", "PressureTest"),
+            "{}",
+            child.describe()
+        );
+        let labels = meta.labels.as_ref().expect("labels");
+        for key in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+            TEST_LABEL,
+        ] {
+            assert!(labels.contains_key(key), "{} lacks {key}", child.describe());
+        }
+        assert_eq!(meta.namespace.as_deref(), Some("default"));
+    }
+}
+
+#[test]
+fn every_pod_is_hardened_with_probes_and_resources() {
+    let children = desired(&running(), &secrets()).expect("builds");
+    let all = pods(&children);
+    assert_eq!(
+        all.len(),
+        1 + 2 + 2 + 4 + 1,
+        "postgres, proxy, sink, prom, grafana, 4 clients, setup"
+    );
+    for (name, pod) in all {
+        let psc = pod.security_context.as_ref().expect("pod security");
+        assert_eq!(psc.run_as_non_root, Some(true), "{name}");
+        assert!(psc.run_as_user.is_some_and(|u| u > 0), "{name}");
+        for c in &pod.containers {
+            let sc = c.security_context.as_ref().expect("container security");
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+            let r = c.resources.as_ref().expect("resources");
+            assert!(
+                r.requests
+                    .as_ref()
+                    .is_some_and(|m| m.contains_key("cpu") && m.contains_key("memory")),
+                "{name}"
+            );
+            assert!(
+                r.limits.as_ref().is_some_and(|m| m.contains_key("memory")),
+                "{name}"
+            );
+            if !name.ends_with("-setup") {
+                assert!(
+                    c.readiness_probe.is_some() && c.liveness_probe.is_some(),
+                    "{name} lacks probes"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn proxy_gets_database_url_secrets_and_tuning() {
+    let mut pt = running();
+    pt.spec.proxy.tuning.send_loop_interval_ms = 1500;
+    pt.spec.proxy.tuning.pool_size = 33;
+    let children = desired(&pt, &secrets()).expect("builds");
+    let c = container(&children, "t-proxy");
+    assert_eq!(
+        env_of(&c, "GMP_DB_PATH").as_deref(),
+        Some("postgresql://mailproxy:$(GMP_DB_PASSWORD)@t-postgres:5432/mailproxy")
+    );
+    let pw = c
+        .env
+        .iter()
+        .flatten()
+        .position(|e| e.name == "GMP_DB_PASSWORD")
+        .expect("password var");
+    let url = c
+        .env
+        .iter()
+        .flatten()
+        .position(|e| e.name == "GMP_DB_PATH")
+        .expect("url var");
+    assert!(
+        pw < url,
+        "$(VAR) expansion needs the variable defined first"
+    );
+    assert_eq!(env_of(&c, "GMP_SEND_LOOP_INTERVAL").as_deref(), Some("1.5"));
+    assert_eq!(env_of(&c, "GMP_POOL_SIZE").as_deref(), Some("33"));
+    for key in ["GMP_API_TOKEN", "MAIL_PROXY_ENCRYPTION_KEY"] {
+        let var = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == key)
+            .expect("present");
+        assert!(
+            var.value.is_none() && var.value_from.is_some(),
+            "{key} must come from the Secret"
+        );
+    }
+    // With the HPA on, the Deployment leaves replicas to it.
+    let d = children
+        .iter()
+        .find_map(|c| match c {
+            Child::Deployment(d) if d.metadata.name.as_deref() == Some("t-proxy") => {
+                Some(d.clone())
+            }
+            _ => None,
+        })
+        .expect("proxy");
+    assert_eq!(d.spec.expect("spec").replicas, None);
+}
+
+#[test]
+fn spec_changes_change_the_objects() {
+    let base = desired(&running(), &secrets()).expect("builds");
+    let mut pt = running();
+    pt.spec.proxy.hpa.enabled = false;
+    pt.spec.proxy.replicas = 3;
+    pt.spec.tenants[0].clients = 5;
+    let changed = desired(&pt, &secrets()).expect("builds");
+    assert!(!changed.iter().any(|c| matches!(c, Child::Hpa(_))));
+    assert!(base.iter().any(|c| matches!(c, Child::Hpa(_))));
+    let replicas = |cs: &[Child], n: &str| {
+        cs.iter().find_map(|c| match c {
+            Child::Deployment(d) if d.metadata.name.as_deref() == Some(n) => {
+                d.spec.as_ref()?.replicas
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(replicas(&changed, "t-proxy"), Some(3));
+    assert_eq!(replicas(&changed, "t-client-high-volume"), Some(5));
+    assert_eq!(replicas(&base, "t-client-high-volume"), Some(1));
+}
+
+#[test]
+fn clients_carry_rates_and_the_load_window() {
+    let children = desired(&running(), &secrets()).expect("builds");
+    let c = container(&children, "t-client-newsletter");
+    assert_eq!(env_of(&c, "MSG_RATE_PER_SYNC").as_deref(), Some("50"));
+    assert_eq!(
+        env_of(&c, "ATTACHMENT_CACHE_HIT_RATE").as_deref(),
+        Some("0.5")
+    );
+    assert_eq!(env_of(&c, "START_AT").as_deref(), Some("1000"));
+    assert_eq!(env_of(&c, "STOP_AT").as_deref(), Some("1400"));
+    assert_eq!(env_of(&c, "RUN_ID").as_deref(), Some("t-run"));
+    let id = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "CLIENT_ID")
+        .expect("client id");
+    assert_eq!(
+        id.value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.as_str()),
+        Some("metadata.name")
+    );
+    assert_eq!(
+        c.command.as_deref().map(|v| v[..4].join(" ")),
+        Some("client-sim serve --profile newsletter".into())
+    );
+}
+
+#[test]
+fn phases_gate_the_setup_job_and_clients() {
+    let mut pt = PressureTest::test();
+    pt.status = Some(PressureTestStatus {
+        phase: Some(Phase::Provisioning),
+        ..Default::default()
+    });
+    let early = desired(&pt, &secrets()).expect("builds");
+    assert!(!early.iter().any(|c| matches!(c, Child::Job(_))));
+    assert_eq!(pods(&early).len(), 5);
+    pt.status = Some(PressureTestStatus {
+        phase: Some(Phase::Failed),
+        ..Default::default()
+    });
+    assert!(desired(&pt, &secrets()).expect("builds").is_empty());
+}
+
+#[test]
+fn setup_plan_registers_each_tenant_against_the_sink() {
+    let pt = running();
+    let plan = setup::plan("t", &pt);
+    assert_eq!(plan.tenants.len(), 4);
+    let t = &plan.tenants[0];
+    assert_eq!(t.tenant.id, "high-volume");
+    assert_eq!(
+        t.tenant.client_base_url.as_deref(),
+        Some("http://t-client-high-volume:8080")
+    );
+    assert_eq!(
+        (
+            t.accounts[0].smtp_host.as_str(),
+            t.accounts[0].smtp_port,
+            t.accounts[0].use_tls
+        ),
+        ("t-sink", 1025, Some(false))
+    );
+    let c = container(&desired(&running(), &secrets()).expect("builds"), "t-setup");
+    assert_eq!(
+        env_of(&c, "PROXY_URL").as_deref(),
+        Some("http://t-proxy:8000")
+    );
+    assert!(env_of(&c, "SETUP_PLAN").is_some_and(|p| p.contains("\"smtp_host\":\"t-sink\"")));
+}
+
+#[test]
+fn mailhog_sink_and_disabled_observability() {
+    let mut pt = running();
+    pt.spec.sink.kind = SinkKind::MailHog;
+    pt.spec.prometheus.enabled = false;
+    pt.spec.grafana.enabled = false;
+    let children = desired(&pt, &secrets()).expect("builds");
+    assert_eq!(
+        container(&children, "t-sink").image.as_deref(),
+        Some("mailhog/mailhog:v1.0.1")
+    );
+    assert!(
+        !children
+            .iter()
+            .any(|c| c.describe().contains("prometheus") || c.describe().contains("grafana"))
+    );
+}
+
+#[test]
+fn postgres_gets_the_seed_parameters_and_a_claim() {
+    let children = desired(&running(), &secrets()).expect("builds");
+    let c = container(&children, "t-postgres");
+    let args = c.args.expect("args").join(" ");
+    assert!(
+        args.contains("-c max_connections=200") && args.contains("-c synchronous_commit=off"),
+        "{args}"
+    );
+    let sts = children
+        .iter()
+        .find_map(|c| match c {
+            Child::StatefulSet(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("sts");
+    assert_eq!(
+        sts.spec
+            .expect("spec")
+            .volume_claim_templates
+            .expect("claims")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn secret_values_round_trip_and_are_redacted() {
+    let v = SecretValues::generate();
+    assert_eq!(v.db_password.len(), 32);
+    assert!(v.db_password.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &v.encryption_key
+        )
+        .expect("b64")
+        .len(),
+        32
+    );
+    let s = secret::secret(&PressureTest::test(), &v).expect("builds");
+    assert_eq!(SecretValues::from_secret(&s), Some(v.clone()));
+    assert!(!format!("{v:?}").contains(&v.api_token));
+}
+
+#[test]
+fn scrape_config_lists_each_component() {
+    let cfg = observability::scrape_config(&running(), "t").expect("renders");
+    for needle in [
+        "t-proxy.default.svc",
+        "t-sink.default.svc",
+        "t-client-documents.default.svc",
+        "scrape_interval: 5s",
+    ] {
+        assert!(cfg.contains(needle), "{needle} missing in\n{cfg}");
+    }
+}
