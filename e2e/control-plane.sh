@@ -85,12 +85,12 @@ go_build() {
   log=$CACHE_ROOT/logs/build-$name-$(date -u +%Y%m%dT%H%M%SZ).log
   mkdir -p "$CACHE_ROOT/logs" && rm -rf "$tmp" && mkdir -p "$tmp"
   note "building $name: $* (module ${moddir#"$REPO"/}, go build -p $GO_BUILD_P); log: $log"
-  (cd "$moddir" && go mod download -x) >"$log" 2>&1 ||
+  (cd "$moddir" && go mod download -x) >"$log" 2>&1 8>&- ||
     build_failed "downloading the modules of ${moddir#"$REPO"/} from the Go module proxy" "$log"
   local timer=()
   [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -v)
   (cd "$moddir" && CGO_ENABLED=0 nice -n 10 "${timer[@]}" go build -mod=readonly -p "$GO_BUILD_P" \
-    -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >>"$log" 2>&1 ||
+    -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >>"$log" 2>&1 8>&- ||
     build_failed "building $name ($*) from ${moddir#"$REPO"/}" "$log"
   grep -E 'Elapsed \(wall clock\)|Maximum resident set size' "$log" | sed "s/^\s*/  $name: /" >&2 || true
   printf '%s\n' "$want" >"$tmp/.stamp"
@@ -225,10 +225,11 @@ cmd_up() {
   for f in "$REPO"/e2e/kwok/*-stage*.yaml; do cfg+=(-c "$f"); done
   note "starting cluster $NAME (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) in $DIR"
   # kwokctl picks free ports when it creates a cluster: one creation at a time.
+  # The lock's descriptor is closed for kwokctl, whose children outlive us.
   exec 7>"$CACHE_ROOT/up.lock"
   flock 7
   if ! kwokctl create cluster "${cfg[@]}" --kubeconfig "" --wait "${UP_TIMEOUT}s" \
-    --timeout "${UP_TIMEOUT}s" >"$DIR/kwokctl-create.log" 2>&1; then
+    --timeout "${UP_TIMEOUT}s" >"$DIR/kwokctl-create.log" 2>&1 7>&-; then
     exec 7>&-
     cat "$DIR/kwokctl-create.log" >&2
     show_logs
