@@ -5,7 +5,8 @@
 #
 # Uses the cluster already running in DIR, or starts one there (and stops it
 # at the end). Checks, against the real API server, controller manager,
-# scheduler and kwok: a Deployment reaches 2 ready replicas; a Job completes;
+# scheduler and kwok: a Deployment and a StatefulSet reach 2 ready replicas
+# (and the headless Service's EndpointSlice lists them); a Job completes;
 # the pod-fail label gives ImagePullBackOff / OOMKilled / CrashLoopBackOff
 # statuses and a failed Job; deleting the Deployment garbage-collects its
 # ReplicaSet and pods; a CRD with a status subresource and a CEL rule is served
@@ -78,6 +79,26 @@ spec:
     spec:
       containers: [{name: web, image: registry.k8s.io/pause:3.10}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: smoke-db}
+  ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: smoke-db}}
+  template:
+    metadata: {labels: {app: smoke-db}}
+    spec:
+      containers: [{name: db, image: registry.k8s.io/pause:3.10}]
+---
 apiVersion: batch/v1
 kind: Job
 metadata: {name: once}
@@ -122,6 +143,10 @@ spec:
 EOF
 
 expect_jsonpath "Deployment has 2 ready replicas" deployment/web '{.status.readyReplicas}' 2
+expect_jsonpath "StatefulSet has 2 ready replicas" statefulset/db '{.status.readyReplicas}' 2
+[[ $(kn get endpointslices -l kubernetes.io/service-name=db -o jsonpath='{.items[*].endpoints[*].addresses[*]}' | wc -w) -ge 2 ]] ||
+  fail "the headless Service's EndpointSlice does not list the 2 pods"
+say "ok: EndpointSlice lists the StatefulSet pods"
 kn wait --for=condition=Complete job/once --timeout="$WAIT" >/dev/null || fail "Job 'once' did not complete"
 say "ok: Job completes"
 expect_jsonpath "label $FAIL_LABEL=ImagePullBackOff shows the reason" pod/badimage \
