@@ -80,6 +80,8 @@ pub struct Dispatcher {
     replica: String,
     /// Woken by intake, run-now and freed slots.
     wake: Arc<Notify>,
+    /// Woken after each batch of outcomes, so the sync delivers their reports promptly.
+    reports_wake: Arc<Notify>,
     /// Bounds sends per replica.
     global: Arc<Semaphore>,
     /// Bounds sends per account `pk`.
@@ -91,6 +93,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher; `wake` is shared with the intake paths.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         transport: Arc<dyn Transport>,
@@ -99,6 +102,7 @@ impl Dispatcher {
         settings: DispatchSettings,
         replica: String,
         wake: Arc<Notify>,
+        reports_wake: Arc<Notify>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             directory: directory::Directory::new(store.clone()),
@@ -110,6 +114,7 @@ impl Dispatcher {
             settings,
             replica,
             wake,
+            reports_wake,
             per_account: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
         })

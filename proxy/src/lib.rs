@@ -13,6 +13,7 @@
 //! - [`store`]: the database; [`crypto`]: secrets at rest.
 //! - [`dispatch`]: claims, the per-message pipeline, batched outcomes.
 //! - [`mail`]: MIME building and the SMTP pool; [`attachments`]: attachment loading.
+//! - [`sync`]: the sync scheduler that calls tenant applications (reports out, messages in).
 //! - [`metrics`]: the `gmp_*` series; [`server`]: wiring and lifecycle.
 
 pub mod attachments;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use server::{Server, run};

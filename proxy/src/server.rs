@@ -19,6 +19,7 @@ use crate::{
     mail::{Transport, pool::SmtpPool},
     metrics::{AccountLabels, Metrics, TenantLabel},
     store::{DbLocation, Store, now_ts},
+    sync::Scheduler,
 };
 
 /// A running replica.
@@ -60,6 +61,7 @@ impl Server {
         let replica = replica_id();
         let shutdown = CancellationToken::new();
         let dispatch_wake = Arc::new(Notify::new());
+        let sync_wake = Arc::new(Notify::new());
         let mut tasks = Vec::new();
         let transport: Arc<dyn Transport> = match transport {
             Some(t) => t,
@@ -79,11 +81,25 @@ impl Server {
             DispatchSettings::from_config(&config),
             replica.clone(),
             dispatch_wake.clone(),
+            sync_wake.clone(),
         );
         tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+        if config.scheduler_active {
+            let scheduler = Scheduler::new(
+                store.clone(),
+                metrics.clone(),
+                &config,
+                replica.clone(),
+                sync_wake.clone(),
+                dispatch_wake.clone(),
+            )?;
+            tasks.push(tokio::spawn(scheduler.run(shutdown.clone())));
+        }
+        let retention = config.scheduler_active.then_some(config.retention_seconds);
         tasks.push(tokio::spawn(refresh_gauges(
             store.clone(),
             metrics.clone(),
+            retention,
             shutdown.clone(),
         )));
         let state = AppState {
@@ -97,7 +113,7 @@ impl Server {
             default_priority: config.default_priority.clamp(0, 3),
             scheduler_active: config.scheduler_active,
             dispatch_wake,
-            sync_wake: Arc::new(Notify::new()),
+            sync_wake,
             sync_interval: config.sync_interval,
             retention_seconds: config.retention_seconds,
             report_max_attempts: config.report_max_attempts,
@@ -237,8 +253,14 @@ async fn sweep_pool(pool: Arc<SmtpPool>, shutdown: CancellationToken) {
     }
 }
 
-/// Refreshes the pending gauges once a second and prunes the send log once a minute.
-async fn refresh_gauges(store: Store, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+/// Refreshes the pending gauges once a second; once a minute prunes the send log and, with the
+/// scheduler active, applies retention (§7.3).
+async fn refresh_gauges(
+    store: Store,
+    metrics: Arc<Metrics>,
+    retention: Option<i64>,
+    shutdown: CancellationToken,
+) {
     let mut tick = 0u64;
     loop {
         tokio::select! {
@@ -260,6 +282,13 @@ async fn refresh_gauges(store: Store, metrics: Arc<Metrics>, shutdown: Cancellat
         }
         if tick.is_multiple_of(60) {
             let _ = store.prune_send_log(now_ts()).await;
+            if let Some(r) = retention {
+                match store.cleanup_messages(None, r, now_ts()).await {
+                    Ok(n) if n > 0 => info!(removed = n, "Retention removed reported messages."),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "Retention failed."),
+                }
+            }
         }
     }
 }

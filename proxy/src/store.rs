@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod events;
 pub mod messages;
 pub mod queue;
+pub mod sync_state;
 pub mod tenants;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};

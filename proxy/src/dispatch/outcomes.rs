@@ -59,6 +59,7 @@ impl Dispatcher {
             self.outstanding.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
             self.wake.notify_one();
+            self.reports_wake.notify_one();
         }
     }
 

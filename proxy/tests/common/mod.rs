@@ -2,7 +2,9 @@
 //! on the cluster the test command starts), a replica on port 0, an HTTP client, waits.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod sink;
+pub mod tenant_app;
 
 use std::{future::Future, time::Duration};
 

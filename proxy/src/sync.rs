@@ -1,0 +1,289 @@
+//! The sync scheduler (contract §4): calls every active tenant's application with its pending
+//! delivery reports, enqueues the messages it answers with, and honours `queued`,
+//! `next_sync_after` (do not disturb), failures with backoff, and the per-tenant lease that lets
+//! one replica at a time call a tenant.
+//!
+//! The loop wakes at least every 250 ms, on run-now and on every batch of dispatch outcomes (so
+//! reports travel promptly); calls to different tenants run concurrently, up to
+//! `GMP_SYNC_CONCURRENCY`, and a slow or failing tenant never delays the others.
+
+pub mod call;
+pub mod reports;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mailproxy_proto::sync::SyncRequestV1;
+use tokio::{sync::Notify, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    config::Config,
+    metrics::{Metrics, TenantLabel, TenantOutcome, TenantSource},
+    store::{Store, messages::Intake, now_ts},
+};
+
+/// Backoff after the n-th consecutive failure: `min(300, 5 × 2^(n − 1))` seconds.
+pub fn backoff_seconds(failures: i64) -> i64 {
+    let exp = u32::try_from((failures - 1).clamp(0, 10)).unwrap_or(10);
+    (5i64 << exp).min(300)
+}
+
+/// Sync settings from the process configuration.
+#[derive(Debug, Clone)]
+struct Settings {
+    interval: i64,
+    timeout: Duration,
+    concurrency: usize,
+    report_batch: i64,
+    max_attempts: i64,
+    max_bytes: usize,
+    default_priority: i64,
+}
+
+/// The sync loop of one replica.
+pub struct Scheduler {
+    store: Store,
+    metrics: Arc<Metrics>,
+    client: reqwest::Client,
+    settings: Settings,
+    replica: String,
+    /// Woken by run-now and by dispatch outcomes.
+    wake: Arc<Notify>,
+    /// Wakes the dispatcher after inline messages are queued.
+    dispatch_wake: Arc<Notify>,
+    /// Tenants with a call in flight from this replica.
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Scheduler {
+    /// A scheduler for `replica`.
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        config: &Config,
+        replica: String,
+        wake: Arc<Notify>,
+        dispatch_wake: Arc<Notify>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(8)
+            .build()?;
+        Ok(Arc::new(Scheduler {
+            store,
+            metrics,
+            client,
+            settings: Settings {
+                interval: config.sync_interval.ceil().max(1.0) as i64,
+                timeout: Duration::from_secs(config.sync_timeout_seconds.max(1)),
+                concurrency: config.sync_concurrency.max(1),
+                report_batch: config.report_batch_size.max(1),
+                max_attempts: config.report_max_attempts.max(1),
+                max_bytes: config.max_request_bytes,
+                default_priority: config.default_priority.clamp(0, 3),
+            },
+            replica,
+            wake,
+            dispatch_wake,
+            in_flight: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut calls = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            self.start_due(&mut calls).await;
+            while calls.try_join_next().is_some() {}
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while calls.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    async fn start_due(self: &Arc<Self>, calls: &mut tokio::task::JoinSet<()>) {
+        let s = &self.settings;
+        let now = now_ts();
+        let due = match self
+            .store
+            .due_tenants(now, s.interval, s.max_attempts, (s.concurrency * 4) as i64)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return warn!(error = %e, "Sync scheduling query failed."),
+        };
+        for id in due {
+            {
+                let busy = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                if busy.len() >= s.concurrency || busy.contains(&id) {
+                    continue;
+                }
+            }
+            let lease_until = now + s.timeout.as_secs() as i64 + 30;
+            match self
+                .store
+                .claim_sync(&id, &self.replica, now, lease_until)
+                .await
+            {
+                Ok(true) => {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone());
+                    let me = self.clone();
+                    calls.spawn(async move {
+                        me.sync_one(&id).await;
+                        me.in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
+                        me.wake.notify_one();
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => warn!(tenant = %id, error = %e, "Sync lease failed."),
+            }
+        }
+    }
+
+    /// One call to one tenant, with its bookkeeping; errors end in backoff, never in a panic.
+    async fn sync_one(&self, id: &str) {
+        let started = Instant::now();
+        let outcome = match self.call(id).await {
+            Ok(()) => "ok",
+            Err(kind) => {
+                if let Err(e) = self.store.sync_failed(id, &self.replica, now_ts()).await {
+                    warn!(tenant = %id, error = %e, "Recording a sync failure failed.");
+                }
+                kind
+            }
+        };
+        let labels = TenantOutcome {
+            tenant_id: id.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.metrics.sync_calls.get_or_create(&labels).inc();
+        self.metrics
+            .sync_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn call(&self, id: &str) -> Result<(), &'static str> {
+        let s = &self.settings;
+        let db = |e: crate::store::StoreError| {
+            warn!(tenant = %id, error = %e, "Sync bookkeeping failed.");
+            "http_error"
+        };
+        let Some(tenant) = self.store.tenant(id).await.map_err(db)? else {
+            return Ok(());
+        };
+        let pending = self
+            .store
+            .pending_reports(id, s.report_batch, s.max_attempts)
+            .await
+            .map_err(db)?;
+        let body = SyncRequestV1 {
+            delivery_report: pending.iter().map(reports::entry).collect(),
+            tenant_id: None,
+        };
+        let raw = call::post(&self.client, &tenant, &body, s.timeout, s.max_bytes)
+            .await
+            .map_err(|f| {
+                debug!(tenant = %id, failure = f.label(), "Sync call failed.");
+                f.label()
+            })?;
+        let resp = call::parse(&raw).ok_or("invalid")?;
+        if !resp.messages.is_empty() {
+            self.enqueue_inline(id, &resp.messages).await.map_err(db)?;
+        }
+        if !resp.ok {
+            return Err("invalid");
+        }
+        let now = now_ts();
+        let refused_ids = resp.error.iter().cloned().collect();
+        let (acked, refused) = reports::settle(&pending, &refused_ids);
+        self.store
+            .settle_reports(&acked, &refused, now)
+            .await
+            .map_err(db)?;
+        let label = TenantLabel {
+            tenant_id: id.to_string(),
+        };
+        self.metrics
+            .reports_acked
+            .get_or_create(&label)
+            .inc_by(acked.len() as u64);
+        self.metrics
+            .reports_refused
+            .get_or_create(&label)
+            .inc_by(refused.len() as u64);
+        if !resp.not_found.is_empty() {
+            debug!(tenant = %id, ids = ?resp.not_found, "Client does not know some reported ids.");
+        }
+        let dnd = resp
+            .next_sync_after
+            .filter(|t| *t > now as f64)
+            .map(|t| t.ceil() as i64);
+        let more_reports = pending.len() as i64 >= s.report_batch;
+        let requested = dnd.is_none() && (resp.queued > 0 || more_reports);
+        self.store
+            .sync_succeeded(id, &self.replica, now, dnd, requested)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn enqueue_inline(
+        &self,
+        id: &str,
+        messages: &[serde_json::Value],
+    ) -> crate::store::Result<()> {
+        let intake = Intake {
+            default_tenant: Some(id),
+            forced_tenant: Some(id),
+            default_priority: self.settings.default_priority,
+        };
+        let out = self.store.enqueue(messages, intake).await?;
+        let labels = |source: &str| TenantSource {
+            tenant_id: id.to_string(),
+            source: source.to_string(),
+        };
+        self.metrics
+            .enqueued
+            .get_or_create(&labels("sync"))
+            .inc_by(out.queued);
+        self.metrics
+            .rejected
+            .get_or_create(&labels("sync"))
+            .inc_by(out.rejected.len() as u64);
+        if out.queued > 0 {
+            self.dispatch_wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(
+            [1, 2, 3, 4, 7, 50].map(backoff_seconds),
+            [5, 10, 20, 40, 300, 300]
+        );
+    }
+}

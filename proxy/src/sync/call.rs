@@ -1,0 +1,187 @@
+//! One sync call (contract §4.1–§4.4): POST the pending delivery reports to the tenant's sync
+//! endpoint with its auth, read the answer within the size limit, and turn it into a
+//! [`Response`] — or a failure kind for the metrics and the backoff.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mailproxy_proto::sync::SyncRequestV1;
+use serde_json::Value;
+
+use crate::store::tenants::Tenant;
+
+/// Why a call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailure {
+    /// Connection error or non-2xx status.
+    Http,
+    /// No answer in time.
+    Timeout,
+    /// 2xx, but not a JSON object or `ok` not true.
+    Invalid,
+}
+
+impl CallFailure {
+    /// Label of `gmp_sync_calls_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CallFailure::Http => "http_error",
+            CallFailure::Timeout => "timeout",
+            CallFailure::Invalid => "invalid",
+        }
+    }
+}
+
+/// A parsed answer of a tenant application.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    /// `ok` is true: the reports sent are acknowledged (except `error` ids).
+    pub ok: bool,
+    /// More work waiting at the client.
+    pub queued: u64,
+    /// Do not disturb until this Unix second (rounded up), when in the future.
+    pub next_sync_after: Option<f64>,
+    /// Message ids whose reports the client failed to process.
+    pub error: Vec<String>,
+    /// Message ids the client does not know.
+    pub not_found: Vec<String>,
+    /// Inline messages to enqueue.
+    pub messages: Vec<Value>,
+}
+
+/// Parses a response body: None when it is not a JSON object.
+pub fn parse(body: &[u8]) -> Option<Response> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    let ids = |k: &str| -> Vec<String> {
+        obj.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .or_else(|| x.as_i64().map(|n| n.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Some(Response {
+        ok: obj.get("ok") == Some(&Value::Bool(true)),
+        queued: obj.get("queued").and_then(Value::as_u64).unwrap_or(0),
+        next_sync_after: obj.get("next_sync_after").and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        }),
+        error: ids("error"),
+        not_found: ids("not_found"),
+        messages: obj
+            .get("messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// The sync URL of a tenant: base without trailing `/` plus the sync path.
+pub fn url(tenant: &Tenant) -> Option<String> {
+    let base = tenant
+        .client_base_url
+        .as_deref()
+        .filter(|b| !b.is_empty())?;
+    Some(format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        tenant.sync_path()
+    ))
+}
+
+/// Adds the tenant's `client_auth` to a request.
+pub fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Value>) -> reqwest::RequestBuilder {
+    let Some(a) = auth else { return req };
+    let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+    match s("method") {
+        "bearer" if !s("token").is_empty() => req.bearer_auth(s("token")),
+        "basic" => req.basic_auth(s("user"), Some(s("password"))),
+        _ => req,
+    }
+}
+
+/// Makes the call; Ok carries the raw 2xx body.
+pub async fn post(
+    client: &reqwest::Client,
+    tenant: &Tenant,
+    body: &SyncRequestV1,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Vec<u8>, CallFailure> {
+    let url = url(tenant).ok_or(CallFailure::Http)?;
+    let req = with_auth(
+        client.post(url).json(body).timeout(timeout),
+        tenant.client_auth.as_ref(),
+    );
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            CallFailure::Timeout
+        } else {
+            CallFailure::Http
+        }
+    })?;
+    if !resp.status().is_success() {
+        return Err(CallFailure::Http);
+    }
+    if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
+        return Err(CallFailure::Invalid);
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if e.is_timeout() {
+                CallFailure::Timeout
+            } else {
+                CallFailure::Http
+            }
+        })?;
+        if out.len() + chunk.len() > max_bytes {
+            return Err(CallFailure::Invalid);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_leniently() {
+        let r = parse(br#"{"ok":true,"queued":3,"next_sync_after":"1700000000.5","error":["a",7],"processed":2,"messages":[{"id":"x"}]}"#).unwrap();
+        assert!(r.ok);
+        assert_eq!(
+            (r.queued, r.error.clone(), r.messages.len()),
+            (3, vec!["a".to_string(), "7".to_string()], 1)
+        );
+        assert_eq!(r.next_sync_after, Some(1_700_000_000.5));
+        assert!(!parse(br#"{"ok":"yes"}"#).unwrap().ok);
+        assert!(parse(b"[1]").is_none());
+        assert!(parse(b"<html>").is_none());
+    }
+
+    #[test]
+    fn urls_join_base_and_path() {
+        let t = Tenant {
+            client_base_url: Some("http://h:1/".into()),
+            client_sync_path: Some("/sync".into()),
+            ..Tenant::default()
+        };
+        assert_eq!(url(&t).as_deref(), Some("http://h:1/sync"));
+        let d = Tenant {
+            client_base_url: Some("http://h".into()),
+            ..Tenant::default()
+        };
+        assert_eq!(url(&d).as_deref(), Some("http://h/mail-proxy/sync"));
+    }
+}
