@@ -8,6 +8,7 @@
 //!   creation time, Message-ID.
 //! - [`stats`]: per-tenant figures, latency histograms, duplicate detection, metrics.
 //! - [`faults`]: injected 451/550 replies, dropped connections and delays.
+//! - [`mime`]: the fast attachment walker (boundaries, streamed base64 decode and MD5).
 //! - [`http`]: `/stats`, `/metrics`, `/reset`, `/health`.
 //! - [`maildir`]: optional storage.
 //!
@@ -17,6 +18,7 @@
 pub mod faults;
 pub mod http;
 pub mod maildir;
+pub mod mime;
 pub mod smtp;
 pub mod stats;
 pub mod verify;
