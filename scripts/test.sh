@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Test"): formatting, lints, every test.
 #
-# It starts what the tests need itself (a throwaway PostgreSQL 15 cluster on a free loopback port),
-# works on a fresh machine as on a used one, and stops everything it started on exit.
+# It starts what the tests need itself (a throwaway PostgreSQL 15 cluster on a free loopback
+# port; a local Kubernetes control plane built from Go modules, see e2e/README.md), works on a
+# fresh machine as on a used one, and stops everything it started on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,12 +13,13 @@ source scripts/lib/postgres.sh
 work=$(mktemp -d /tmp/mail-pressure-test.XXXXXX)
 chmod 755 "$work" # the postgres user must reach its data folder inside
 cleanup() {
+  e2e/control-plane.sh down "$work/k8s" >/dev/null 2>&1 || true
   pg_down "$work/pg"
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -30,5 +32,9 @@ pg_up "$work/pg"
 
 step "Tests (cargo test --workspace)"
 cargo test --workspace
+
+step "Kubernetes control plane (built once from Go modules, then cached)"
+e2e/control-plane.sh up "$work/k8s"
+e2e/smoke.sh "$work/k8s"
 
 step "All checks passed"

@@ -24,8 +24,11 @@ pg_up() {
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; chmod 700 "$dir"; fi
   pg_as_owner "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
+  # Tests trade durability for speed; benchmarks (PG_DURABLE=1) keep PostgreSQL's durable defaults.
+  local settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && settings=""
   pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/postgres.log" \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $settings -c max_connections=400 -c shared_buffers=256MB" \
     start >/dev/null || { cat "$dir/postgres.log" >&2; return 1; }
   export GMP_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
   export PG_TEST_DIR=$dir PG_TEST_PORT=$port
