@@ -6,7 +6,8 @@
 //! - [`spec`]: the root `PressureTest` kind, tenants, load window, thresholds, and [`spec::sut`]
 //!   (proxy, PostgreSQL, sink, observability) plus the seed's client [`profiles`];
 //! - [`status`]: phase, conditions, live figures and the final summary;
-//! - [`validate`]: pure validation with typed errors carrying a field path.
+//! - [`validate`]: pure validation with typed errors carrying a field path;
+//! - [`verdict`]: the thresholds against observed values, as a pure function.
 //!
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`
 //! regenerates the committed CRD; a test fails when the two differ.
@@ -15,11 +16,12 @@ pub mod profiles;
 pub mod spec;
 pub mod status;
 pub mod validate;
+pub mod verdict;
 
 pub use profiles::{Profile, ProfileRates};
 pub use spec::sut::{
-    GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PrometheusSpec, ProxySpec,
-    ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
+    GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PostgresVolume, PrometheusSpec,
+    ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
 pub use spec::{
     KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdsSpec, TimeoutsSpec,
@@ -28,6 +30,7 @@ pub use status::{
     Condition, ConditionStatus, Figures, Phase, PressureTestStatus, TenantFigures, ThresholdResult,
 };
 pub use validate::{ValidationError, validate};
+pub use verdict::Observed;
 
 /// API group of the resource.
 pub const GROUP: &str = "pressure.mailproxy.dev";

@@ -113,7 +113,11 @@ async fn announce(ctx: &Context, pt: &PressureTest, t: &Transition) {
     } else {
         EventType::Normal
     };
-    tracing::info!(from = ?t.from, to = ?t.to, reason = %t.reason, message = %t.message, "Phase changed.");
+    if t.is_warning() {
+        tracing::warn!(from = ?t.from, to = ?t.to, reason = %t.reason, message = %t.message, "Run failed.");
+    } else {
+        tracing::info!(from = ?t.from, to = ?t.to, reason = %t.reason, message = %t.message, "Phase changed.");
+    }
     let event = Event {
         type_,
         reason: t.reason.clone(),

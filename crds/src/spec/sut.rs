@@ -136,6 +136,10 @@ pub struct PostgresSpec {
     #[serde(default = "d_storage")]
     #[schemars(regex(pattern = r"^[0-9]+(Ki|Mi|Gi|Ti)$"), length(max = 20))]
     pub storage: String,
+    /// Where the data lives: a PersistentVolumeClaim (default), or an emptyDir for clusters
+    /// without a volume provisioner (data is lost with the pod).
+    #[serde(default)]
+    pub volume: PostgresVolume,
     /// Storage class of the data volume (cluster default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
@@ -146,6 +150,16 @@ pub struct PostgresSpec {
     /// Requests and limits (default 250m/512Mi, limit 2/1Gi as the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+}
+
+/// Kinds of PostgreSQL data volume.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PostgresVolume {
+    /// A claim from the StatefulSet's volume claim template, of `storage` size.
+    #[default]
+    PersistentVolumeClaim,
+    /// An emptyDir sized by `storage`.
+    EmptyDir,
 }
 
 /// The seed's PostgreSQL parameters.
@@ -275,6 +289,7 @@ impl Default for PostgresSpec {
         Self {
             image: d_pg_image(),
             storage: d_storage(),
+            volume: PostgresVolume::default(),
             storage_class_name: None,
             tuning: PostgresTuning::default(),
             resources: None,

@@ -5,12 +5,12 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeMount,
-    VolumeResourceRequirements,
+    EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use pressure_crds::{PostgresTuning, PressureTest};
+use pressure_crds::{PostgresTuning, PostgresVolume, PressureTest};
 
 use super::secret::DB_PASSWORD;
 use super::{
@@ -92,6 +92,18 @@ fn statefulset(pt: &PressureTest, name: &str) -> Result<StatefulSet> {
         ..Default::default()
     };
     c.volume_mounts = Some(vec![data_mount, run_mount, tmp_mount]);
+    let mut volumes = vec![run_vol, tmp_vol];
+    if spec.volume == PostgresVolume::EmptyDir {
+        let source = EmptyDirVolumeSource {
+            size_limit: Some(Quantity(spec.storage.clone())),
+            ..Default::default()
+        };
+        volumes.push(Volume {
+            name: "data".into(),
+            empty_dir: Some(source),
+            ..Volume::default()
+        });
+    }
     let pod_labels = labels(name, COMPONENT, "postgres");
     Ok(StatefulSet {
         metadata: meta(pt, sts_name.clone(), pod_labels.clone())?,
@@ -109,16 +121,14 @@ fn statefulset(pt: &PressureTest, name: &str) -> Result<StatefulSet> {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![c],
-                    volumes: Some(vec![run_vol, tmp_vol]),
+                    volumes: Some(volumes),
                     security_context: Some(pod_security(UID)),
                     automount_service_account_token: Some(false),
                     ..PodSpec::default()
                 }),
             },
-            volume_claim_templates: Some(vec![claim(
-                &spec.storage,
-                spec.storage_class_name.clone(),
-            )]),
+            volume_claim_templates: (spec.volume == PostgresVolume::PersistentVolumeClaim)
+                .then(|| vec![claim(&spec.storage, spec.storage_class_name.clone())]),
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
                     when_deleted: Some("Delete".into()),

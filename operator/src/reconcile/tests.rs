@@ -361,3 +361,27 @@ fn scrape_config_lists_each_component() {
         assert!(cfg.contains(needle), "{needle} missing in\n{cfg}");
     }
 }
+
+#[test]
+fn postgres_on_empty_dir_has_no_claim() {
+    let mut pt = running();
+    pt.spec.postgres.volume = pressure_crds::PostgresVolume::EmptyDir;
+    let children = desired(&pt, &secrets()).expect("builds");
+    let sts = children
+        .iter()
+        .find_map(|c| match c {
+            Child::StatefulSet(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("sts");
+    let spec = sts.spec.expect("spec");
+    assert!(spec.volume_claim_templates.is_none());
+    let pod = spec.template.spec.expect("pod");
+    let data = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "data")
+        .expect("data volume");
+    assert!(data.empty_dir.is_some());
+}

@@ -282,7 +282,10 @@ fn analyzing(
     if !drained && waited <= i64::from(spec.timeouts.drain_seconds) {
         return Step::Stay;
     }
-    let fig = s.figures.clone().unwrap_or_default();
+    let Some(fig) = s.figures.clone() else {
+        let msg = "no figures could be read from the proxy, clients or sink; nothing to judge";
+        return Step::Fail(reason::THRESHOLD_BREACHED, msg.into());
+    };
     let (results, why) = verdict::evaluate(
         &spec.thresholds,
         &fig,

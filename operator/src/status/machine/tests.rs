@@ -172,3 +172,17 @@ fn setup_failure_and_terminal_states_stick() {
     let (again, t) = advance(&spec, &s, &obs(500));
     assert_eq!((again.phase, t), (Some(Phase::Failed), None));
 }
+
+#[test]
+fn a_run_without_any_figures_fails() {
+    let spec = PressureTestSpec::seed_default();
+    let mut s = PressureTestStatus::default();
+    s.phase = Some(Phase::Analyzing);
+    s.phase_since = Some(crate::status::rfc3339(t0()));
+    let (s, _) = advance(&spec, &s, &obs(301));
+    assert_eq!(
+        cond(&s, "Succeeded"),
+        (ConditionStatus::False, "ThresholdBreached")
+    );
+    assert!(s.message.unwrap_or_default().contains("no figures"));
+}
