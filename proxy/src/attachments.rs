@@ -1,24 +1,46 @@
 //! Attachment loading (contract §5): turns the attachment objects of a payload into content for
-//! the MIME builder, by fetch mode. Failures are classified as temporary (retried with the
-//! message) or permanent (a terminal `error` report).
+//! the MIME builder, by fetch mode (`endpoint`, `http_url`, `base64`, `filesystem`). Failures are
+//! classified as temporary (retried with the message) or permanent (a terminal `error` report),
+//! and described `Attachment fetch failed for <filename>: <why>`.
+//!
+//! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
+//! `{MD5:…}` marker) through the [`cache`] with one shared download per key ([`Loader`]'s single
+//! flight), the others straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS`
+//! downloads at once, each under `GMP_ATTACHMENT_TIMEOUT_SECONDS`. Downloads stream into a
+//! [`spool`]; only once all are loaded does the message reserve its peak footprint in the memory
+//! [`budget`] and read the spools into memory. The reservation travels with the result
+//! ([`Loaded`]) and must be kept until the message is sent.
 
 pub mod base64;
+pub mod budget;
+pub mod cache;
+pub mod disk;
+pub mod endpoint;
+pub mod filesystem;
+pub mod http;
+mod load;
+pub mod spec;
+pub mod spool;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde_json::Value;
+use tokio::sync::{OnceCell, Semaphore};
 
-use crate::{
-    config::Config, mail::build::LoadedAttachment, metrics::Metrics, model::attachment as names,
-    store::tenants::Tenant,
-};
+use self::{budget::Budget, cache::Cache, spool::Fetched};
+pub use self::{budget::BudgetGuard, load::Loaded};
+use crate::{config::Config, metrics::Metrics};
 
 /// A failed load, with the contract's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     /// Retry later (timeouts, connection errors, 429, 5xx) or give up.
     pub temporary: bool,
-    /// Description, e.g. `Attachment fetch failed for x.pdf: HTTP 404`.
+    /// Description, e.g. `Attachment fetch failed for x.pdf: HTTP 404 Not Found`.
     pub text: String,
 }
 
@@ -40,78 +62,97 @@ impl LoadError {
     }
 }
 
-/// Loads the attachments of messages.
+/// Why one attachment failed, before its filename is added to the description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    /// Retry later or give up.
+    pub temporary: bool,
+    /// The reason, e.g. `HTTP 404 Not Found` or `File not found: <path>`.
+    pub why: String,
+}
+
+impl Fail {
+    /// A permanent failure.
+    pub fn permanent(why: impl Into<String>) -> Self {
+        Fail {
+            temporary: false,
+            why: why.into(),
+        }
+    }
+
+    /// A temporary failure.
+    pub fn temporary(why: impl Into<String>) -> Self {
+        Fail {
+            temporary: true,
+            why: why.into(),
+        }
+    }
+
+    /// Content over `GMP_MAX_ATTACHMENT_BYTES` (permanent).
+    pub fn over_cap(name: &str, cap: u64) -> Self {
+        Fail::permanent(format!("Attachment '{name}' exceeds limit ({cap} bytes)"))
+    }
+
+    /// The message-level error for the attachment named `name`.
+    pub fn for_attachment(self, name: &str) -> LoadError {
+        LoadError {
+            temporary: self.temporary,
+            text: format!("Attachment fetch failed for {name}: {}", self.why),
+        }
+    }
+}
+
+pub(crate) type Flight = Arc<OnceCell<Result<(Fetched, &'static str), Fail>>>;
+
+/// Loads the attachments of messages; one per replica (it owns the cache, the HTTP client, the
+/// download slots and the memory budget).
 pub struct Loader {
     /// Settings (`GMP_ATTACHMENT_*`, `GMP_CACHE_*`, `GMP_SPOOL_DIR`).
-    #[allow(dead_code)]
     config: Config,
     /// Load durations, sizes, cache hits.
-    #[allow(dead_code)]
     metrics: Arc<Metrics>,
+    client: reqwest::Client,
+    cache: Cache,
+    budget: Budget,
+    downloads: Arc<Semaphore>,
+    flights: Mutex<HashMap<String, Flight>>,
 }
 
 impl Loader {
     /// A loader with the replica's settings.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Loader {
+            client,
+            cache: Cache::new(config, metrics.cache_requests.clone()),
+            budget: Budget::new(
+                config.attachment_memory_budget_mb,
+                metrics.attachment_memory.clone(),
+            ),
+            downloads: Arc::new(Semaphore::new(config.max_concurrent_attachments.max(1))),
+            flights: Mutex::new(HashMap::new()),
             config: config.clone(),
             metrics,
         }
     }
 
-    /// Loads every attachment of a payload, in order.
-    pub async fn load_all(
-        &self,
-        tenant: Option<&Tenant>,
-        payload: &Value,
-    ) -> Result<Vec<LoadedAttachment>, LoadError> {
-        let Some(list) = payload.get("attachments").and_then(Value::as_array) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(list.len());
-        for att in list {
-            out.push(self.load(tenant, att).await?);
-        }
-        Ok(out)
-    }
-
-    async fn load(
-        &self,
-        _tenant: Option<&Tenant>,
-        att: &Value,
-    ) -> Result<LoadedAttachment, LoadError> {
-        let raw_name = att
-            .get("filename")
-            .and_then(Value::as_str)
-            .unwrap_or("attachment");
-        let filename = names::clean_filename(raw_name);
-        let path = att
-            .get("storage_path")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mode = att
-            .get("fetch_mode")
-            .and_then(Value::as_str)
-            .unwrap_or("endpoint");
-        let content = match mode {
-            "base64" => base64::decode(path)
-                .map_err(|why| LoadError::permanent(format!("Invalid base64 content: {why}")))?,
-            other => {
-                return Err(LoadError::permanent(format!(
-                    "Attachment fetch failed for {filename}: fetch mode {other} is not enabled on this proxy"
-                )));
-            }
-        };
-        let mime = att
-            .get("mime_type")
-            .and_then(Value::as_str)
-            .filter(|m| m.contains('/'))
-            .map(str::to_string)
-            .unwrap_or_else(|| names::guess_mime(&filename).to_string());
-        Ok(LoadedAttachment {
-            filename,
-            mime,
-            content,
-        })
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.config.attachment_timeout_seconds.max(1))
     }
 }
+
+/// The attachment list of a payload (empty when absent).
+fn list(payload: &Value) -> &[Value] {
+    payload
+        .get("attachments")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

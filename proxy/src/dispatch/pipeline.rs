@@ -143,7 +143,7 @@ impl Dispatcher {
         account: &Account,
         done: &mut Done,
     ) -> Result<OutcomeKind, Failure> {
-        let attachments = match self.loader.load_all(tenant, payload).await {
+        let loaded = match self.loader.load_all(tenant, payload).await {
             Ok(a) => a,
             Err(e) if e.temporary => {
                 return Err(Failure {
@@ -154,6 +154,8 @@ impl Dispatcher {
             }
             Err(e) => return Ok(error_kind(&e.text)),
         };
+        // The memory-budget reservation is held until the send ends (§5.6).
+        let (attachments, _budget) = loaded.into_parts();
         let built = match build::build(payload, &row.pk, attachments) {
             Ok(b) => b,
             Err(e) => return Ok(error_kind(&e.0)),

@@ -2,6 +2,7 @@
 //! on the cluster the test command starts), a replica on port 0, an HTTP client, waits.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod sink;
 pub mod tenant_app;
 

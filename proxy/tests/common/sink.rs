@@ -28,6 +28,8 @@ pub struct Sink {
     data_rule: Arc<Mutex<Option<Rule>>>,
     /// Pause before answering the end of DATA, to keep messages in flight.
     pub data_delay: Arc<Mutex<std::time::Duration>>,
+    /// Bytes reserved for each message's data (so memory tests see no doubling reallocations).
+    pub data_capacity: Arc<Mutex<usize>>,
 }
 
 impl Sink {
@@ -39,6 +41,7 @@ impl Sink {
             rcpt_rule: Arc::default(),
             data_rule: Arc::default(),
             data_delay: Arc::default(),
+            data_capacity: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -102,7 +105,7 @@ impl Sink {
                 }
             } else if upper == "DATA" {
                 w.write_all(b"354 go ahead\r\n").await?;
-                let mut data = String::new();
+                let mut data = String::with_capacity(*self.data_capacity.lock().unwrap());
                 loop {
                     line.clear();
                     if r.read_line(&mut line).await? == 0 {

@@ -1,0 +1,229 @@
+//! The loading steps of [`Loader`]: all attachments of a message concurrently; per attachment
+//! the cache with single flight, the download slot and timeout, the origin fetch by mode; then
+//! the tenant's large-file rule, the memory budget and the read into memory.
+
+use std::{sync::Arc, time::Instant};
+
+use serde_json::Value;
+use tracing::warn;
+
+use super::{
+    BudgetGuard, Fail, LoadError, Loader, base64, budget, endpoint, filesystem, http, list,
+    spec::Spec,
+    spool::{Fetched, Spool, SpoolWriter, md5_hex},
+};
+use crate::{
+    mail::build::LoadedAttachment,
+    metrics::{FetchLabels, TenantLabel},
+    store::tenants::Tenant,
+};
+
+/// The attachments of one message and its memory reservation, which must be kept until the
+/// message has been built and sent.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The attachments, in payload order.
+    pub attachments: Vec<LoadedAttachment>,
+    /// The reservation in the memory budget (None without attachment bytes).
+    pub budget: Option<BudgetGuard>,
+}
+
+impl Loaded {
+    /// The attachments (for the builder) and the reservation (to hold until the send ends).
+    pub fn into_parts(self) -> (Vec<LoadedAttachment>, Option<BudgetGuard>) {
+        (self.attachments, self.budget)
+    }
+}
+
+impl Loader {
+    /// Loads every attachment of a payload, in order; the first failure fails the message.
+    pub async fn load_all(
+        &self,
+        tenant: Option<&Tenant>,
+        payload: &Value,
+    ) -> Result<Loaded, LoadError> {
+        let specs = list(payload)
+            .iter()
+            .map(Spec::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if specs.is_empty() {
+            return Ok(Loaded::default());
+        }
+        let spools =
+            futures_util::future::try_join_all(specs.iter().map(|s| self.load_one(tenant, s)))
+                .await?;
+        for (s, spool) in specs.iter().zip(&spools) {
+            large_file_rule(tenant, s, spool.len())?;
+        }
+        let total: u64 = spools.iter().map(|s| budget::footprint(s.len())).sum();
+        let budget = match total {
+            0 => None,
+            n => Some(self.budget.reserve(n).await),
+        };
+        let mut attachments = Vec::with_capacity(specs.len());
+        for (s, spool) in specs.into_iter().zip(spools) {
+            let content = spool.to_bytes().await.map_err(|e| {
+                Fail::temporary(format!("spool read failed: {e}")).for_attachment(s.raw_name)
+            })?;
+            attachments.push(LoadedAttachment {
+                filename: s.name,
+                mime: s.mime,
+                content,
+            });
+        }
+        Ok(Loaded {
+            attachments,
+            budget,
+        })
+    }
+
+    async fn load_one(&self, tenant: Option<&Tenant>, s: &Spec<'_>) -> Result<Spool, LoadError> {
+        let started = Instant::now();
+        let (fetched, source) = match &s.key {
+            Some(key) => self.keyed(tenant, s, key).await,
+            None => self.fetch(tenant, s).await.map(|f| (f, "origin")),
+        }
+        .map_err(|f| f.for_attachment(s.raw_name))?;
+        let m = &self.metrics;
+        m.attachment_load
+            .get_or_create(&FetchLabels {
+                fetch_mode: s.mode.into(),
+                source: source.into(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        m.attachment_bytes
+            .get_or_create(&tenant_label(tenant))
+            .observe(fetched.spool.len() as f64);
+        Ok(fetched.spool)
+    }
+
+    /// Cache lookup and, on a miss, one shared download per key in this replica.
+    async fn keyed(
+        &self,
+        tenant: Option<&Tenant>,
+        s: &Spec<'_>,
+        key: &str,
+    ) -> Result<(Fetched, &'static str), Fail> {
+        let cell: super::Flight = match self.flights.lock() {
+            Ok(mut f) => f.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let result = cell
+            .get_or_init(|| async {
+                let hit = tokio::time::timeout(self.timeout(), self.cache.get(key)).await;
+                if let Ok(Some((spool, tier))) = hit {
+                    let source = match tier {
+                        super::cache::Tier::Memory => "memory",
+                        super::cache::Tier::Disk => "disk",
+                    };
+                    let md5 = key.to_string();
+                    return Ok((Fetched { spool, md5 }, source));
+                }
+                let fetched = self.fetch(tenant, s).await?;
+                if fetched.md5 != key {
+                    let tenant_id = tenant_label(tenant).tenant_id;
+                    warn!(%tenant_id, key, md5 = %fetched.md5, filename = %s.name,
+                        "Attachment content differs from its MD5 key; sending it anyway.");
+                    self.metrics
+                        .md5_mismatch
+                        .get_or_create(&tenant_label(tenant))
+                        .inc();
+                }
+                self.cache.put(&fetched.md5, &fetched.spool).await;
+                Ok((fetched, "origin"))
+            })
+            .await
+            .clone();
+        if let Ok(mut f) = self.flights.lock()
+            && f.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell))
+        {
+            f.remove(key);
+        }
+        result
+    }
+
+    /// Loads from the origin: base64 inline; the other modes in a download slot, timed.
+    async fn fetch(&self, tenant: Option<&Tenant>, s: &Spec<'_>) -> Result<Fetched, Fail> {
+        let cap = self.config.max_attachment_bytes;
+        if s.mode == "base64" {
+            let bytes = base64::decode(s.path)
+                .map_err(|why| Fail::permanent(format!("Invalid base64 content: {why}")))?;
+            if bytes.len() as u64 > cap {
+                return Err(Fail::over_cap(s.raw_name, cap));
+            }
+            let md5 = md5_hex(&bytes);
+            return Ok(Fetched {
+                spool: Spool::Memory(bytes),
+                md5,
+            });
+        }
+        let _slot = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| Fail::temporary("download slots closed"))?;
+        tokio::time::timeout(self.timeout(), self.origin(tenant, s))
+            .await
+            .map_err(|_| Fail::temporary(format!("Attachment {} fetch timed out", s.raw_name)))?
+    }
+
+    async fn origin(&self, tenant: Option<&Tenant>, s: &Spec<'_>) -> Result<Fetched, Fail> {
+        let c = &self.config;
+        let cap = c.max_attachment_bytes;
+        let mut w = SpoolWriter::new(c.spool_dir.clone(), cap);
+        match s.mode {
+            "endpoint" => {
+                let base = c.attachment_base_url.as_deref();
+                let t = endpoint::endpoint(s.path, s.auth, tenant, base)?;
+                http::download(&self.client, &t, &mut w, s.raw_name, cap).await?;
+            }
+            "http_url" => {
+                let t = endpoint::http_url(s.path, s.auth, tenant)?;
+                http::download(&self.client, &t, &mut w, s.raw_name, cap).await?;
+            }
+            _ => {
+                let real = filesystem::resolve(c.attachment_base_dir.as_deref(), s.path).await?;
+                filesystem::read(&real, s.path, &mut w, s.raw_name, cap).await?;
+            }
+        }
+        w.finish()
+            .await
+            .map_err(|e| Fail::temporary(format!("spool write failed: {e}")))
+    }
+}
+
+fn tenant_label(tenant: Option<&Tenant>) -> TenantLabel {
+    TenantLabel {
+        tenant_id: tenant.map_or_else(|| "default".into(), |t| t.id.clone()),
+    }
+}
+
+/// The tenant's `large_file_config` (§5.7): over `max_size_mb`, `reject` is a permanent error;
+/// `warn` and `rewrite` (not implemented, as upstream when its upload fails) log and attach.
+fn large_file_rule(tenant: Option<&Tenant>, s: &Spec<'_>, len: u64) -> Result<(), LoadError> {
+    let Some(cfg) = tenant.and_then(|t| t.large_file_config.as_ref()) else {
+        return Ok(());
+    };
+    if cfg.get("enabled").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    let max = cfg
+        .get("max_size_mb")
+        .and_then(Value::as_f64)
+        .unwrap_or(10.0);
+    let size = len as f64 / (1024.0 * 1024.0);
+    if size <= max {
+        return Ok(());
+    }
+    match cfg.get("action").and_then(Value::as_str).unwrap_or("warn") {
+        "reject" => Err(LoadError::permanent(format!(
+            "Attachment '{}' ({size:.1} MB) exceeds limit ({max} MB)",
+            s.name
+        ))),
+        action => {
+            warn!(filename = %s.name, size_mb = size, max_mb = max, action,
+                "Large attachment exceeds the tenant limit; sending it anyway.");
+            Ok(())
+        }
+    }
+}

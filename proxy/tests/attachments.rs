@@ -1,0 +1,501 @@
+//! Attachments over real HTTP, SMTP and databases (contract §5, scenarios S02–S04 and the marker
+//! cache): every fetch mode delivers byte-identical content with the cleaned name and MIME type;
+//! failures become `error` or a deferral as §5.6 classifies them; one download serves concurrent
+//! messages with the same MD5 marker. A last test measures peak memory for a 50 MiB attachment.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use common::{Api, Db, database, files::Files, sink::Sink, start, wait_for};
+use mail_parser::{MessageParser, MimeHeaders};
+use md5::{Digest, Md5};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Count 0/Kids[]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
+/// `(name, content type, bytes)` of each attachment of a delivered message.
+fn parts(data: &str) -> Vec<(String, String, Vec<u8>)> {
+    let msg = MessageParser::default().parse(data.as_bytes()).unwrap();
+    msg.attachments()
+        .map(|a| {
+            let ct = a.content_type().unwrap();
+            (
+                a.attachment_name().unwrap_or_default().to_string(),
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
+                a.contents().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Attachments of the delivered message whose `X-Genro-Mail-ID` is `id`.
+fn delivered(sink: &Sink, id: &str) -> Vec<(String, String, Vec<u8>)> {
+    let m = sink
+        .messages()
+        .into_iter()
+        .find(|m| common::sink::header(&m.data, "X-Genro-Mail-ID").as_deref() == Some(id))
+        .unwrap_or_else(|| panic!("{id} was not delivered"));
+    parts(&m.data)
+}
+
+async fn records(api: &Api, tenant: &str) -> Vec<Value> {
+    api.get(&format!(
+        "/messages/list?tenant_id={tenant}&include_history=true"
+    ))
+    .await
+    .1
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
+}
+
+fn by_id(records: &[Value], id: &str) -> Value {
+    records.iter().find(|m| m["id"] == id).cloned().unwrap()
+}
+
+/// Waits until every message of `tenant` is `sent` or `error`.
+async fn settle(api: &Api, tenant: &str, n: usize, secs: u64) -> Vec<Value> {
+    let done = wait_for(secs, || async {
+        let r = records(api, tenant).await;
+        r.len() == n
+            && r.iter()
+                .all(|m| m["status"] == "sent" || m["status"] == "error")
+    })
+    .await;
+    let r = records(api, tenant).await;
+    assert!(done, "{r:#?}");
+    r
+}
+
+fn msg(id: &str, attachments: Value) -> Value {
+    json!({"id": id, "to": ["rcpt@x.io"], "subject": id, "body": "see attached", "attachments": attachments})
+}
+
+async fn add(api: &Api, tenant: &str, messages: Vec<Value>) {
+    let (s, b) = api
+        .post(
+            "/commands/add-messages",
+            json!({"tenant_id": tenant, "messages": messages}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b["rejected"].as_array().is_none_or(Vec::is_empty), "{b}");
+}
+
+/// Points the tenant at the fake app with bearer auth.
+async fn use_files(api: &Api, tenant: &str, files: &Files) {
+    let (s, b) = api
+        .post(
+            "/tenant",
+            json!({"id": tenant, "client_base_url": files.base,
+            "client_attachment_path": "/attachments",
+            "client_auth": {"method": "bearer", "token": "tenant-token"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+async fn s02_base64_attachments_arrive_intact(db: Db) {
+    let (sink, tdb) = (Sink::start().await, database(db).await);
+    let server = start(common::config(&tdb.url)).await;
+    let api = Api::new(&server);
+    api.setup_tenant("s02", sink.port).await;
+    let notes = STANDARD.encode("Hello World! This is a test file.");
+    add(
+        &api,
+        "s02",
+        vec![msg(
+            "m1",
+            json!([
+        {"filename": "report.pdf", "storage_path": STANDARD.encode(PDF), "fetch_mode": "base64"},
+        {"filename": "notes.txt", "content": format!("base64:{notes}")}]),
+        )],
+    )
+    .await;
+    settle(&api, "s02", 1, 10).await;
+    let got = delivered(&sink, "m1");
+    assert_eq!(
+        got[0],
+        ("report.pdf".into(), "application/pdf".into(), PDF.to_vec())
+    );
+    assert_eq!(
+        got[1],
+        (
+            "notes.txt".into(),
+            "text/plain".into(),
+            b"Hello World! This is a test file.".to_vec()
+        )
+    );
+    server.stop().await;
+}
+
+async fn s03_filesystem_is_confined_to_the_base_dir(db: Db) {
+    let (sink, tdb) = (Sink::start().await, database(db).await);
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    std::fs::create_dir_all(base.join("testmount")).unwrap();
+    std::fs::write(base.join("testmount/doc.pdf"), PDF).unwrap();
+    std::fs::write(root.path().join("outside.txt"), b"secret").unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("outside.txt"),
+        base.join("testmount/link.txt"),
+    )
+    .unwrap();
+    let mut c = common::config(&tdb.url);
+    c.attachment_base_dir = Some(base.clone());
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("s03", sink.port).await;
+    let abs = base.join("testmount/doc.pdf").display().to_string();
+    let out = root.path().join("outside.txt").display().to_string();
+    let one = |id: &str, name: &str, path: &str| {
+        msg(id, json!([{"filename": name, "storage_path": path}]))
+    };
+    add(
+        &api,
+        "s03",
+        vec![
+            one("mount", "doc.pdf", "testmount:doc.pdf"),
+            one("abs", "abs.pdf", &abs),
+            one("missing", "none.pdf", "testmount:none.pdf"),
+            one("dotdot", "up.txt", "testmount:../../outside.txt"),
+            one("absout", "out.txt", &out),
+            one("symlink", "link.txt", "testmount:link.txt"),
+            one("dir", "dir.bin", "testmount:"),
+        ],
+    )
+    .await;
+    let r = settle(&api, "s03", 7, 10).await;
+    for id in ["mount", "abs"] {
+        assert_eq!(by_id(&r, id)["status"], "sent", "{r:#?}");
+        assert_eq!(delivered(&sink, id)[0].2, PDF);
+    }
+    let error = |id: &str| {
+        by_id(&r, id)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        error("missing"),
+        "Attachment fetch failed for none.pdf: File not found: testmount:none.pdf"
+    );
+    for (id, name) in [
+        ("dotdot", "up.txt"),
+        ("absout", "out.txt"),
+        ("symlink", "link.txt"),
+    ] {
+        assert_eq!(by_id(&r, id)["status"], "error");
+        assert_eq!(
+            error(id),
+            format!("Attachment fetch failed for {name}: Path outside attachment base directory")
+        );
+    }
+    assert_eq!(
+        error("dir"),
+        "Attachment fetch failed for dir.bin: Not a regular file: testmount:"
+    );
+    assert_eq!(sink.count(), 2);
+    server.stop().await;
+}
+
+async fn s04_endpoint_posts_with_tenant_auth_and_classifies_failures(db: Db) {
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(db).await,
+        Files::start().await,
+    );
+    let server = start(common::config(&tdb.url)).await;
+    let api = Api::new(&server);
+    api.setup_tenant("s04", sink.port).await;
+    use_files(&api, "s04", &files).await;
+    files.put("doc-1", PDF);
+    files.put("flaky-1", &b"flaky content"[..]);
+    add(
+        &api,
+        "s04",
+        vec![
+            msg(
+                "ok",
+                json!([{"filename": "invoice.pdf", "storage_path": "doc-1"}]),
+            ),
+            msg(
+                "missing",
+                json!([{"filename": "gone.pdf", "storage_path": "status-404"}]),
+            ),
+            msg(
+                "flaky",
+                json!([{"filename": "f.txt", "storage_path": "flaky-1", "fetch_mode": "endpoint"}]),
+            ),
+        ],
+    )
+    .await;
+    let r = settle(&api, "s04", 3, 15).await;
+    assert_eq!(by_id(&r, "ok")["status"], "sent");
+    assert_eq!(
+        delivered(&sink, "ok")[0],
+        ("invoice.pdf".into(), "application/pdf".into(), PDF.to_vec())
+    );
+    let call = &files.calls_for("doc-1")[0];
+    assert_eq!(
+        (call.method, call.authorization.as_deref()),
+        ("POST", Some("Bearer tenant-token"))
+    );
+    let missing = by_id(&r, "missing");
+    assert_eq!(missing["status"], "error");
+    assert_eq!(
+        missing["error"],
+        "Attachment fetch failed for gone.pdf: HTTP 404 Not Found"
+    );
+    let flaky = by_id(&r, "flaky");
+    assert_eq!(
+        (flaky["status"].as_str(), flaky["retry_count"].as_i64()),
+        (Some("sent"), Some(1)),
+        "{flaky:#}"
+    );
+    assert_eq!(flaky["history"][0]["event_type"], "deferred");
+    assert_eq!(
+        flaky["history"][0]["description"],
+        "Attachment fetch failed for f.txt: HTTP 503 Service Unavailable"
+    );
+    assert_eq!(delivered(&sink, "flaky")[0].2, b"flaky content");
+    assert_eq!(files.calls_for("flaky-1").len(), 2);
+    server.stop().await;
+}
+
+async fn marker_cache_shares_one_download(db: Db) {
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(db).await,
+        Files::start().await,
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut c = common::config(&tdb.url);
+    c.cache_disk_dir = Some(cache_dir.path().into());
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("mc", sink.port).await;
+    use_files(&api, "mc", &files).await;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let md5 = md5_hex(&content);
+    files.put("delayed-inv", content.clone());
+    files.put("doc-2", PDF);
+    let marked = format!("invoice_{{MD5:{md5}}}.pdf");
+    let same = |id: &str, path: &str| msg(id, json!([{"filename": marked, "storage_path": path}]));
+    // Sent together: the second load joins the first one's download (300 ms on the server).
+    add(
+        &api,
+        "mc",
+        vec![same("a", "delayed-inv"), same("b", "delayed-inv")],
+    )
+    .await;
+    settle(&api, "mc", 2, 10).await;
+    assert_eq!(
+        files.calls_for("delayed-inv").len(),
+        1,
+        "one download for both"
+    );
+    for id in ["a", "b"] {
+        assert_eq!(
+            delivered(&sink, id)[0],
+            (
+                "invoice.pdf".into(),
+                "application/pdf".into(),
+                content.clone()
+            )
+        );
+    }
+    // 200 kB is above the memory tier's threshold: it went to the disk tier.
+    let file = cache_dir.path().join(&md5[..2]).join(&md5);
+    assert_eq!(std::fs::read(file).unwrap(), content);
+    // A later message with the marker is a cache hit: its storage path is never asked for.
+    add(&api, "mc", vec![same("c", "status-500")]).await;
+    // A wrong marker still delivers, counts a mismatch and caches under the real MD5 (memory).
+    let wrong = msg(
+        "d",
+        json!([{"filename": "x_{MD5:00000000000000000000000000000000}.pdf", "storage_path": "doc-2"}]),
+    );
+    add(&api, "mc", vec![wrong]).await;
+    settle(&api, "mc", 4, 10).await;
+    let small = msg(
+        "e",
+        json!([{"filename": "y.pdf", "content_md5": md5_hex(PDF), "storage_path": "status-500"}]),
+    );
+    add(&api, "mc", vec![small]).await;
+    let r = settle(&api, "mc", 5, 10).await;
+    assert!(r.iter().all(|m| m["status"] == "sent"), "{r:#?}");
+    assert!(files.calls_for("status-500").is_empty());
+    assert_eq!(delivered(&sink, "c")[0].2, content);
+    assert_eq!(
+        delivered(&sink, "d")[0],
+        ("x.pdf".into(), "application/pdf".into(), PDF.to_vec())
+    );
+    assert_eq!(delivered(&sink, "e")[0].2, PDF);
+    let metrics = api.get("/metrics").await.1.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("gmp_attachment_md5_mismatch_total{tenant_id=\"mc\"} 1"),
+        "{metrics}"
+    );
+    for tier in ["memory", "disk"] {
+        let hit =
+            format!("gmp_attachment_cache_requests_total{{tier=\"{tier}\",result=\"hit\"}} 1");
+        assert!(metrics.contains(&hit), "{hit} in {metrics}");
+    }
+    server.stop().await;
+}
+
+async fn http_url_cap_and_timeout(db: Db) {
+    let (sink, tdb) = (Sink::start().await, database(db).await);
+    let (files, other) = (Files::start().await, Files::start().await);
+    let mut c = common::config(&tdb.url);
+    c.max_attachment_bytes = 4096;
+    c.attachment_timeout_seconds = 1;
+    c.max_retries = 1;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("hu", sink.port).await;
+    use_files(&api, "hu", &files).await;
+    for f in [&files, &other] {
+        f.put("doc-1", PDF);
+        f.put("big", vec![b'b'; 8000]);
+    }
+    let one = |id: &str, name: &str, path: String| {
+        msg(id, json!([{"filename": name, "storage_path": path}]))
+    };
+    add(
+        &api,
+        "hu",
+        vec![
+            one("own", "own.pdf", format!("{}/files/doc-1", files.base)),
+            one(
+                "foreign",
+                "foreign.pdf",
+                format!("{}/files/doc-1", other.base),
+            ),
+            one("big", "big.bin", format!("{}/files/big", files.base)),
+            one(
+                "stream",
+                "stream.bin",
+                format!("{}/files/stream-10000", files.base),
+            ),
+            one("slow", "slow.bin", "slow-1".into()),
+        ],
+    )
+    .await;
+    let r = settle(&api, "hu", 5, 20).await;
+    for id in ["own", "foreign"] {
+        assert_eq!(by_id(&r, id)["status"], "sent");
+        assert_eq!(delivered(&sink, id)[0].2, PDF);
+    }
+    assert_eq!(
+        files.calls_for("doc-1")[0].authorization.as_deref(),
+        Some("Bearer tenant-token")
+    );
+    assert_eq!(
+        other.calls_for("doc-1")[0].authorization,
+        None,
+        "tenant secrets stay on its origin"
+    );
+    for (id, name) in [("big", "big.bin"), ("stream", "stream.bin")] {
+        assert_eq!(
+            by_id(&r, id)["error"],
+            format!(
+                "Attachment fetch failed for {name}: Attachment '{name}' exceeds limit (4096 bytes)"
+            )
+        );
+    }
+    let slow = by_id(&r, "slow");
+    let timed_out = "Attachment fetch failed for slow.bin: Attachment slow.bin fetch timed out";
+    assert_eq!(slow["history"][0]["event_type"], "deferred", "{slow:#}");
+    assert_eq!(slow["history"][0]["description"], timed_out);
+    assert_eq!(slow["history"][0]["metadata"]["retry_count"], 1);
+    assert_eq!(
+        slow["error"],
+        format!("Max retries (1) exceeded: {timed_out}")
+    );
+    server.stop().await;
+}
+
+/// Resident and peak resident memory of this process, in bytes.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// A 50 MiB endpoint attachment through the proxy: byte-identical at the sink; prints the peak
+/// RSS growth of the test process (proxy, fake app and sink together; the sink's share is the
+/// message it holds).
+async fn large_attachment_memory(db: Db) {
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(db).await,
+        Files::start().await,
+    );
+    let server = start(common::config(&tdb.url)).await;
+    let api = Api::new(&server);
+    api.setup_tenant("big", sink.port).await;
+    use_files(&api, "big", &files).await;
+    let content: Vec<u8> = (0..50u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let md5 = md5_hex(&content);
+    files.put("doc-50m", content);
+    *sink.data_capacity.lock().unwrap() = 75 * 1024 * 1024;
+    // Reset the peak (VmHWM) to the current RSS, then send.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (before, _) = rss();
+    add(
+        &api,
+        "big",
+        vec![msg(
+            "m50",
+            json!([{"filename": "large.bin", "storage_path": "doc-50m"}]),
+        )],
+    )
+    .await;
+    settle(&api, "big", 1, 60).await;
+    let (_, peak) = rss();
+    let held_by_sink = sink.messages()[0].data.len() as u64;
+    let got = delivered(&sink, "m50");
+    assert_eq!(md5_hex(&got[0].2), md5, "50 MiB delivered byte-identical");
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!(
+        "MEMORY 50 MiB endpoint attachment ({db:?}): RSS before {:.1} MiB, peak growth {:.1} MiB, of which the sink's copy of the message {:.1} MiB, proxy and the rest ≈ {:.1} MiB",
+        mib(before),
+        mib(peak.saturating_sub(before)),
+        mib(held_by_sink),
+        mib(peak.saturating_sub(before).saturating_sub(held_by_sink))
+    );
+    server.stop().await;
+}
+
+on_both_stores!(
+    s02_base64_attachments_arrive_intact,
+    s03_filesystem_is_confined_to_the_base_dir,
+    s04_endpoint_posts_with_tenant_auth_and_classifies_failures,
+    marker_cache_shares_one_download,
+    http_url_cap_and_timeout,
+);
+
+/// The memory figure is about the loader, not the store, and wants the process to itself: it runs
+/// once, on SQLite, in its own test binary invocation (`--test attachments memory`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_50_mib_endpoint_attachment() {
+    large_attachment_memory(Db::Sqlite).await
+}
