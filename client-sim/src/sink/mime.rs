@@ -111,18 +111,24 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Option<Vec<&'a [u8]>>
     }
 }
 
-/// MD5 of base64 text, decoded in chunks while whitespace is skipped.
+/// MD5 of base64 text, decoded in chunks. Lines are copied whole (memchr for the line ends);
+/// only trailing CR, spaces and tabs are trimmed, so whitespace inside a line makes the decode
+/// fail and the caller fall back to the lenient full parse.
 fn md5_base64(body: &[u8]) -> Option<[u8; 16]> {
     let engine = &base64::engine::general_purpose::STANDARD;
     let mut hasher = Md5::new();
-    let mut pending: Vec<u8> = Vec::with_capacity(B64_CHUNK + 128);
+    let mut pending: Vec<u8> = Vec::with_capacity(B64_CHUNK + MAX_B64_LINE);
     // Pending input stays below one chunk plus one line, so this holds any decode.
-    let mut decoded = vec![0u8; (B64_CHUNK + 4096) / 4 * 3];
-    for line in body.split(|b| *b == b'\n') {
+    let mut decoded = vec![0u8; (B64_CHUNK + MAX_B64_LINE) / 4 * 3 + 3];
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let line = body[start..end].trim_ascii_end();
+        start = end + 1;
         if line.len() > MAX_B64_LINE {
             return None; // not MIME-conformant line lengths: left to the full parse
         }
-        pending.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
+        pending.extend_from_slice(line);
         if pending.len() >= B64_CHUNK {
             let take = pending.len() / 4 * 4;
             let n = engine.decode_slice(&pending[..take], &mut decoded).ok()?;
