@@ -319,7 +319,10 @@ fn record(
     reading: Option<&Reading>,
     now: i64,
 ) {
-    let Some(r) = reading else { return };
+    // Only a reading the proxy answered counts: without it every counter would read zero.
+    let Some(r) = reading.filter(|r| r.proxy_seen) else {
+        return;
+    };
     let mut fig: Figures = r.figures.clone();
     let warm_end = s.load_start_at.unwrap_or(now) + i64::from(spec.warmup_seconds);
     if s.baseline.is_none() && now >= warm_end {
