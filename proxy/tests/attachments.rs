@@ -423,6 +423,86 @@ async fn http_url_cap_and_timeout(db: Db) {
     server.stop().await;
 }
 
+async fn s05_all_modes_in_one_run(db: Db) {
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(db).await,
+        Files::start().await,
+    );
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("testmount")).unwrap();
+    std::fs::write(base.path().join("testmount/doc.pdf"), PDF).unwrap();
+    let mut c = common::config(&tdb.url);
+    c.attachment_base_dir = Some(base.path().into());
+    c.max_retries = 0;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("s05", sink.port).await;
+    use_files(&api, "s05", &files).await;
+    files.put("doc-1", PDF);
+    let url = |key: &str| format!("{}/files/{key}", files.base);
+    let one = |id: &str, path: &str| {
+        msg(
+            id,
+            json!([{"filename": format!("{id}.pdf"), "storage_path": path}]),
+        )
+    };
+    add(
+        &api,
+        "s05",
+        vec![
+            msg(
+                "all",
+                json!([
+            {"filename": "1.txt", "storage_path": "base64:SGVsbG8="},
+            {"filename": "2.pdf", "storage_path": "testmount:doc.pdf"},
+            {"filename": "3.pdf", "storage_path": "doc-1"},
+            {"filename": "4.pdf", "storage_path": url("doc-1")}]),
+            ),
+            one("bad64", "base64:@@@"),
+            one("fsmissing", "testmount:nope.pdf"),
+            one("ep404", "status-404"),
+            one("url500", &url("status-500")),
+        ],
+    )
+    .await;
+    let r = settle(&api, "s05", 5, 10).await;
+    let got = delivered(&sink, "all");
+    let names: Vec<&str> = got.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["1.txt", "2.pdf", "3.pdf", "4.pdf"]);
+    assert_eq!(got[0].2, b"Hello");
+    assert!(
+        got[1..]
+            .iter()
+            .all(|p| p.2 == PDF && p.1 == "application/pdf")
+    );
+    let error = |id: &str| {
+        by_id(&r, id)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        error("bad64")
+            .starts_with("Attachment fetch failed for bad64.pdf: Invalid base64 content: ")
+    );
+    assert_eq!(
+        error("fsmissing"),
+        "Attachment fetch failed for fsmissing.pdf: File not found: testmount:nope.pdf"
+    );
+    assert_eq!(
+        error("ep404"),
+        "Attachment fetch failed for ep404.pdf: HTTP 404 Not Found"
+    );
+    assert_eq!(
+        error("url500"),
+        "Max retries (0) exceeded: Attachment fetch failed for url500.pdf: HTTP 500 Internal Server Error",
+        "5xx is temporary"
+    );
+    assert_eq!(sink.count(), 1);
+    server.stop().await;
+}
+
 /// Resident and peak resident memory of this process, in bytes.
 fn rss() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -438,51 +518,11 @@ fn rss() -> (u64, u64) {
     (kb("VmRSS:"), kb("VmHWM:"))
 }
 
-/// A 50 MiB endpoint attachment through the proxy: byte-identical at the sink; prints the peak
-/// RSS growth of the test process (proxy, fake app and sink together; the sink's share is the
-/// message it holds).
-async fn large_attachment_memory(db: Db) {
-    let (sink, tdb, files) = (
-        Sink::start().await,
-        database(db).await,
-        Files::start().await,
-    );
-    let server = start(common::config(&tdb.url)).await;
-    let api = Api::new(&server);
-    api.setup_tenant("big", sink.port).await;
-    use_files(&api, "big", &files).await;
-    let content: Vec<u8> = (0..50u32 * 1024 * 1024)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let md5 = md5_hex(&content);
-    files.put("doc-50m", content);
-    *sink.data_capacity.lock().unwrap() = 75 * 1024 * 1024;
-    // Reset the peak (VmHWM) to the current RSS, then send.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let (before, _) = rss();
-    add(
-        &api,
-        "big",
-        vec![msg(
-            "m50",
-            json!([{"filename": "large.bin", "storage_path": "doc-50m"}]),
-        )],
-    )
-    .await;
-    settle(&api, "big", 1, 60).await;
-    let (_, peak) = rss();
-    let held_by_sink = sink.messages()[0].data.len() as u64;
-    let got = delivered(&sink, "m50");
-    assert_eq!(md5_hex(&got[0].2), md5, "50 MiB delivered byte-identical");
-    let mib = |b: u64| b as f64 / 1048576.0;
-    println!(
-        "MEMORY 50 MiB endpoint attachment ({db:?}): RSS before {:.1} MiB, peak growth {:.1} MiB, of which the sink's copy of the message {:.1} MiB, proxy and the rest ≈ {:.1} MiB",
-        mib(before),
-        mib(peak.saturating_sub(before)),
-        mib(held_by_sink),
-        mib(peak.saturating_sub(before).saturating_sub(held_by_sink))
-    );
-    server.stop().await;
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 on_both_stores!(
@@ -491,11 +531,84 @@ on_both_stores!(
     s04_endpoint_posts_with_tenant_auth_and_classifies_failures,
     marker_cache_shares_one_download,
     http_url_cap_and_timeout,
+    s05_all_modes_in_one_run,
 );
 
-/// The memory figure is about the loader, not the store, and wants the process to itself: it runs
-/// once, on SQLite, in its own test binary invocation (`--test attachments memory`).
+/// Peak memory for 50 MiB endpoint attachments, each case in a child process of its own (this
+/// binary running `memory_probe`), so neither other tests nor earlier cases blur the figure:
+/// one message; three concurrent messages under the default 256 MiB budget; the same with the
+/// budget off. Each case checks the delivered bytes; the figures are printed, not asserted.
+#[test]
+fn memory_50_mib_endpoint_attachments() {
+    for (messages, budget_mb) in [(1, 256), (3, 256), (3, 0)] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "memory_probe", "--nocapture"])
+            .env("PROBE_MESSAGES", messages.to_string())
+            .env("PROBE_BUDGET_MB", budget_mb.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let line = stdout.lines().find(|l| l.starts_with("MEMORY")).unwrap();
+        println!("{line}");
+    }
+}
+
+/// One case of [`memory_50_mib_endpoint_attachments`] (`PROBE_MESSAGES` messages of 50 MiB,
+/// `PROBE_BUDGET_MB`), on SQLite: the growth of this process's peak RSS while the proxy loads,
+/// builds and sends them, less what the sink holds (the messages it received).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_50_mib_endpoint_attachment() {
-    large_attachment_memory(Db::Sqlite).await
+#[ignore = "run as a child process by memory_50_mib_endpoint_attachments"]
+async fn memory_probe() {
+    let (n, budget) = (
+        env_u64("PROBE_MESSAGES", 1),
+        env_u64("PROBE_BUDGET_MB", 256),
+    );
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(Db::Sqlite).await,
+        Files::start().await,
+    );
+    let mut c = common::config(&tdb.url);
+    c.attachment_memory_budget_mb = budget;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("big", sink.port).await;
+    use_files(&api, "big", &files).await;
+    let mut content = vec![0u8; 50 * 1024 * 1024];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut content);
+    let md5 = md5_hex(&content);
+    files.put("doc-50m", content);
+    *sink.data_capacity.lock().unwrap() = 75 * 1024 * 1024;
+    // Reset the peak (VmHWM) to the current RSS, then send.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let (before, _) = rss();
+    let started = std::time::Instant::now();
+    let messages = (0..n)
+        .map(|i| {
+            msg(
+                &format!("m{i}"),
+                json!([{"filename": "large.bin", "storage_path": "doc-50m"}]),
+            )
+        })
+        .collect();
+    add(&api, "big", messages).await;
+    settle(&api, "big", n as usize, 120).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, peak) = rss();
+    let sink_bytes: u64 = sink.messages().iter().map(|m| m.data.len() as u64).sum();
+    for i in 0..n {
+        let got = delivered(&sink, &format!("m{i}"));
+        assert_eq!(md5_hex(&got[0].2), md5, "50 MiB delivered byte-identical");
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let growth = peak.saturating_sub(before);
+    println!(
+        "MEMORY {n} x 50 MiB endpoint attachment(s), budget {budget} MiB: peak RSS growth {:.1} MiB = sink's copies {:.1} MiB + proxy and fake app {:.1} MiB; {elapsed:.1} s (debug build)",
+        mib(growth),
+        mib(sink_bytes),
+        mib(growth.saturating_sub(sink_bytes))
+    );
+    server.stop().await;
 }

@@ -271,6 +271,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_spilled_download_enters_by_link_and_outlives_its_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let tier = DiskTier::open(dir.path().join("cache"), u64::MAX, Duration::from_secs(60));
+        let data = vec![9u8; 3 * super::super::spool::SPILL_BYTES];
+        let mut w = super::super::spool::SpoolWriter::new(Some(dir.path().into()), u64::MAX);
+        w.write(&data).await.unwrap();
+        let fetched = w.finish().await.unwrap();
+        assert!(matches!(fetched.spool, Spool::File(_)));
+        tier.put(&fetched.md5, &fetched.spool).await;
+        drop(fetched.spool);
+        let hit = tier.get(&fetched.md5).await.unwrap();
+        assert_eq!(hit.to_bytes().await.unwrap(), Bytes::from(data));
+        let spools = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(spools, 1, "only the cache folder is left");
+    }
+
+    #[tokio::test]
     async fn expired_files_miss_and_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let tier = DiskTier::open(dir.path().into(), 1000, Duration::ZERO);
