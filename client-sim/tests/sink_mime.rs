@@ -56,3 +56,23 @@ fn fast_walker_finds_no_attachment_in_plain_alternative_mail() {
     assert_eq!(mime::attachment_digests(&raw), Some(vec![]));
     assert!(full_parse(&raw).is_empty());
 }
+
+#[test]
+fn blast_messages_take_the_fast_path() {
+    let args = client_sim::blast::BlastArgs {
+        smtp: String::new(),
+        connections: 1,
+        messages: 1,
+        size: 0,
+        attachment_bytes: 100_000,
+        mode: client_sim::blast::BlastMode::Pipelined,
+        tenant: "t".to_owned(),
+    };
+    let mut raw = b"Message-ID: <1@b>\r\nX-Pressure-Created-Us: 1\r\n".to_vec();
+    raw.extend_from_slice(&client_sim::blast::template(&args));
+    raw.truncate(raw.len() - 3); // the ".\r\n" terminator is not part of the message
+    let digests = mime::attachment_digests(&raw).expect("fast path");
+    assert_eq!(digests, full_parse(&raw));
+    let verdict = client_sim::sink::verify::verify(&raw);
+    assert_eq!((verdict.verified, verdict.mismatches), (1, 0));
+}

@@ -158,9 +158,11 @@ impl Connection {
             }
             return Ok(Step::NeedMore);
         };
-        let line = self.buf.split_to(pos + 1);
-        let text = String::from_utf8_lossy(&line);
+        let text = String::from_utf8_lossy(&self.buf[..pos + 1]);
         let text = text.trim_end_matches(['\r', '\n']).to_owned();
+        // `advance`, not `split_to`: the buffer stays a plain vector, which grows in place
+        // (realloc) instead of by copying into a second allocation.
+        self.buf.advance(pos + 1);
         Ok(self.line(&text))
     }
 
@@ -290,6 +292,8 @@ impl Connection {
         };
         let body = self.buf.split_to(body_len).freeze();
         self.buf.advance(terminator);
+        // The body now shares the allocation; carry what follows into a buffer of its own.
+        self.buf = BytesMut::from(&self.buf[..]);
         let oversize = self.txn.oversize;
         self.txn = Txn::default();
         self.mode = Mode::Command;
