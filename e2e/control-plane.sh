@@ -296,7 +296,8 @@ cmd_down() {
   mapfile -t pids < <(live_pids)
   if [[ -d $CLUSTER_DIR && -x $KWOK_DIR/kwokctl ]]; then
     # --kubeconfig names a scratch file: kwokctl would edit ~/.kube/config.
-    kwokctl delete cluster --kubeconfig "$DIR/kwok/scratch.kubeconfig" >"$DIR/kwokctl-delete.log" 2>&1 ||
+    timeout 120 "$KWOK_DIR/kwokctl" delete cluster --name "$NAME" \
+      --kubeconfig "$DIR/kwok/scratch.kubeconfig" >"$DIR/kwokctl-delete.log" 2>&1 ||
       { note "kwokctl delete cluster failed; killing by pid files"; cat "$DIR/kwokctl-delete.log" >&2; }
   fi
   ((${#pids[@]} == 0)) || kill_pids "${pids[@]}"
