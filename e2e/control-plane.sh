@@ -41,6 +41,7 @@ load_versions() {
   KWOK_VERSION=$(modver "$KWOK_MOD/go.mod" sigs.k8s.io/kwok)
   [[ -n $K8S_VERSION && -n $ETCD_VERSION && -n $KWOK_VERSION ]] ||
     die "cannot read the pinned versions from deploy/local/*/go.mod"
+  CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd -P)
   K8S_DIR=$CACHE_ROOT/k8s/$K8S_VERSION
   ETCD_DIR=$CACHE_ROOT/etcd/$ETCD_VERSION
   KWOK_DIR=$CACHE_ROOT/kwok/$KWOK_VERSION
