@@ -87,14 +87,44 @@ pub fn materialise(plan: &SyncPlan, cfg: &ServeConfig, created_us: u64) -> Mater
     out
 }
 
+/// The fields of one message, before they take a shape.
+struct Fields {
+    id: String,
+    tenant: String,
+    sender: String,
+    recipient: String,
+    subject: String,
+    body_text: String,
+    body_html: String,
+    priority: i64,
+    headers: BTreeMap<String, String>,
+    /// `(filename, storage_path)`.
+    attachment: Option<(String, String)>,
+}
+
+const ATTACHMENT_MIME: &str = "application/octet-stream";
+
 fn build(
     msg: &MessagePlan,
     attachment: Option<(String, ContentRef, bool)>,
     cfg: &ServeConfig,
     created_us: u64,
 ) -> OutMessage {
-    let tenant = &cfg.tenant_id;
-    let mut hdrs = BTreeMap::from([
+    let fields = fields(msg, attachment, cfg, created_us);
+    match cfg.message_format {
+        MessageFormat::Canonical => OutMessage::Canonical(canonical(fields)),
+        MessageFormat::Upstream => OutMessage::Upstream(upstream(fields)),
+    }
+}
+
+fn fields(
+    msg: &MessagePlan,
+    attachment: Option<(String, ContentRef, bool)>,
+    cfg: &ServeConfig,
+    created_us: u64,
+) -> Fields {
+    let tenant = cfg.tenant_id.clone();
+    let mut headers = BTreeMap::from([
         (
             headers::CREATED_AT_MICROS.to_owned(),
             created_us.to_string(),
@@ -104,7 +134,7 @@ fn build(
     ]);
     let short: String = msg.id.chars().take(8).collect();
     let attachment = attachment.map(|(md5, content, marker)| {
-        hdrs.insert(headers::ATTACHMENT_MD5S.to_owned(), md5.clone());
+        headers.insert(headers::ATTACHMENT_MD5S.to_owned(), md5.clone());
         let filename = if marker {
             format!("document_{{MD5:{md5}}}.bin")
         } else {
@@ -112,56 +142,68 @@ fn build(
         };
         (filename, content::storage_path(&md5, content))
     });
-    let sender = format!("noreply@{tenant}.example.com");
-    let recipient = format!("user-{}@example.com", msg.recipient);
-    let subject = format!("Message {short} - {}", clock_utc(created_us / 1_000_000));
-    let line = format!("This is an automated message from {tenant}.\n");
-    let body_text = line.repeat(5);
-    let body_html =
-        format!("<html><body><p>This is an automated message from {tenant}.</p></body></html>");
-    let mime = "application/octet-stream".to_owned();
-    match cfg.message_format {
-        MessageFormat::Canonical => OutMessage::Canonical(MessageV1 {
-            id: msg.id.clone(),
-            from: Some(sender),
-            to: vec![recipient],
-            subject,
-            body: body_text,
-            body_html: Some(body_html),
-            priority: Some(msg.priority),
-            headers: hdrs,
-            attachments: attachment
-                .into_iter()
-                .map(|(filename, storage_path)| AttachmentV1 {
-                    filename,
-                    storage_path,
-                    fetch_mode: Some("endpoint".to_owned()),
-                    mime_type: Some(mime.clone()),
-                    content_md5: None,
-                })
-                .collect(),
-            ..MessageV1::default()
-        }),
-        MessageFormat::Upstream => OutMessage::Upstream(UpstreamMessageV1 {
-            id: msg.id.clone(),
-            tenant_id: tenant.clone(),
-            sender,
-            recipient_email: recipient,
-            subject,
-            body_text,
-            body_html,
-            priority: msg.priority,
-            headers: hdrs,
-            attachments: attachment
-                .into_iter()
-                .map(|(filename, storage_path)| UpstreamAttachmentV1 {
-                    filename,
-                    storage_path,
-                    content_type: mime.clone(),
-                    fetch_mode: "endpoint".to_owned(),
-                })
-                .collect(),
-        }),
+    Fields {
+        id: msg.id.clone(),
+        sender: format!("noreply@{tenant}.example.com"),
+        recipient: format!("user-{}@example.com", msg.recipient),
+        subject: format!("Message {short} - {}", clock_utc(created_us / 1_000_000)),
+        body_text: format!("This is an automated message from {tenant}.\n").repeat(5),
+        body_html: format!(
+            "<html><body><p>This is an automated message from {tenant}.</p></body></html>"
+        ),
+        priority: msg.priority,
+        headers,
+        attachment,
+        tenant,
+    }
+}
+
+fn canonical(f: Fields) -> MessageV1 {
+    MessageV1 {
+        id: f.id,
+        from: Some(f.sender),
+        to: vec![f.recipient],
+        subject: f.subject,
+        body: f.body_text,
+        body_html: Some(f.body_html),
+        priority: Some(f.priority),
+        headers: f.headers,
+        attachments: f
+            .attachment
+            .into_iter()
+            .map(|(filename, storage_path)| AttachmentV1 {
+                filename,
+                storage_path,
+                fetch_mode: Some("endpoint".to_owned()),
+                mime_type: Some(ATTACHMENT_MIME.to_owned()),
+                content_md5: None,
+            })
+            .collect(),
+        ..MessageV1::default()
+    }
+}
+
+fn upstream(f: Fields) -> UpstreamMessageV1 {
+    UpstreamMessageV1 {
+        id: f.id,
+        tenant_id: f.tenant,
+        sender: f.sender,
+        recipient_email: f.recipient,
+        subject: f.subject,
+        body_text: f.body_text,
+        body_html: f.body_html,
+        priority: f.priority,
+        headers: f.headers,
+        attachments: f
+            .attachment
+            .into_iter()
+            .map(|(filename, storage_path)| UpstreamAttachmentV1 {
+                filename,
+                storage_path,
+                content_type: ATTACHMENT_MIME.to_owned(),
+                fetch_mode: "endpoint".to_owned(),
+            })
+            .collect(),
     }
 }
 
