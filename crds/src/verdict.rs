@@ -134,7 +134,10 @@ mod tests {
     fn baseline_is_subtracted() {
         let base = fig(1000, 100, None, None);
         let obs = Observed::from_figures(&fig(4000, 100, Some(10), Some(995)), Some(&base), 100);
-        assert_eq!((obs.error_rate_permille, obs.throughput_per_second), (0, 30));
+        assert_eq!(
+            (obs.error_rate_permille, obs.throughput_per_second),
+            (0, 30)
+        );
     }
 
     #[test]

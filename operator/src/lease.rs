@@ -155,6 +155,74 @@ mod tests {
         }
     }
 
+    fn cfg() -> LeaseConfig {
+        LeaseConfig {
+            name: "l".into(),
+            namespace: "ns".into(),
+            identity: "me".into(),
+            duration_seconds: 15,
+        }
+    }
+
+    #[tokio::test]
+    async fn tick_creates_a_missing_lease_and_leads() {
+        let (ctx, mut server) = crate::fixtures::mock_context();
+        let script = async {
+            let get = server.next(|_| crate::fixtures::not_found()).await;
+            assert_eq!(
+                get.uri,
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"
+            );
+            let create = server.next(|c| (201, c.body.clone())).await;
+            assert_eq!(create.method, "POST");
+            assert_eq!(
+                create.body["spec"]["holderIdentity"],
+                serde_json::json!("me")
+            );
+            assert_eq!(
+                create.body["spec"]["leaseDurationSeconds"],
+                serde_json::json!(15)
+            );
+        };
+        let client = ctx.client.clone();
+        let leading = crate::fixtures::scenario(
+            async move { tick(&client, &cfg()).await.map_err(|e| e.to_string()) },
+            script,
+        )
+        .await;
+        assert_eq!(leading, Ok(true));
+    }
+
+    #[tokio::test]
+    async fn tick_waits_while_another_holder_renews() {
+        let (ctx, mut server) = crate::fixtures::mock_context();
+        let script = async {
+            server
+                .next(|_| {
+                    let lease = Lease {
+                        metadata: ObjectMeta {
+                            name: Some("l".into()),
+                            ..Default::default()
+                        },
+                        spec: Some(spec("other", Timestamp::now().as_second())),
+                    };
+                    (200, serde_json::to_value(lease).expect("json"))
+                })
+                .await;
+        };
+        let client = ctx.client.clone();
+        let leading = crate::fixtures::scenario(
+            async move { tick(&client, &cfg()).await.map_err(|e| e.to_string()) },
+            script,
+        )
+        .await;
+        assert_eq!(
+            leading,
+            Ok(false),
+            "no write while another replica holds a live lease"
+        );
+    }
+
     #[test]
     fn decisions() {
         assert_eq!(decide(None, "a", 100, 15), Decision::Create);

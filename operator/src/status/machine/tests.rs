@@ -176,9 +176,11 @@ fn setup_failure_and_terminal_states_stick() {
 #[test]
 fn a_run_without_any_figures_fails() {
     let spec = PressureTestSpec::seed_default();
-    let mut s = PressureTestStatus::default();
-    s.phase = Some(Phase::Analyzing);
-    s.phase_since = Some(crate::status::rfc3339(t0()));
+    let s = PressureTestStatus {
+        phase: Some(Phase::Analyzing),
+        phase_since: Some(crate::status::rfc3339(t0())),
+        ..PressureTestStatus::default()
+    };
     let (s, _) = advance(&spec, &s, &obs(301));
     assert_eq!(
         cond(&s, "Succeeded"),
