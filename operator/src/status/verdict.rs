@@ -4,12 +4,7 @@
 
 use pressure_crds::{Figures, ThresholdResult, ThresholdsSpec};
 
-use super::conditions::reason;
-
-/// Per-mille ratio `num / den`, `None` when `den` is 0.
-pub fn permille(num: i64, den: i64) -> Option<i64> {
-    (den > 0).then(|| num.saturating_mul(1000) / den)
-}
+pub use pressure_crds::verdict::permille;
 
 /// `errors / (sent + errors)` in permille over the measured window (0 when nothing happened).
 pub fn error_rate(fig: &Figures, base: Option<&Figures>) -> i64 {
@@ -23,66 +18,21 @@ pub fn deltas(fig: &Figures, base: Option<&Figures>) -> (i64, i64) {
     ((fig.sent - bs).max(0), (fig.errors - be).max(0))
 }
 
-/// Every threshold's outcome and, when any failed, the `Succeeded=False` reason.
+/// Every threshold's outcome and, when any failed, the `Succeeded=False` reason. The arithmetic
+/// is `pressure_crds::verdict`, shared with the local runner.
 pub fn evaluate(
     th: &ThresholdsSpec,
     fig: &Figures,
     base: Option<&Figures>,
     measured_seconds: i64,
 ) -> (Vec<ThresholdResult>, &'static str) {
-    let (sent, _) = deltas(fig, base);
-    let throughput = sent / measured_seconds.max(1);
-    let line = |name: &str, limit: i32, observed: Option<i64>, passed: bool| ThresholdResult {
-        name: name.into(),
-        limit: i64::from(limit),
-        observed,
-        passed,
-    };
-    let err = error_rate(fig, base);
-    let p99 = fig.latency_p99_ms;
-    let ratio = fig.delivered_ratio_permille;
-    let results = vec![
-        line(
-            "maxErrorRatePermille",
-            th.max_error_rate_permille,
-            Some(err),
-            err <= i64::from(th.max_error_rate_permille),
-        ),
-        line(
-            "maxP99LatencyMs",
-            th.max_p99_latency_ms,
-            p99,
-            p99.is_none_or(|v| v <= i64::from(th.max_p99_latency_ms)),
-        ),
-        line(
-            "minThroughputPerSecond",
-            th.min_throughput_per_second,
-            Some(throughput),
-            throughput >= i64::from(th.min_throughput_per_second),
-        ),
-        line(
-            "minDeliveredRatioPermille",
-            th.min_delivered_ratio_permille,
-            ratio,
-            ratio.is_none_or(|v| v >= i64::from(th.min_delivered_ratio_permille)),
-        ),
-    ];
-    let verdict = if results.iter().all(|r| r.passed) {
-        reason::THRESHOLDS_PASSED
-    } else if results
-        .iter()
-        .filter(|r| !r.passed)
-        .all(|r| r.name == "minDeliveredRatioPermille")
-    {
-        reason::DELIVERY_MISMATCH
-    } else {
-        reason::THRESHOLD_BREACHED
-    };
-    (results, verdict)
+    let observed = pressure_crds::verdict::Observed::from_figures(fig, base, measured_seconds);
+    pressure_crds::verdict::evaluate(th, &observed)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::conditions::reason;
     use super::*;
 
     fn fig(sent: i64, errors: i64, p99: Option<i64>, ratio: Option<i64>) -> Figures {
