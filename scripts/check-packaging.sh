@@ -53,12 +53,15 @@ check() {
 step "Tools (cache: $cache)"
 exec 9>"$cache/packaging-tools.lock"
 flock 9
-if ! helm version --short 2>/dev/null | grep -q "^${HELM_VERSION}"; then
+# A module build of helm reports only "v3.18" (no release stamp), so a stamp file records the
+# version installed.
+if [ ! -x "$bin/helm" ] || [ "$(cat "$bin/.helm-version" 2>/dev/null)" != "$HELM_VERSION" ]; then
   echo "  installing helm ${HELM_VERSION} (go install)"
   GOBIN=$bin go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" ||
     { echo "cannot install helm: needs Go and the Go module proxy" >&2; exit 1; }
+  echo "$HELM_VERSION" >"$bin/.helm-version"
 fi
-if ! actionlint -version 2>/dev/null | head -n 1 | grep -q "^${ACTIONLINT_VERSION#v}"; then
+if ! actionlint -version 2>/dev/null | head -n 1 | grep -qx "${ACTIONLINT_VERSION}"; then
   echo "  installing actionlint ${ACTIONLINT_VERSION} (go install)"
   GOBIN=$bin go install "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}" ||
     { echo "cannot install actionlint: needs Go and the Go module proxy" >&2; exit 1; }
@@ -99,7 +102,7 @@ fi
 flock -u 9
 py=$venv/bin/python
 jsonschema=$venv/bin/check-jsonschema
-printf '  helm %s, actionlint %s, %s, check-jsonschema %s\n' "$(helm version --short)" \
+printf '  helm %s, actionlint %s, %s, check-jsonschema %s\n' "$HELM_VERSION" \
   "$(actionlint -version | head -n 1)" "$(promtool --version 2>&1 | head -n 1 | cut -d' ' -f1-3)" \
   "$CHECK_JSONSCHEMA_VERSION"
 
@@ -478,7 +481,7 @@ for path in sys.argv[1:]:
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     if not users or not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", users[-1]):
         errors.append(f"{path}: final USER must be a numeric non-root uid")
-    hc = re.search(r"^HEALTHCHECK\s+(.*(?:\\\n.*)*)", text, re.M)
+    hc = re.search(r"^HEALTHCHECK\s+((?:[^\n]*\\\n)*[^\n]*)", text, re.M)
     if not hc:
         errors.append(f"{path}: HEALTHCHECK missing")
     elif re.search(r"\b(curl|wget)\b", hc.group(1)):
