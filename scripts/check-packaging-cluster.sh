@@ -7,8 +7,9 @@
 #
 # e.g. after `e2e/control-plane.sh up "$DIR"`:
 #   scripts/check-packaging-cluster.sh "$DIR/kubeconfig" "$DIR/kubectl"
-# Side effects on that cluster: creates the namespace pressure-system (the dry runs need it) and
-# installs the CRD for real (to validate the examples), nothing else. Needs helm: run
+# Side effects on that cluster: creates the namespace pressure-system (the dry runs need it),
+# installs the CRD for real (to validate the examples), and installs then uninstalls the chart as
+# release check-packaging (to ask the RBAC authorizer what its ServiceAccount may do). Needs helm: run
 # scripts/check-packaging.sh first (it installs helm into the cache).
 set -uo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 KUBECONFIG KUBECTL" >&2; exit 2; }
@@ -64,6 +65,37 @@ for example in deploy/examples/*.yaml; do
   check "example $example against the CRD (schema and CEL rules)" "fix $example or the CRD" \
     dry -n "$namespace" -f "$example"
 done
+
+# A real install of the chart (kwok marks its pod Ready; no container runs), then what its
+# ServiceAccount may and may not do, asked of the API server's RBAC authorizer.
+release=check-packaging
+sa=system:serviceaccount:$namespace:$release-pressure-operator
+install_chart() {
+  helm upgrade --install "$release" charts/pressure-operator --namespace "$namespace" \
+    --set image.tag=ci --wait --timeout 120s &&
+    "$kubectl" -n "$namespace" wait --for=condition=Available "deploy/$release-pressure-operator" --timeout=60s
+}
+rbac_as_intended() {
+  local ok=0 rule
+  for rule in "get pressuretests.pressure.mailproxy.dev -n default" "patch pressuretests.pressure.mailproxy.dev --subresource=status -n default" \
+    "create deployments.apps -n default" "delete statefulsets.apps -n default" "create jobs.batch -n default" \
+    "create horizontalpodautoscalers.autoscaling -n default" "create secrets -n default" \
+    "create events.events.k8s.io -n default" "list pods -n default" "create leases.coordination.k8s.io -n $namespace" \
+    "update leases.coordination.k8s.io/pressure-operator -n $namespace"; do
+    # shellcheck disable=SC2086 # the rule is split into kubectl's arguments on purpose
+    "$kubectl" auth can-i --as="$sa" $rule >/dev/null || { echo "should be allowed: $rule"; ok=1; }
+  done
+  for rule in "delete pods -n default" "update pressuretests.pressure.mailproxy.dev -n default" \
+    "get nodes" "create clusterroles.rbac.authorization.k8s.io" "update leases.coordination.k8s.io/other -n $namespace" \
+    "create leases.coordination.k8s.io -n default" "escalate roles.rbac.authorization.k8s.io -n default"; do
+    # shellcheck disable=SC2086
+    if "$kubectl" auth can-i --as="$sa" $rule >/dev/null 2>&1; then echo "should be denied: $rule"; ok=1; fi
+  done
+  return $ok
+}
+check "helm install of the operator chart; Deployment Available" "see the messages above" install_chart
+check "operator ServiceAccount: allowed exactly what it needs" "fix charts/pressure-operator/templates/rbac.yaml" rbac_as_intended
+helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
 
 if [ "${#failures[@]}" -gt 0 ]; then
   printf '\n%d cluster packaging check(s) failed:\n' "${#failures[@]}"
