@@ -82,6 +82,9 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
     for child in reconcile::desired(&with_next, &secrets)? {
         apply::apply(&ctx.client, &ns, child).await?;
     }
+    if pt.metadata.generation != prev.observed_generation {
+        apply::prune(&ctx.client, &ns, &name, pt).await?;
+    }
     apply::patch_status(&ctx.client, &ns, &name, &next).await?;
     if let Some(t) = transition {
         announce(ctx, pt, &t).await;

@@ -94,6 +94,26 @@ where
     }
 }
 
+/// Deletes optional children the spec no longer wants (HPA, Prometheus, Grafana). Idempotent.
+pub async fn prune(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> Result<()> {
+    if !pt.spec.proxy.hpa.enabled {
+        delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name)).await?;
+    }
+    let mut off = Vec::new();
+    if !pt.spec.prometheus.enabled {
+        off.push(names::prometheus(name));
+    }
+    if !pt.spec.grafana.enabled {
+        off.push(names::grafana(name));
+    }
+    for obj in off {
+        delete::<Deployment>(client, ns, &obj).await?;
+        delete::<Service>(client, ns, &obj).await?;
+        delete::<ConfigMap>(client, ns, &obj).await?;
+    }
+    Ok(())
+}
+
 /// `ResultsOnly`: deletes the workloads and their configuration; keeps the PressureTest, the
 /// Secret and PostgreSQL scaled to zero with its volume. Idempotent.
 pub async fn cleanup(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> Result<()> {
