@@ -142,7 +142,8 @@ pub struct Config {
     /// Largest attachment in bytes.
     #[arg(long, env = "GMP_MAX_ATTACHMENT_BYTES", default_value_t = 104_857_600)]
     pub max_attachment_bytes: u64,
-    /// Attachment bytes held in memory at once, in MiB.
+    /// Memory budget of messages with attachments being sent, in MiB: a message reserves about
+    /// 2.7 × its attachment bytes (the two base64 copies of a send); 0 turns the budget off.
     #[arg(long, env = "GMP_ATTACHMENT_MEMORY_BUDGET_MB", default_value_t = 256)]
     pub attachment_memory_budget_mb: u64,
     /// Folder for attachments spilled to disk; default the system temporary folder.
