@@ -10,6 +10,7 @@ pub mod prom;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 
 use crate::status::Reading;
@@ -83,29 +84,32 @@ impl Overrides {
     }
 }
 
-/// Reads every endpoint (failures are logged and skipped) and aggregates.
+/// Reads every endpoint concurrently (failures are logged and skipped) and aggregates.
 pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
-    let mut proxies = Vec::new();
-    for url in &ep.proxy {
-        match get_text(http, &format!("{url}/metrics")).await {
-            Ok(text) => proxies.push(prom::parse(&text)),
-            Err(e) => tracing::warn!(error = %e, "Proxy metrics unavailable."),
-        }
-    }
-    let mut clients = Vec::new();
-    for (tenant, url) in &ep.clients {
-        match get_json::<ClientStatsV1>(http, &format!("{url}/stats")).await {
-            Ok(stats) => clients.push((tenant.clone(), stats)),
-            Err(e) => tracing::warn!(%tenant, error = %e, "Client stats unavailable."),
-        }
-    }
-    let mut sink = None;
-    if let Some(url) = &ep.sink {
-        match get_json::<SinkStatsV1>(http, &format!("{url}/stats")).await {
-            Ok(stats) => sink = Some(stats),
-            Err(e) => tracing::warn!(error = %e, "Sink stats unavailable."),
-        }
-    }
+    let proxies = join_all(ep.proxy.iter().map(|url| async move {
+        get_text(http, &format!("{url}/metrics"))
+            .await
+            .map(|text| prom::parse(&text))
+            .inspect_err(|e| tracing::warn!(error = %e, "Proxy metrics unavailable."))
+            .ok()
+    }));
+    let clients = join_all(ep.clients.iter().map(|(tenant, url)| async move {
+        get_json::<ClientStatsV1>(http, &format!("{url}/stats"))
+            .await
+            .map(|stats| (tenant.clone(), stats))
+            .inspect_err(|e| tracing::warn!(%tenant, error = %e, "Client stats unavailable."))
+            .ok()
+    }));
+    let sink = async {
+        let url = ep.sink.as_ref()?;
+        get_json::<SinkStatsV1>(http, &format!("{url}/stats"))
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "Sink stats unavailable."))
+            .ok()
+    };
+    let (proxies, clients, sink) = tokio::join!(proxies, clients, sink);
+    let proxies: Vec<ProxySample> = proxies.into_iter().flatten().collect();
+    let clients: Vec<(String, ClientStatsV1)> = clients.into_iter().flatten().collect();
     aggregate(&proxies, &clients, sink.as_ref(), now)
 }
 
@@ -165,6 +169,54 @@ mod tests {
         assert_eq!(
             ep.clients,
             [("std".to_string(), "http://127.0.0.1:3".to_string())]
+        );
+    }
+
+    /// Serves `router` on 127.0.0.1:0 and returns its base URL.
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn read_collects_every_source_over_http() {
+        use axum::routing::get;
+        let metrics = "gmp_sent_total{tenant_id=\"a\",tenant_name=\"A\",account_id=\"x\",account_name=\"x\"} 9\ngmp_pending_messages 2\n";
+        let proxy =
+            serve(axum::Router::new().route("/metrics", get(move || async move { metrics }))).await;
+        let stats = ClientStatsV1 {
+            messages_generated: 10,
+            ..ClientStatsV1::default()
+        };
+        let client = serve(
+            axum::Router::new().route("/stats", get(move || async move { axum::Json(stats) })),
+        )
+        .await;
+        let mut sink_stats = SinkStatsV1::default();
+        sink_stats.total.received = 9;
+        let sink = serve(
+            axum::Router::new().route("/stats", get(move || async move { axum::Json(sink_stats) })),
+        )
+        .await;
+        let ep = Endpoints {
+            // The second proxy refuses connections: it is skipped, not fatal.
+            proxy: vec![proxy, "http://127.0.0.1:1".into()],
+            clients: vec![("a".into(), client)],
+            sink: Some(sink),
+        };
+        let r = read(&http_client().expect("client"), &ep, 5).await;
+        assert!(r.proxy_seen);
+        assert_eq!(
+            (r.figures.sent, r.figures.pending, r.figures.generated),
+            (9, 2, 10)
+        );
+        assert_eq!(
+            (r.figures.delivered, r.figures.delivered_ratio_permille),
+            (Some(9), Some(900))
         );
     }
 
