@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount,
+};
 use kube::ResourceExt;
 use pressure_crds::{PressureTest, SinkKind};
 use serde_json::json;
@@ -142,9 +144,8 @@ fn prometheus(pt: &PressureTest, name: &str) -> Result<Vec<Child>> {
     ])
 }
 
-fn grafana(pt: &PressureTest, name: &str) -> Result<Vec<Child>> {
-    let obj = names::grafana(name);
-    let (component, app) = ("grafana", "grafana");
+/// Grafana's provisioning files: datasource, dashboard provider and the dashboard.
+fn grafana_files(name: &str) -> Result<BTreeMap<String, String>> {
     let prom_url = format!("http://{}:{PROMETHEUS_PORT}", names::prometheus(name));
     let datasource = format!(
         "apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n    uid: prometheus\n    access: proxy\n    url: {prom_url}\n    isDefault: true\n    editable: false\n"
@@ -157,18 +158,54 @@ fn grafana(pt: &PressureTest, name: &str) -> Result<Vec<Child>> {
                 reason: e.to_string(),
             }
         })?;
-    let data = BTreeMap::from([
+    Ok(BTreeMap::from([
         ("datasource.yaml".to_string(), datasource),
         ("dashboards.yaml".to_string(), provider.to_string()),
         ("mailproxy-pressure.json".to_string(), dashboard),
-    ]);
-    let cm = config_map(pt, obj.clone(), component, app, data)?;
+    ]))
+}
+
+/// The provisioning volume (from the ConfigMap `obj`) and its two mounts.
+fn grafana_volume(obj: &str) -> (Volume, Vec<VolumeMount>) {
+    let item = |k: &str, p: &str| KeyToPath {
+        key: k.into(),
+        path: p.into(),
+        ..Default::default()
+    };
+    let volume = Volume {
+        name: "provisioning".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: obj.to_string(),
+            items: Some(vec![
+                item("datasource.yaml", "datasources/datasource.yaml"),
+                item("dashboards.yaml", "dashboards/dashboards.yaml"),
+                item("mailproxy-pressure.json", "json/mailproxy-pressure.json"),
+            ]),
+            ..Default::default()
+        }),
+        ..Volume::default()
+    };
+    let mount = |path: &str, sub: Option<&str>| VolumeMount {
+        name: "provisioning".into(),
+        mount_path: path.into(),
+        sub_path: sub.map(String::from),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let mounts = vec![
+        mount("/etc/grafana/provisioning", None),
+        mount("/etc/grafana/dashboards", Some("json")),
+    ];
+    (volume, mounts)
+}
+
+fn grafana(pt: &PressureTest, name: &str) -> Result<Vec<Child>> {
+    let obj = names::grafana(name);
+    let (component, app) = ("grafana", "grafana");
+    let cm = config_map(pt, obj.clone(), component, app, grafana_files(name)?)?;
     let spec = &pt.spec.grafana;
-    let mut c = container(
-        "grafana",
-        &spec.image,
-        resources(spec.resources.as_ref(), ["100m", "128Mi", "500m", "256Mi"]),
-    );
+    let res = resources(spec.resources.as_ref(), ["100m", "128Mi", "500m", "256Mi"]);
+    let mut c = container("grafana", &spec.image, res);
     c.env = Some(vec![
         env("GF_SECURITY_ADMIN_USER", "admin"),
         secret_env(name, "GF_SECURITY_ADMIN_PASSWORD", GRAFANA_PASSWORD),
@@ -181,53 +218,21 @@ fn grafana(pt: &PressureTest, name: &str) -> Result<Vec<Child>> {
     c.ports = Some(vec![port(GRAFANA_PORT)]);
     c.readiness_probe = Some(http_probe("/api/health", GRAFANA_PORT));
     c.liveness_probe = Some(http_probe("/api/health", GRAFANA_PORT));
-    let item = |k: &str, p: &str| k8s_openapi::api::core::v1::KeyToPath {
-        key: k.into(),
-        path: p.into(),
-        ..Default::default()
-    };
-    let provisioning = Volume {
-        name: "provisioning".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: obj.clone(),
-            items: Some(vec![
-                item("datasource.yaml", "datasources/datasource.yaml"),
-                item("dashboards.yaml", "dashboards/dashboards.yaml"),
-                item("mailproxy-pressure.json", "json/mailproxy-pressure.json"),
-            ]),
-            ..Default::default()
-        }),
-        ..Volume::default()
-    };
-    let prov_mount = VolumeMount {
-        name: "provisioning".into(),
-        mount_path: "/etc/grafana/provisioning".into(),
-        read_only: Some(true),
-        ..Default::default()
-    };
-    let dash_mount = VolumeMount {
-        name: "provisioning".into(),
-        mount_path: "/etc/grafana/dashboards".into(),
-        sub_path: Some("json".into()),
-        read_only: Some(true),
-        ..Default::default()
-    };
+    let (provisioning, mut mounts) = grafana_volume(&obj);
     let (data_vol, data_mount) = scratch("data", "/var/lib/grafana");
     let (tmp_vol, tmp_mount) = scratch("tmp", "/tmp");
-    c.volume_mounts = Some(vec![prov_mount, dash_mount, data_mount, tmp_mount]);
+    mounts.extend([data_mount, tmp_mount]);
+    c.volume_mounts = Some(mounts);
+    let svc_meta = meta(pt, obj.clone(), labels(name, component, app))?;
     let svc = service(
-        meta(pt, obj.clone(), labels(name, component, app))?,
+        svc_meta,
         selector(name, component),
         &[("http", GRAFANA_PORT)],
         false,
     );
     let pod = pod_spec(vec![c], vec![provisioning, data_vol, tmp_vol], 472);
-    let d = deployment(
-        meta(pt, obj, labels(name, component, app))?,
-        selector(name, component),
-        Some(1),
-        pod,
-    );
+    let d_meta = meta(pt, obj, labels(name, component, app))?;
+    let d = deployment(d_meta, selector(name, component), Some(1), pod);
     Ok(vec![
         Child::ConfigMap(cm),
         Child::Service(svc),

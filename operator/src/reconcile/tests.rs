@@ -385,3 +385,39 @@ fn postgres_on_empty_dir_has_no_claim() {
         .expect("data volume");
     assert!(data.empty_dir.is_some());
 }
+
+#[test]
+fn grafana_is_provisioned_with_datasource_and_dashboard() {
+    let children = desired(&running(), &secrets()).expect("builds");
+    let cm = children
+        .iter()
+        .find_map(|c| match c {
+            Child::ConfigMap(m) if m.metadata.name.as_deref() == Some("t-grafana") => {
+                Some(m.clone())
+            }
+            _ => None,
+        })
+        .expect("grafana config");
+    let data = cm.data.expect("data");
+    assert!(data["datasource.yaml"].contains("url: http://t-prometheus:9090"));
+    let dash: serde_json::Value =
+        serde_json::from_str(&data["mailproxy-pressure.json"]).expect("json");
+    assert_eq!(dash["uid"], "mailproxy-pressure");
+    let exprs = dash["panels"].to_string();
+    for series in [
+        "gmp_sent_total",
+        "gmp_errors_total",
+        "gmp_pending_messages",
+        "gmp_delivery_latency_seconds_bucket",
+    ] {
+        assert!(exprs.contains(series), "{series} not on the dashboard");
+    }
+    let c = container(&children, "t-grafana");
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert!(mounts.contains(&"/etc/grafana/dashboards") && mounts.contains(&"/var/lib/grafana"));
+}
