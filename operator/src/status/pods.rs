@@ -126,3 +126,74 @@ fn container_issue(cs: &ContainerStatus) -> Option<(PodIssue, String)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, created: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "creationTimestamp": created},
+            "status": status,
+        }))
+        .expect("pod json")
+    }
+
+    fn waiting(reason: &str) -> serde_json::Value {
+        json!({"containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+               "restartCount": 3, "state": {"waiting": {"reason": reason, "message": "m"}}}]})
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2030-01-01T00:10:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn classifies_each_failure() {
+        let old = "2030-01-01T00:00:00Z";
+        let cases = [
+            (waiting("ImagePullBackOff"), PodIssue::ImagePullError),
+            (waiting("ErrImagePull"), PodIssue::ImagePullError),
+            (waiting("CrashLoopBackOff"), PodIssue::CrashLoopBackOff),
+            (
+                json!({"containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 2,
+                       "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                       "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+                PodIssue::OOMKilled,
+            ),
+            (
+                json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                       "message": "0/2 nodes are available"}]}),
+                PodIssue::SchedulingError,
+            ),
+        ];
+        for (status, want) in cases {
+            let p = first_problem(&[pod("p", old, status)], now(), 120).expect("a problem");
+            assert_eq!(p.issue, want);
+            assert!(p.message().contains("pod p cannot run"));
+        }
+    }
+
+    #[test]
+    fn young_healthy_and_deleted_pods_are_ignored() {
+        let young = pod("y", "2030-01-01T00:09:00Z", waiting("ImagePullBackOff"));
+        assert_eq!(
+            first_problem(&[young], now(), 120),
+            None,
+            "inside the grace period"
+        );
+        let running = pod(
+            "r",
+            "2030-01-01T00:00:00Z",
+            json!({"containerStatuses": [{"name": "c", "image": "i",
+            "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}),
+        );
+        assert_eq!(first_problem(&[running], now(), 120), None);
+        let mut gone = pod("g", "2030-01-01T00:00:00Z", waiting("CrashLoopBackOff"));
+        gone.metadata.deletion_timestamp = gone.metadata.creation_timestamp.clone();
+        assert_eq!(first_problem(&[gone], now(), 120), None);
+    }
+}
