@@ -1,0 +1,191 @@
+//! The human-readable report: one table row per tenant and the total, the proxy's cache and
+//! memory, then one line per threshold and the verdict.
+
+use std::fmt::Write;
+
+use crate::report::{Line, Report};
+
+/// Renders the report as text.
+pub fn human(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Pressure run {}: {} ({} database, delivered counted by the {})",
+        r.run_id,
+        r.source,
+        r.database,
+        if r.delivered_source == "sink" {
+            "verifying sink"
+        } else {
+            "proxy: external SMTP, NOT verified by a sink"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Measured {:.1} s after a {} s warm-up; drain {:.1} s ({}){}",
+        r.measured_seconds,
+        r.warmup_seconds,
+        r.drain_seconds,
+        if r.drained {
+            "every message has a final report"
+        } else {
+            "deadline reached"
+        },
+        if r.interrupted {
+            "; INTERRUPTED, partial figures"
+        } else {
+            ""
+        }
+    );
+    out.push('\n');
+    out.push_str(&table(r));
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Proxy attachment cache: {} hits, {} misses ({}); proxy peak memory (VmHWM): {}",
+        r.proxy_cache.hits,
+        r.proxy_cache.misses,
+        r.proxy_cache
+            .hit_rate_permille
+            .map_or("no lookups".into(), |p| format!(
+                "{:.1}% hit",
+                p as f64 / 10.0
+            )),
+        r.proxy_peak_memory_bytes
+            .map_or("unknown".into(), |b| format!(
+                "{:.1} MiB",
+                b as f64 / 1048576.0
+            ))
+    );
+    if !r.cpu_seconds.is_empty() {
+        let parts: Vec<String> = r
+            .cpu_seconds
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect();
+        let _ = writeln!(out, "CPU seconds: {}", parts.join(", "));
+    }
+    out.push('\n');
+    out.push_str(&verdict(r));
+    out
+}
+
+const HEADER: [&str; 13] = [
+    "tenant", "gen", "sent", "deliv", "err", "defer", "lost", "dup", "cache", "msg/s", "p50ms",
+    "p95ms", "p99ms",
+];
+
+fn table(r: &Report) -> String {
+    let mut rows: Vec<Vec<String>> = vec![HEADER.iter().map(|s| (*s).to_string()).collect()];
+    rows.extend(r.tenants.iter().map(row));
+    rows.push(row(&r.total));
+    let widths: Vec<usize> = (0..HEADER.len())
+        .map(|i| rows.iter().map(|row| row[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        if n == rows.len() - 1 {
+            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 12));
+        }
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  "));
+    }
+    let max = r.total.latency_ms.and_then(|l| l.max);
+    let _ = writeln!(
+        out,
+        "latency max: {}",
+        max.map_or("unknown".into(), |m| format!("{m:.0} ms"))
+    );
+    out
+}
+
+fn row(l: &Line) -> Vec<String> {
+    let opt = |v: Option<u64>| v.map_or("-".into(), |x| x.to_string());
+    let lat = |f: fn(&crate::report::Latency) -> f64| {
+        l.latency_ms.map_or("-".into(), |x| format!("{:.0}", f(&x)))
+    };
+    vec![
+        l.name.clone(),
+        l.generated.to_string(),
+        l.sent.to_string(),
+        l.delivered.to_string(),
+        l.errors.to_string(),
+        l.deferred.to_string(),
+        l.lost.to_string(),
+        opt(l.duplicates),
+        l.cache_hit_rate_permille
+            .map_or("-".into(), |p| format!("{:.1}%", p as f64 / 10.0)),
+        format!("{:.1}", l.throughput_per_second),
+        lat(|x| x.p50),
+        lat(|x| x.p95),
+        lat(|x| x.p99),
+    ]
+}
+
+fn verdict(r: &Report) -> String {
+    let mut out = String::from("Thresholds:\n");
+    for t in &r.thresholds {
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<28} limit {:>9}  observed {}",
+            if t.passed { "ok" } else { "FAIL" },
+            t.name,
+            t.limit,
+            t.observed.map_or("not measured".into(), |v| v.to_string())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Verdict: {} ({})",
+        if r.passed { "PASS" } else { "FAIL" },
+        r.verdict
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pressure_crds::ThresholdResult;
+
+    #[test]
+    fn shows_every_tenant_threshold_and_verdict() {
+        let line = |name: &str, gen_: u64| Line {
+            name: name.into(),
+            generated: gen_,
+            delivered: gen_,
+            duplicates: Some(0),
+            throughput_per_second: 2.5,
+            ..Line::default()
+        };
+        let r = Report {
+            run_id: "r1".into(),
+            delivered_source: "sink".into(),
+            tenants: vec![line("standard", 40)],
+            total: line("total", 40),
+            thresholds: vec![ThresholdResult {
+                name: "minThroughputPerSecond".into(),
+                limit: 1000,
+                observed: Some(2),
+                passed: false,
+            }],
+            verdict: "ThresholdBreached".into(),
+            ..Report::default()
+        };
+        let text = human(&r);
+        assert!(text.contains("standard"), "{text}");
+        assert!(text.contains("FAIL minThroughputPerSecond"), "{text}");
+        assert!(text.contains("Verdict: FAIL (ThresholdBreached)"), "{text}");
+        assert!(text.contains("verifying sink"), "{text}");
+    }
+}

@@ -1,0 +1,406 @@
+//! The report's figures, computed from snapshots by pure functions: per tenant and in total,
+//! generated (clients), sent (proxy), delivered (sink), errors (error reports at the clients),
+//! deferrals, lost, duplicates, cache hit rate, throughput over the measured window and latency;
+//! then the thresholds and the verdict through [`pressure_crds::verdict`].
+
+use std::collections::BTreeMap;
+
+use pressure_crds::verdict::{self, Observed, permille};
+use pressure_crds::{Figures, TenantFigures, ThresholdResult, ThresholdsSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::collect::{Snapshot, error_reports};
+use crate::prom::quantile;
+
+/// Verdict when the user stopped the run.
+pub const ABORTED_BY_USER: &str = "AbortedByUser";
+
+/// Latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum (unknown without the sink).
+    pub max: Option<f64>,
+}
+
+/// One line of the report: a tenant, or the total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    /// Tenant name, or `total`.
+    pub name: String,
+    /// Client replicas.
+    pub clients: usize,
+    /// Messages the clients generated.
+    pub generated: u64,
+    /// Messages the proxy sent (`gmp_sent_total`).
+    pub sent: u64,
+    /// Messages delivered: counted by the sink (or the proxy's sent count with `--smtp`).
+    pub delivered: u64,
+    /// Error reports (`error`, `bounce`) the clients received.
+    pub errors: u64,
+    /// Deferrals (`gmp_deferred_total`).
+    pub deferred: u64,
+    /// generated − delivered − errors (never negative).
+    pub lost: u64,
+    /// Duplicate deliveries seen by the sink.
+    pub duplicates: Option<u64>,
+    /// Attachments whose content did not match their MD5.
+    pub attachment_mismatches: Option<u64>,
+    /// Share of the clients' attachment draws reusing cached content, permille.
+    pub cache_hit_rate_permille: Option<i64>,
+    /// Delivered per second over the measured window.
+    pub throughput_per_second: f64,
+    /// End-to-end latency (creation at the client → acceptance at the sink).
+    pub latency_ms: Option<Latency>,
+}
+
+/// The proxy's attachment cache.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheFigures {
+    /// Lookups that hit (memory or disk).
+    pub hits: u64,
+    /// Lookups that missed.
+    pub misses: u64,
+    /// hits / (hits + misses), permille.
+    pub hit_rate_permille: Option<i64>,
+}
+
+/// One second of the timeline (the chart's data).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// Seconds since the load started.
+    pub t: f64,
+    /// Delivered per second over the last interval.
+    pub delivered_per_second: f64,
+    /// p99 latency of the deliveries of the last interval, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Messages generated so far.
+    pub generated: u64,
+    /// Messages delivered so far.
+    pub delivered: u64,
+}
+
+/// What the run was, beyond its snapshots.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    /// Run id.
+    pub run_id: String,
+    /// Where the spec came from.
+    pub source: String,
+    /// `sqlite` or `postgresql`.
+    pub database: String,
+    /// (tenant, client replicas), in the spec's order.
+    pub tenants: Vec<(String, usize)>,
+    /// Delivering to an external SMTP server (no sink verification).
+    pub external_smtp: bool,
+    /// Planned measured seconds.
+    pub duration_seconds: i32,
+    /// Planned warm-up seconds.
+    pub warmup_seconds: i32,
+    /// The user stopped the run.
+    pub interrupted: bool,
+    /// Every generated message got a final report before the drain deadline.
+    pub drained: bool,
+    /// Seconds spent draining.
+    pub drain_seconds: f64,
+    /// The proxy's VmHWM, bytes.
+    pub proxy_peak_memory_bytes: Option<u64>,
+    /// CPU seconds by process.
+    pub cpu_seconds: BTreeMap<String, f64>,
+    /// The spec's thresholds.
+    pub thresholds: ThresholdsSpec,
+}
+
+/// The whole report (printed, written as JSON, charted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Run id.
+    pub run_id: String,
+    /// Where the spec came from.
+    pub source: String,
+    /// `sqlite` or `postgresql`.
+    pub database: String,
+    /// `sink` (verified), or `proxy` (external SMTP: the proxy's sent count, unverified).
+    pub delivered_source: String,
+    /// Planned measured seconds.
+    pub duration_seconds: i32,
+    /// Warm-up seconds, excluded from throughput and error rate.
+    pub warmup_seconds: i32,
+    /// Seconds actually measured.
+    pub measured_seconds: f64,
+    /// Seconds spent draining after the load stopped.
+    pub drain_seconds: f64,
+    /// Every generated message got a final report before the drain deadline.
+    pub drained: bool,
+    /// The user stopped the run (partial report).
+    pub interrupted: bool,
+    /// All tenants.
+    pub total: Line,
+    /// One line per tenant.
+    pub tenants: Vec<Line>,
+    /// The proxy's attachment cache.
+    pub proxy_cache: CacheFigures,
+    /// The proxy's peak resident memory (VmHWM), bytes.
+    pub proxy_peak_memory_bytes: Option<u64>,
+    /// CPU seconds by process.
+    pub cpu_seconds: BTreeMap<String, f64>,
+    /// Each threshold with its observed value.
+    pub thresholds: Vec<ThresholdResult>,
+    /// `ThresholdsPassed`, `ThresholdBreached`, `DeliveryMismatch` or `AbortedByUser`.
+    pub verdict: String,
+    /// Whether the run passed.
+    pub passed: bool,
+    /// The same totals in the operator's status shape.
+    pub figures: Figures,
+    /// The same per-tenant lines in the operator's status shape.
+    pub per_tenant: Vec<TenantFigures>,
+    /// Throughput and p99 latency second by second.
+    pub timeline: Vec<Point>,
+}
+
+/// Builds the report from the final snapshot and the measured window's ends.
+pub fn build(
+    facts: &Facts,
+    last: &Snapshot,
+    window: (Option<&Snapshot>, &Snapshot),
+    timeline: Vec<Point>,
+) -> Report {
+    let (start, end) = window;
+    let t0 = start.map_or(0.0, |s| s.t);
+    let measured = (end.t - t0).max(0.0);
+    let ext = facts.external_smtp;
+    let mut tenants: Vec<Line> = facts
+        .tenants
+        .iter()
+        .map(|(name, n)| {
+            let mut l = line(last, Some(name), ext);
+            l.clients = *n;
+            let d = delivered(end, Some(name), ext)
+                - start.map_or(0, |s| delivered(s, Some(name), ext));
+            l.throughput_per_second = rate(d, measured);
+            l
+        })
+        .collect();
+    tenants.retain(|l| !l.name.is_empty());
+    let mut total = line(last, None, ext);
+    total.name = "total".into();
+    total.clients = facts.tenants.iter().map(|t| t.1).sum();
+    let d = delivered(end, None, ext) - start.map_or(0, |s| delivered(s, None, ext));
+    total.throughput_per_second = rate(d, measured);
+    let figures = figures(&total, last, ext);
+    let (thresholds, mut verdict_reason) = judge(facts, &total, start, end);
+    if facts.interrupted {
+        verdict_reason = ABORTED_BY_USER;
+    }
+    Report {
+        run_id: facts.run_id.clone(),
+        source: facts.source.clone(),
+        database: facts.database.clone(),
+        delivered_source: if ext { "proxy" } else { "sink" }.into(),
+        duration_seconds: facts.duration_seconds,
+        warmup_seconds: facts.warmup_seconds,
+        measured_seconds: measured,
+        drain_seconds: facts.drain_seconds,
+        drained: facts.drained,
+        interrupted: facts.interrupted,
+        per_tenant: tenants.iter().map(tenant_figures).collect(),
+        proxy_cache: cache(last),
+        proxy_peak_memory_bytes: facts.proxy_peak_memory_bytes,
+        cpu_seconds: facts.cpu_seconds.clone(),
+        passed: verdict_reason == verdict::THRESHOLDS_PASSED,
+        verdict: verdict_reason.into(),
+        thresholds,
+        figures,
+        total,
+        tenants,
+        timeline,
+    }
+}
+
+fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        (count as f64 / seconds * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+/// Delivered messages of a tenant (or all) in a snapshot.
+pub fn delivered(s: &Snapshot, tenant: Option<&str>, external: bool) -> u64 {
+    if external {
+        return pick(&s.proxy.sent, tenant);
+    }
+    match (&s.sink, tenant) {
+        (None, _) => 0,
+        (Some(k), None) => k.total.received,
+        (Some(k), Some(t)) => k.tenants.get(t).map_or(0, |x| x.received),
+    }
+}
+
+fn pick(map: &BTreeMap<String, f64>, tenant: Option<&str>) -> u64 {
+    let v: f64 = map
+        .iter()
+        .filter(|(k, _)| tenant.is_none_or(|t| t == k.as_str()))
+        .map(|(_, v)| v)
+        .sum();
+    v.round().max(0.0) as u64
+}
+
+fn line(s: &Snapshot, tenant: Option<&str>, ext: bool) -> Line {
+    let clients: Vec<_> = s
+        .clients
+        .iter()
+        .filter(|c| tenant.is_none_or(|t| t == c.0))
+        .map(|c| &c.1)
+        .collect();
+    let generated: u64 = clients.iter().map(|c| c.messages_generated).sum();
+    let errors: u64 = clients.iter().map(|c| error_reports(c)).sum();
+    let delivered = delivered(s, tenant, ext);
+    let sink = s.sink.as_ref().filter(|_| !ext).map(|k| match tenant {
+        None => k.total.clone(),
+        Some(t) => k.tenants.get(t).cloned().unwrap_or_default(),
+    });
+    let hit: Vec<f64> = clients.iter().map(|c| c.cache_hit_rate).collect();
+    Line {
+        name: tenant.unwrap_or_default().to_string(),
+        clients: clients.len(),
+        generated,
+        sent: pick(&s.proxy.sent, tenant),
+        delivered,
+        errors,
+        deferred: pick(&s.proxy.deferred, tenant),
+        lost: generated.saturating_sub(delivered + errors),
+        duplicates: sink.as_ref().map(|k| k.duplicates),
+        attachment_mismatches: sink.as_ref().map(|k| k.attachment_mismatches),
+        cache_hit_rate_permille: (!hit.is_empty())
+            .then(|| (hit.iter().sum::<f64>() / hit.len() as f64 * 1000.0).round() as i64),
+        throughput_per_second: 0.0,
+        latency_ms: match &sink {
+            Some(k) => (k.latency_ms.count > 0).then_some(Latency {
+                p50: k.latency_ms.p50,
+                p95: k.latency_ms.p95,
+                p99: k.latency_ms.p99,
+                max: Some(k.latency_ms.max),
+            }),
+            None if tenant.is_none() => proxy_latency(s),
+            None => None,
+        },
+    }
+}
+
+fn proxy_latency(s: &Snapshot) -> Option<Latency> {
+    let b = &s.proxy.latency_buckets;
+    let ms = |q| quantile(b, q).map(|v| v * 1000.0);
+    Some(Latency {
+        p50: ms(0.5)?,
+        p95: ms(0.95)?,
+        p99: ms(0.99)?,
+        max: None,
+    })
+}
+
+fn cache(s: &Snapshot) -> CacheFigures {
+    let hits = s.proxy.cache_hits.round() as u64;
+    let misses = s.proxy.cache_misses.round() as u64;
+    CacheFigures {
+        hits,
+        misses,
+        hit_rate_permille: permille(hits as i64, (hits + misses) as i64),
+    }
+}
+
+/// The spec's thresholds plus the delivery checks (no loss, no duplicate, no corrupt attachment).
+fn judge(
+    facts: &Facts,
+    total: &Line,
+    start: Option<&Snapshot>,
+    end: &Snapshot,
+) -> (Vec<ThresholdResult>, &'static str) {
+    let sent0 = start.map_or(0.0, Snapshot::sent);
+    let err0 = start.map_or(0, Snapshot::error_reports);
+    let sent = (end.sent() - sent0).max(0.0).round() as i64;
+    let errors = end.error_reports().saturating_sub(err0) as i64;
+    let obs = Observed {
+        error_rate_permille: permille(errors, sent + errors).unwrap_or(0),
+        latency_p99_ms: total.latency_ms.map(|l| l.p99.round() as i64),
+        throughput_per_second: total.throughput_per_second.floor() as i64,
+        delivered_ratio_permille: (!facts.external_smtp)
+            .then(|| permille(total.delivered as i64, total.generated as i64))
+            .flatten(),
+    };
+    let (mut results, _) = verdict::evaluate(&facts.thresholds, &obs);
+    let check = |name: &str, observed: Option<u64>| ThresholdResult {
+        name: name.into(),
+        limit: 0,
+        observed: observed.map(|v| v as i64),
+        passed: observed.is_none_or(|v| v == 0),
+    };
+    results.push(check("maxLostMessages", Some(total.lost)));
+    results.push(check("maxDuplicates", total.duplicates));
+    results.push(check(
+        "maxAttachmentMismatches",
+        total.attachment_mismatches,
+    ));
+    let delivery = [
+        "minDeliveredRatioPermille",
+        "maxLostMessages",
+        "maxDuplicates",
+        "maxAttachmentMismatches",
+    ];
+    let reason = verdict::reason_of(&results, &delivery);
+    (results, reason)
+}
+
+fn figures(total: &Line, last: &Snapshot, ext: bool) -> Figures {
+    let lat = total.latency_ms;
+    let ms = |v: f64| v.round() as i64;
+    let (g, e) = (total.generated as i64, total.errors as i64);
+    Figures {
+        observed_at: crate::unix_now() as i64,
+        generated: g,
+        sent: total.sent as i64,
+        errors: e,
+        deferred: total.deferred as i64,
+        pending: last.proxy.pending.round() as i64,
+        delivered: (!ext).then_some(total.delivered as i64),
+        duplicates: total.duplicates.map(|v| v as i64),
+        attachment_mismatches: total.attachment_mismatches.map(|v| v as i64),
+        rate_per_second: total.throughput_per_second.floor() as i64,
+        latency_p50_ms: lat.map(|l| ms(l.p50)),
+        latency_p95_ms: lat.map(|l| ms(l.p95)),
+        latency_p99_ms: lat.map(|l| ms(l.p99)),
+        latency_max_ms: lat.and_then(|l| l.max).map(ms),
+        cache_hit_rate_permille: total.cache_hit_rate_permille,
+        error_rate_permille: permille(e, total.sent as i64 + e).unwrap_or(0),
+        delivered_ratio_permille: (!ext)
+            .then(|| permille(total.delivered as i64, g))
+            .flatten(),
+    }
+}
+
+fn tenant_figures(l: &Line) -> TenantFigures {
+    TenantFigures {
+        name: l.name.clone(),
+        clients: l.clients as i32,
+        generated: l.generated as i64,
+        sent: l.sent as i64,
+        errors: l.errors as i64,
+        delivered: l.duplicates.map(|_| l.delivered as i64),
+        latency_p99_ms: l.latency_ms.map(|x| x.p99.round() as i64),
+        cache_hit_rate_permille: l.cache_hit_rate_permille,
+    }
+}
+
+#[cfg(test)]
+#[path = "report/tests.rs"]
+mod tests;
