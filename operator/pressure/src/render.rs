@@ -70,9 +70,9 @@ pub fn human(r: &Report) -> String {
     out
 }
 
-const HEADER: [&str; 13] = [
-    "tenant", "gen", "sent", "deliv", "err", "defer", "lost", "dup", "cache", "msg/s", "p50ms",
-    "p95ms", "p99ms",
+const HEADER: [&str; 14] = [
+    "tenant", "gen", "sent", "deliv", "MiB", "err", "defer", "lost", "dup", "cache", "msg/s",
+    "p50ms", "p95ms", "p99ms",
 ];
 
 fn table(r: &Report) -> String {
@@ -85,7 +85,11 @@ fn table(r: &Report) -> String {
     let mut out = String::new();
     for (n, row) in rows.iter().enumerate() {
         if n == rows.len() - 1 {
-            let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 12));
+            let _ = writeln!(
+                out,
+                "{}",
+                "-".repeat(widths.iter().sum::<usize>() + 2 * (HEADER.len() - 1))
+            );
         }
         let cells: Vec<String> = row
             .iter()
@@ -119,6 +123,8 @@ fn row(l: &Line) -> Vec<String> {
         l.generated.to_string(),
         l.sent.to_string(),
         l.delivered.to_string(),
+        l.bytes_delivered
+            .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1_048_576.0)),
         l.errors.to_string(),
         l.deferred.to_string(),
         l.lost.to_string(),

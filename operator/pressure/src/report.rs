@@ -53,6 +53,8 @@ pub struct Line {
     pub duplicates: Option<u64>,
     /// Attachments whose content did not match their MD5.
     pub attachment_mismatches: Option<u64>,
+    /// Message bytes the sink accepted.
+    pub bytes_delivered: Option<u64>,
     /// Share of the clients' attachment draws reusing cached content, permille.
     pub cache_hit_rate_permille: Option<i64>,
     /// Delivered per second over the measured window.
@@ -282,6 +284,7 @@ fn line(s: &Snapshot, tenant: Option<&str>, ext: bool) -> Line {
         lost: generated.saturating_sub(delivered + errors),
         duplicates: sink.as_ref().map(|k| k.duplicates),
         attachment_mismatches: sink.as_ref().map(|k| k.attachment_mismatches),
+        bytes_delivered: sink.as_ref().map(|k| k.bytes),
         cache_hit_rate_permille: (!hit.is_empty())
             .then(|| (hit.iter().sum::<f64>() / hit.len() as f64 * 1000.0).round() as i64),
         throughput_per_second: 0.0,

@@ -1,0 +1,233 @@
+//! End-to-end runs of the built `pressure` binary: real `mailproxy`, `client-sim` clients and
+//! the verifying sink on loopback. One short run with the four seed profiles (large attachments
+//! forced for one tenant) must pass with no loss and agree across stdout, JSON and chart; one run
+//! with an impossible throughput must fail with exit code 1. Bad input must exit 2 before
+//! anything starts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const PRESSURE: &str = env!("CARGO_BIN_EXE_pressure");
+
+/// Builds `mailproxy` and `client-sim` beside `pressure` (same target dir and profile) once.
+fn ensure_binaries() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(PRESSURE).parent().expect("bin dir");
+        if dir.join("mailproxy").is_file() && dir.join("client-sim").is_file() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "mailproxy", "-p", "client-sim"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building mailproxy and client-sim failed");
+    });
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write spec");
+    p
+}
+
+fn pressure(args: &[&str], dir: &Path) -> Output {
+    Command::new(PRESSURE)
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO")
+        .output()
+        .expect("run pressure")
+}
+
+const FOUR_PROFILES: &str = r#"
+apiVersion: pressure.mailproxy.dev/v1alpha1
+kind: PressureTest
+metadata: {name: local-four}
+spec:
+  durationSeconds: 14
+  warmupSeconds: 2
+  seed: 11
+  tenants:
+    - {name: high-volume, profile: high-volume}
+    - {name: standard, profile: standard, clients: 2}
+    - {name: newsletter, profile: newsletter}
+    - name: documents
+      profile: documents
+      rates: {messagesPerSync: 40, largeAttachmentRatePermille: 1000, dndProbabilityPermille: 0}
+  proxy:
+    tuning: {syncIntervalSeconds: 2, sendLoopIntervalMs: 200}
+  thresholds:
+    maxErrorRatePermille: 10
+    maxP99LatencyMs: 600000
+    minThroughputPerSecond: 1
+    minDeliveredRatioPermille: 990
+  timeouts: {drainSeconds: 90}
+"#;
+
+#[test]
+fn four_seed_profiles_pass_with_no_loss_and_agreeing_outputs() {
+    ensure_binaries();
+    let dir = tempfile::tempdir().expect("tmp");
+    let spec = write(dir.path(), "four.yaml", FOUR_PROFILES);
+    let (json, chart) = (dir.path().join("r.json"), dir.path().join("c.svg"));
+    let out = pressure(
+        &[
+            spec.to_str().expect("utf8"),
+            "--quiet",
+            "--json",
+            json.to_str().expect("utf8"),
+            "--chart",
+            chart.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&json).expect("json file")).expect("json");
+    let total = &r["total"];
+    let n = |v: &Value| v.as_u64().expect("number");
+    let (generated, delivered, errors) = (
+        n(&total["generated"]),
+        n(&total["delivered"]),
+        n(&total["errors"]),
+    );
+    assert!(generated > 100, "too little load: {generated}");
+    assert_eq!(generated, delivered + errors, "lost messages: {total}");
+    assert_eq!(n(&total["lost"]), 0);
+    assert_eq!(n(&total["duplicates"]), 0);
+    assert_eq!(n(&total["attachmentMismatches"]), 0);
+    assert!(
+        n(&r["proxyCache"]["hits"]) > 0,
+        "no proxy cache hit: {}",
+        r["proxyCache"]
+    );
+    assert_eq!(r["verdict"], "ThresholdsPassed");
+    assert_eq!(r["tenants"].as_array().map(Vec::len), Some(4));
+    let docs = &r["tenants"][3];
+    assert_eq!(docs["name"], "documents");
+    assert!(
+        n(&docs["bytesDelivered"]) > 10 * 1024 * 1024,
+        "no 10 MiB+ attachment delivered: {docs}"
+    );
+    assert_eq!(r["tenants"][1]["clients"], 2);
+    // The printed total row carries the JSON's figures.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .expect("total row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], generated.to_string(), "{row}");
+    assert_eq!(cells[2], total["sent"].to_string(), "{row}");
+    assert_eq!(cells[3], delivered.to_string(), "{row}");
+    assert!(
+        stdout.contains("Verdict: PASS (ThresholdsPassed)"),
+        "{stdout}"
+    );
+    // The chart exists, plots the timeline and titles the same throughput and verdict.
+    let svg = std::fs::read_to_string(&chart).expect("chart file");
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    let tput = total["throughputPerSecond"].as_f64().expect("tput");
+    assert!(
+        svg.contains(&format!("{tput:.1} msg/s delivered")),
+        "chart title disagrees"
+    );
+    assert!(svg.contains("ThresholdsPassed"));
+    assert!(r["timeline"].as_array().is_some_and(|t| t.len() >= 10));
+}
+
+const IMPOSSIBLE: &str = r#"
+apiVersion: pressure.mailproxy.dev/v1alpha1
+kind: PressureTest
+metadata: {name: impossible}
+spec:
+  durationSeconds: 10
+  warmupSeconds: 0
+  tenants:
+    - {name: standard, profile: standard}
+  proxy:
+    tuning: {syncIntervalSeconds: 1}
+  thresholds: {minThroughputPerSecond: 1000000}
+"#;
+
+#[test]
+fn an_impossible_threshold_fails_with_exit_code_1() {
+    ensure_binaries();
+    let dir = tempfile::tempdir().expect("tmp");
+    let spec = write(dir.path(), "impossible.yaml", IMPOSSIBLE);
+    let out = pressure(
+        &[spec.to_str().expect("utf8"), "--quiet", "--output", "json"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(r["verdict"], "ThresholdBreached");
+    let line = r["thresholds"]
+        .as_array()
+        .and_then(|t| t.iter().find(|x| x["name"] == "minThroughputPerSecond"))
+        .expect("throughput line");
+    assert_eq!(line["passed"], false);
+    assert_eq!(r["total"]["lost"], 0);
+    // Written to the default output directory too.
+    let results = dir.path().join("pressure-results");
+    let run_dir = std::fs::read_dir(&results)
+        .expect("results dir")
+        .next()
+        .expect("run dir");
+    let path = run_dir.expect("entry").path();
+    assert!(path.join("report.json").is_file() && path.join("pressure-report.svg").is_file());
+}
+
+#[test]
+fn invalid_file_exits_2_with_the_field_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: pressure.mailproxy.dev/v1alpha1\nkind: PressureTest\nmetadata: {name: bad}\nspec:\n  tenants:\n    - {name: standard, profile: standard, clients: 0}\n",
+    );
+    let out = pressure(&[bad.to_str().expect("utf8")], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("spec.tenants[0].clients"), "{stderr}");
+    let out = pressure(&["/nonexistent/pt.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    assert!(
+        !dir.path().join("pressure-results").exists(),
+        "nothing may start"
+    );
+}
+
+#[test]
+fn a_taken_port_exits_2_before_starting() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = held.local_addr().expect("addr").port().to_string();
+    let out = pressure(&["--proxy-port", &port, "--quiet"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--proxy-port") && stderr.contains("not available"),
+        "{stderr}"
+    );
+    let out = pressure(&["--smtp", "127.0.0.1:1", "--quiet"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--smtp"));
+}
