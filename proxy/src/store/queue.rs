@@ -79,13 +79,14 @@ pub enum OutcomeKind {
     },
 }
 
+/// The claim statement. `{BLOCKED}` is replaced by conditions on tenants that are inactive or
+/// suspended; with none (the usual case) the candidates come straight off the `messages_pending`
+/// index in priority order. A join with `tenants` here made PostgreSQL scan and sort the whole
+/// backlog on every claim (200 ms at 60,000 pending rows instead of 40 ms).
 const CLAIM_SQL: &str = "WITH candidates AS ( \
       SELECT m.pk, m.account_pk, m.priority, m.queued_us FROM messages m \
       WHERE m.smtp_ts IS NULL AND (m.deferred_ts IS NULL OR m.deferred_ts <= $1) \
-        AND (m.claimed_until IS NULL OR m.claimed_until < $1) \
-        AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = m.tenant_id AND t.active = 1 \
-          AND (t.suspended_batches IS NULL OR (t.suspended_batches <> '*' AND (m.batch_code IS NULL \
-            OR (',' || t.suspended_batches || ',') NOT LIKE ('%,' || m.batch_code || ',%'))))) \
+        AND (m.claimed_until IS NULL OR m.claimed_until < $1) {BLOCKED} \
       ORDER BY m.priority, m.queued_us, m.pk LIMIT $2 {LOCK} \
     ), ranked AS ( \
       SELECT c.pk, c.priority, c.queued_us, \
@@ -98,6 +99,38 @@ const CLAIM_SQL: &str = "WITH candidates AS ( \
     UPDATE messages SET claimed_by = $5, claimed_until = $6 \
     WHERE pk IN (SELECT pk FROM chosen) \
     RETURNING pk, id, tenant_id, account_id, account_pk, priority, payload, retry_count, queued_us";
+
+/// Tenants whose messages must not be claimed: inactive or wholly suspended (`*`), and the
+/// suspended batches of the others.
+#[derive(Debug, Default)]
+struct Blocked {
+    tenants: Vec<String>,
+    batches: Vec<(String, Vec<String>)>,
+}
+
+impl Blocked {
+    /// SQL conditions with placeholders from `$7` on, and the values to bind in order.
+    fn sql(&self) -> (String, Vec<String>) {
+        let (mut sql, mut values) = (String::new(), Vec::new());
+        let mut next = |v: &str, values: &mut Vec<String>| {
+            values.push(v.to_string());
+            format!("${}", 6 + values.len())
+        };
+        if !self.tenants.is_empty() {
+            let p: Vec<String> = self.tenants.iter().map(|t| next(t, &mut values)).collect();
+            sql.push_str(&format!(" AND m.tenant_id NOT IN ({})", p.join(", ")));
+        }
+        for (tenant, batches) in &self.batches {
+            let t = next(tenant, &mut values);
+            let p: Vec<String> = batches.iter().map(|b| next(b, &mut values)).collect();
+            sql.push_str(&format!(
+                " AND NOT (m.tenant_id = {t} AND m.batch_code IS NOT NULL AND m.batch_code IN ({}))",
+                p.join(", ")
+            ));
+        }
+        (sql, values)
+    }
+}
 
 impl Store {
     /// Claims up to `limit` eligible messages for `replica`, at most `per_account` per account
@@ -114,16 +147,21 @@ impl Store {
             Backend::Postgres => "FOR UPDATE OF m SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = CLAIM_SQL.replace("{LOCK}", lock);
-        let rows = sqlx::query(&sql)
+        let (blocked_sql, blocked_values) = self.blocked_tenants().await?.sql();
+        let sql = CLAIM_SQL
+            .replace("{LOCK}", lock)
+            .replace("{BLOCKED}", &blocked_sql);
+        let mut q = sqlx::query(&sql)
             .bind(now)
             .bind(limit.saturating_mul(2))
             .bind(per_account)
             .bind(limit)
             .bind(replica)
-            .bind(now + lease_seconds)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(now + lease_seconds);
+        for v in blocked_values {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut claimed = rows
             .iter()
             .map(|r| {
@@ -142,6 +180,35 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|c| (c.priority, c.queued_us));
         Ok(claimed)
+    }
+
+    async fn blocked_tenants(&self) -> Result<Blocked> {
+        let rows = sqlx::query(
+            "SELECT id, active, suspended_batches FROM tenants \
+             WHERE active = 0 OR suspended_batches IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut blocked = Blocked::default();
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let suspended: Option<String> = r.try_get("suspended_batches")?;
+            match (r.try_get::<i64, _>("active")? != 0, suspended.as_deref()) {
+                (false, _) | (true, Some("*")) => blocked.tenants.push(id),
+                (true, Some(list)) => {
+                    let batches: Vec<String> = list
+                        .split(',')
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    if !batches.is_empty() {
+                        blocked.batches.push((id, batches));
+                    }
+                }
+                (true, None) => {}
+            }
+        }
+        Ok(blocked)
     }
 
     /// Extends the leases of every unsent row this replica holds.
