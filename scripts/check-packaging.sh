@@ -20,6 +20,7 @@ venv=$cache/packaging-venv
 HELM_VERSION=v3.18.4
 ACTIONLINT_VERSION=v1.7.12
 CHECK_JSONSCHEMA_VERSION=0.39.0
+HELM_UNITTEST_VERSION=v1.1.2
 target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$bin"
 export PATH="$bin:$PATH"
@@ -65,6 +66,26 @@ if ! actionlint -version 2>/dev/null | head -n 1 | grep -qx "${ACTIONLINT_VERSIO
   echo "  installing actionlint ${ACTIONLINT_VERSION} (go install)"
   GOBIN=$bin go install "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}" ||
     { echo "cannot install actionlint: needs Go and the Go module proxy" >&2; exit 1; }
+fi
+# helm-unittest's go.mod has a replace directive, so `go install pkg@version` refuses it: build it
+# from a wrapper module that repeats the replace (minimal version selection pins the rest).
+if [ ! -x "$bin/helm-unittest" ] || [ "$(cat "$bin/.helm-unittest-version" 2>/dev/null)" != "$HELM_UNITTEST_VERSION" ]; then
+  echo "  building helm-unittest ${HELM_UNITTEST_VERSION} (wrapper module in $cache/helm-unittest-src)"
+  src=$cache/helm-unittest-src
+  rm -rf "$src" && mkdir -p "$src"
+  printf '%s\n' "module local/helm-unittest-bin" "" "go 1.26.0" "" \
+    "require github.com/helm-unittest/helm-unittest ${HELM_UNITTEST_VERSION}" "" \
+    "replace github.com/vmware-labs/yaml-jsonpath v0.3.2 => github.com/helm-unittest/yaml-jsonpath v0.4.0" \
+    >"$src/go.mod"
+  printf '%s\n' "//go:build tools" "" "package tools" "" \
+    'import _ "github.com/helm-unittest/helm-unittest/cmd/helm-unittest"' >"$src/tools.go"
+  if ! (cd "$src" && go mod tidy && go build -o "$bin/helm-unittest" \
+    github.com/helm-unittest/helm-unittest/cmd/helm-unittest) >"$work/helm-unittest.log" 2>&1; then
+    cat "$work/helm-unittest.log"
+    echo "cannot build helm-unittest: needs Go and the Go module proxy" >&2
+    exit 1
+  fi
+  echo "$HELM_UNITTEST_VERSION" >"$bin/.helm-unittest-version"
 fi
 if ! "$venv/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION" ||
   ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
@@ -124,6 +145,9 @@ for values in "$chart"/ci/*-values.yaml; do
     sh -c 'helm template pressure-operator "$1" --namespace pressure-system -f "$2" >"$3"' _ \
     "$chart" "$values" "$work/render-$scenario.yaml"
 done
+
+check "helm-unittest $chart (unittests/*_test.yaml)" "fix the template or the test named above" \
+  helm-unittest --color=false -f 'unittests/*_test.yaml' "$chart"
 
 schema_rejects() {
   ! helm template x "$chart" --set rbac.scope=everywhere >/dev/null 2>&1 &&
