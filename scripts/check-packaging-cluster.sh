@@ -94,6 +94,14 @@ rbac_as_intended() {
   return $ok
 }
 check "helm install of the operator chart; Deployment Available" "see the messages above" install_chart
+notes_start_a_test() {
+  helm get notes "$release" --namespace "$namespace" >"$work/notes.txt" &&
+    grep -F "kubectl -n default apply -f deploy/examples/smoke.yaml" "$work/notes.txt" &&
+    grep -F "kubectl -n default wait --for=condition=Complete pt/smoke" "$work/notes.txt" &&
+    "$kubectl" get pt -A >/dev/null
+}
+check "NOTES.txt tells how to start a first test (and \`kubectl get pt\` works)" \
+  "fix charts/pressure-operator/templates/NOTES.txt" notes_start_a_test
 check "operator ServiceAccount: allowed exactly what it needs" "fix charts/pressure-operator/templates/rbac.yaml" rbac_as_intended
 helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
 
