@@ -112,7 +112,7 @@ impl Blocked {
     /// SQL conditions with placeholders from `$7` on, and the values to bind in order.
     fn sql(&self) -> (String, Vec<String>) {
         let (mut sql, mut values) = (String::new(), Vec::new());
-        let mut next = |v: &str, values: &mut Vec<String>| {
+        let next = |v: &str, values: &mut Vec<String>| {
             values.push(v.to_string());
             format!("${}", 6 + values.len())
         };
