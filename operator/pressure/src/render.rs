@@ -28,11 +28,13 @@ pub fn human(r: &Report) -> String {
         r.drain_seconds,
         if r.drained {
             "every message has a final report"
+        } else if r.interrupted {
+            "skipped"
         } else {
             "deadline reached"
         },
         if r.interrupted {
-            "; INTERRUPTED, partial figures"
+            "\nINTERRUPTED: partial figures; `lost` includes messages still in flight when stopped"
         } else {
             ""
         }
@@ -107,7 +109,12 @@ fn table(r: &Report) -> String {
     let max = r.total.latency_ms.and_then(|l| l.max);
     let _ = writeln!(
         out,
-        "latency max: {}",
+        "latency: {}; max {}",
+        if r.latency_source == "proxy" {
+            "the proxy's own histogram (enqueue to SMTP acceptance, bucket-interpolated)"
+        } else {
+            "end to end (client creation to sink acceptance)"
+        },
         max.map_or("unknown".into(), |m| format!("{m:.0} ms"))
     );
     out

@@ -134,6 +134,9 @@ pub struct Report {
     pub database: String,
     /// `sink` (verified), or `proxy` (external SMTP: the proxy's sent count, unverified).
     pub delivered_source: String,
+    /// What the latency measures: `sink` (client creation to sink acceptance, exact) or `proxy`
+    /// (the proxy's own histogram, bucket-interpolated; with `--smtp`).
+    pub latency_source: String,
     /// Planned measured seconds.
     pub duration_seconds: i32,
     /// Warm-up seconds, excluded from throughput and error rate.
@@ -209,6 +212,7 @@ pub fn build(
         source: facts.source.clone(),
         database: facts.database.clone(),
         delivered_source: if ext { "proxy" } else { "sink" }.into(),
+        latency_source: if ext { "proxy" } else { "sink" }.into(),
         duration_seconds: facts.duration_seconds,
         warmup_seconds: facts.warmup_seconds,
         measured_seconds: measured,

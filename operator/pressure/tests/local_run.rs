@@ -12,26 +12,26 @@ use serde_json::Value;
 
 const PRESSURE: &str = env!("CARGO_BIN_EXE_pressure");
 
-/// Builds `mailproxy` and `client-sim` beside `pressure` (same target dir and profile) once.
-fn ensure_binaries() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+/// The directory holding `mailproxy` and `client-sim`: beside `pressure` when `cargo test` built
+/// them (it does for the workspace), else built once into `<target>/pressure-test-bins` (a
+/// separate target dir: the running `cargo test` may hold the main one's lock).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
         let dir = Path::new(PRESSURE).parent().expect("bin dir");
         if dir.join("mailproxy").is_file() && dir.join("client-sim").is_file() {
-            return;
+            return dir.to_path_buf();
         }
+        let target = dir.parent().expect("target dir").join("pressure-test-bins");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "mailproxy", "-p", "client-sim"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        if let Some(target) = dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cmd.status().expect("run cargo build");
+        let status = Command::new(cargo)
+            .args(["build", "-p", "mailproxy", "-p", "client-sim"])
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("run cargo build");
         assert!(status.success(), "building mailproxy and client-sim failed");
-    });
+        target.join("debug")
+    })
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -43,6 +43,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn pressure(args: &[&str], dir: &Path) -> Output {
     Command::new(PRESSURE)
         .arg("run")
+        .arg("--bin-dir")
+        .arg(bin_dir())
         .args(args)
         .current_dir(dir)
         .env_remove("CARGO")
@@ -77,7 +79,6 @@ spec:
 
 #[test]
 fn four_seed_profiles_pass_with_no_loss_and_agreeing_outputs() {
-    ensure_binaries();
     let dir = tempfile::tempdir().expect("tmp");
     let spec = write(dir.path(), "four.yaml", FOUR_PROFILES);
     let (json, chart) = (dir.path().join("r.json"), dir.path().join("c.svg"));
@@ -167,7 +168,6 @@ spec:
 
 #[test]
 fn an_impossible_threshold_fails_with_exit_code_1() {
-    ensure_binaries();
     let dir = tempfile::tempdir().expect("tmp");
     let spec = write(dir.path(), "impossible.yaml", IMPOSSIBLE);
     let out = pressure(
@@ -230,4 +230,72 @@ fn a_taken_port_exits_2_before_starting() {
     let out = pressure(&["--smtp", "127.0.0.1:1", "--quiet"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--smtp"));
+}
+
+const TWO_TENANTS: &str = r#"
+apiVersion: pressure.mailproxy.dev/v1alpha1
+kind: PressureTest
+metadata: {name: on-postgres}
+spec:
+  durationSeconds: 10
+  warmupSeconds: 0
+  tenants:
+    - {name: standard, profile: standard}
+    - {name: newsletter, profile: newsletter}
+  proxy:
+    tuning: {syncIntervalSeconds: 2}
+  thresholds: {maxP99LatencyMs: 600000}
+"#;
+
+/// A fresh database on the test cluster that `scripts/test.sh` starts (`GMP_TEST_PG_URL`).
+fn fresh_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("GMP_TEST_PG_URL").expect(
+        "GMP_TEST_PG_URL is not set: run ./scripts/test.sh, which starts a PostgreSQL test cluster",
+    );
+    let name = format!("pressure_{:016x}", rand::random::<u64>());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+    });
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.clone(), |(b, _)| b.to_string());
+    format!("{base}/{name}")
+}
+
+#[test]
+fn a_run_on_postgresql_loses_nothing() {
+    let url = fresh_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let spec = write(dir.path(), "pg.yaml", TWO_TENANTS);
+    let out = pressure(
+        &[
+            spec.to_str().expect("utf8"),
+            "--quiet",
+            "--output",
+            "json",
+            "--database-url",
+            &url,
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(r["database"], "postgresql");
+    let total = &r["total"];
+    assert!(total["generated"].as_u64().is_some_and(|g| g > 0));
+    assert_eq!(total["lost"], 0);
+    let n = |k: &str| total[k].as_u64().expect("number");
+    assert_eq!(n("generated"), n("delivered") + n("errors"), "{total}");
 }
