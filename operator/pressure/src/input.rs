@@ -81,6 +81,27 @@ fn positive(flag: &'static str, v: u32, min: u32, max: u32) -> Result<i32, Input
     Ok(v as i32)
 }
 
+/// What a local run does differently from the operator for this spec, one sentence each.
+pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if spec.sink.kind == pressure_crds::SinkKind::MailHog && !external_smtp {
+        notes.push(
+            "spec.sink.kind is MailHog: this local run uses the verifying sink; pass --smtp host:port to deliver to a MailHog you run".into(),
+        );
+    }
+    let replicas = if spec.proxy.hpa.enabled {
+        spec.proxy.hpa.min_replicas
+    } else {
+        spec.proxy.replicas
+    };
+    if replicas > 1 {
+        notes.push(format!(
+            "the spec asks for {replicas} proxy replicas: a local run starts one proxy"
+        ));
+    }
+    notes
+}
+
 /// The seed's four tenants, scaled to a short run on a laptop.
 pub fn default_spec() -> PressureTestSpec {
     let mut spec = PressureTestSpec::seed_default();
@@ -177,6 +198,17 @@ mod tests {
         assert_eq!(s.tenants.len(), 4);
         assert_eq!(s.duration_seconds, DEFAULT_DURATION);
         assert!(pressure_crds::validate(&s).is_ok());
+    }
+
+    #[test]
+    fn notes_what_a_local_run_changes() {
+        let mut s = default_spec();
+        assert!(local_notes(&s, false).is_empty());
+        s.sink.kind = pressure_crds::SinkKind::MailHog;
+        s.proxy.hpa.min_replicas = 2;
+        let notes = local_notes(&s, false);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!(local_notes(&s, true).len(), 1);
     }
 
     #[test]

@@ -130,6 +130,9 @@ async fn drive(ctx: &Ctx, bins: &crate::bins::Binaries) -> anyhow::Result<Report
         },
         tmp.path().display()
     ));
+    for note in input::local_notes(&ctx.spec, ctx.smtp.is_some()) {
+        progress.say(&format!("Note: {note}."));
+    }
     let mut started = interruptible(ctx, start::infrastructure(&plan, &http)).await?;
     let tenants = layout::tenants(&ctx.spec)?;
     let load = (ctx.spec.warmup_seconds + ctx.spec.duration_seconds).max(1) as u64;
