@@ -1,0 +1,289 @@
+//! The CRD against a real API server: it installs from the chart and is Established with the
+//! names, subresource and printer columns users rely on; the shipped examples pass a server-side
+//! dry run; invalid PressureTests are refused by the API server itself with a message that says
+//! what to fix; the definition of a run is locked while it is active.
+
+use e2e::crd::install_crd;
+use e2e::{Kubectl, repo_root, with_temp_ns};
+
+const GROUP_VERSION: &str = "pressure.mailproxy.dev/v1alpha1";
+
+#[tokio::test]
+async fn crd_installs_from_the_chart_and_is_established() -> anyhow::Result<()> {
+    let client = e2e::client().await?;
+    let crd = install_crd(&client).await?;
+    let spec = &crd.spec;
+    assert_eq!(spec.names.kind, "PressureTest");
+    assert_eq!(spec.scope, "Namespaced");
+    assert!(
+        spec.names.short_names.iter().flatten().any(|s| s == "pt"),
+        "short name pt"
+    );
+    assert!(
+        spec.names
+            .categories
+            .iter()
+            .flatten()
+            .any(|s| s == "pressure"),
+        "category pressure"
+    );
+    let v = spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1alpha1")
+        .expect("version v1alpha1");
+    assert!(v.served && v.storage);
+    assert!(
+        v.subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some(),
+        "status subresource"
+    );
+    let columns: Vec<&str> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    for want in [
+        "Phase", "Verdict", "Tenants", "Sent", "Msg/s", "P99(ms)", "Err‰", "Age",
+    ] {
+        assert!(
+            columns.contains(&want),
+            "printer column {want} in {columns:?}"
+        );
+    }
+    // The published schema is what `kubectl explain` shows users.
+    let k = Kubectl::new()?;
+    let explain = k
+        .run(&[
+            "explain",
+            "pressuretests.spec.tenants",
+            "--api-version",
+            GROUP_VERSION,
+        ])
+        .await?
+        .ok()?;
+    assert!(
+        explain.contains("Simulated tenants"),
+        "kubectl explain: {explain}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn shipped_examples_pass_a_server_side_dry_run() -> anyhow::Result<()> {
+    with_temp_ns("crd-examples", |client, ns| async move {
+        install_crd(&client).await?;
+        let k = Kubectl::new()?;
+        let dir = repo_root().join("deploy/examples");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 3, "examples in {}: {files:?}", dir.display());
+        for f in files {
+            let path = f.display().to_string();
+            let out = k
+                .run(&["apply", "--dry-run=server", "-n", &ns.name, "-f", &path])
+                .await?
+                .ok()?;
+            assert!(out.contains("(server dry run)"), "{path}: {out}");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A PressureTest named `name` with this spec body (YAML, indented under `spec:`).
+fn pt_yaml(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: {GROUP_VERSION}\nkind: PressureTest\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+#[tokio::test]
+async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Result<()> {
+    let tenant = "  tenants: [{name: standard, profile: standard}]\n";
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "hpa min above max",
+            pt_yaml(
+                "bad",
+                &format!("{tenant}  proxy: {{hpa: {{minReplicas: 5, maxReplicas: 2}}}}\n"),
+            ),
+            vec!["hpa.minReplicas must not exceed hpa.maxReplicas"],
+        ),
+        (
+            "no tenants",
+            pt_yaml("bad", "  tenants: []\n"),
+            vec!["spec.tenants", "should have at least 1 items"],
+        ),
+        (
+            "a rate out of range",
+            pt_yaml(
+                "bad",
+                "  tenants: [{name: a, profile: standard, rates: {cacheHitRatePermille: 1500}}]\n",
+            ),
+            vec![
+                "cacheHitRatePermille",
+                "should be less than or equal to 1000",
+            ],
+        ),
+        (
+            "an unknown profile",
+            pt_yaml("bad", "  tenants: [{name: a, profile: turbo}]\n"),
+            vec![
+                "spec.tenants[0].profile",
+                "Unsupported value: \"turbo\"",
+                "\"high-volume\"",
+            ],
+        ),
+        (
+            "a name too long for the children's names",
+            pt_yaml("a-name-far-too-long-for-children", tenant),
+            vec!["metadata.name must be at most 24 characters"],
+        ),
+        (
+            "grafana without prometheus",
+            pt_yaml(
+                "bad",
+                &format!(
+                    "{tenant}  prometheus: {{enabled: false}}\n  grafana: {{enabled: true}}\n"
+                ),
+            ),
+            vec!["grafana.enabled needs prometheus.enabled"],
+        ),
+        (
+            "a tenant with neither profile nor all rates",
+            pt_yaml(
+                "bad",
+                "  tenants: [{name: a, rates: {messagesPerSync: 3}}]\n",
+            ),
+            vec!["set a profile, or all four rates"],
+        ),
+        (
+            "a tenant name that is not a DNS label",
+            pt_yaml("bad", "  tenants: [{name: Std_1, profile: standard}]\n"),
+            vec!["spec.tenants[0].name", "should match"],
+        ),
+        (
+            "a duration below the minimum",
+            pt_yaml("bad", &format!("{tenant}  durationSeconds: 1\n")),
+            vec![
+                "spec.durationSeconds",
+                "should be greater than or equal to 10",
+            ],
+        ),
+        (
+            "an unknown field",
+            pt_yaml("bad", &format!("{tenant}  durationSecs: 60\n")),
+            vec!["unknown field \"spec.durationSecs\""],
+        ),
+    ];
+    with_temp_ns("crd-invalid", |client, ns| async move {
+        install_crd(&client).await?;
+        let k = Kubectl::new()?;
+        for (what, yaml, wants) in cases {
+            let out = k
+                .run_with_input(
+                    &["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"],
+                    Some(&yaml),
+                )
+                .await?;
+            let message = out.err().map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+            for want in wants {
+                assert!(
+                    message.contains(want),
+                    "{what}: expected {want:?} in:\n{message}"
+                );
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_run_definition_is_locked_while_the_run_is_active() -> anyhow::Result<()> {
+    with_temp_ns("crd-lock", |client, ns| async move {
+        install_crd(&client).await?;
+        let k = Kubectl::new()?;
+        let n = ns.name.as_str();
+        let yaml = pt_yaml(
+            "locked",
+            "  tenants: [{name: standard, profile: standard}]\n",
+        );
+        k.apply(n, &yaml).await?;
+        let set_phase =
+            |phase: &str| format!(r#"{{"status":{{"phase":"{phase}","conditions":[]}}}}"#);
+        let patch = |body: String| {
+            let k = k.clone();
+            async move {
+                k.run(&[
+                    "patch",
+                    "pressuretest",
+                    "locked",
+                    "-n",
+                    n,
+                    "--type",
+                    "merge",
+                    "-p",
+                    &body,
+                ])
+                .await
+            }
+        };
+        let status = |phase: &str| {
+            let (k, body) = (k.clone(), set_phase(phase));
+            async move {
+                k.run(&[
+                    "patch",
+                    "pressuretest",
+                    "locked",
+                    "-n",
+                    n,
+                    "--subresource=status",
+                    "--type",
+                    "merge",
+                    "-p",
+                    &body,
+                ])
+                .await?
+                .ok()
+            }
+        };
+        // Before a run starts, anything may change.
+        patch(r#"{"spec":{"durationSeconds":120}}"#.into())
+            .await?
+            .ok()?;
+        status("Running").await?;
+        let refused = patch(r#"{"spec":{"durationSeconds":240}}"#.into())
+            .await?
+            .err()?;
+        assert!(
+            refused.contains("cannot change while the run is active"),
+            "duration change while running: {refused}"
+        );
+        let tenants = r#"{"spec":{"tenants":[{"name":"other","profile":"standard"}]}}"#;
+        let refused = patch(tenants.into()).await?.err()?;
+        assert!(
+            refused.contains("cannot change while the run is active"),
+            "{refused}"
+        );
+        // Tuning may change during a run: the operator rolls it out.
+        patch(r#"{"spec":{"proxy":{"tuning":{"poolSize":7}}}}"#.into())
+            .await?
+            .ok()?;
+        // Once the run has a verdict, the definition is free again.
+        status("Succeeded").await?;
+        patch(r#"{"spec":{"durationSeconds":240}}"#.into())
+            .await?
+            .ok()?;
+        Ok(())
+    })
+    .await
+}
