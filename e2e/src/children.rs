@@ -94,6 +94,12 @@ impl Children {
         let mut out = Vec::new();
         for (k, m) in &self.meta {
             out.extend(meta_problems(k, m, pt));
+            let workload = ["Deployment/", "StatefulSet/", "Job/"]
+                .iter()
+                .any(|w| k.starts_with(w));
+            if workload && !self.templates.contains_key(k) {
+                out.push(format!("{k}: no pod template"));
+            }
         }
         for (k, t) in &self.templates {
             out.extend(template_problems(k, t, self.long_running.contains(k)));
