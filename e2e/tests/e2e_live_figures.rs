@@ -1,0 +1,229 @@
+//! Live figures and a real verdict: pods under kwok run nothing, so the real `mailproxy`,
+//! `client-sim sink`, one `client-sim serve` per tenant and `client-sim setup` run on 127.0.0.1,
+//! configured from the objects the operator created (the clients get the run id and load window
+//! from their Deployments), and the operator reads them through `--endpoint-override`. The status
+//! shows non-zero sent counts while the load runs, then `Succeeded=True` (ThresholdsPassed) with
+//! figures that match the sink's and the clients' own `/stats`.
+
+use std::time::Duration;
+
+use e2e::crd::install_crd;
+use e2e::live::LiveStack;
+use e2e::wait::{condition, is_complete, poll, wait_pt};
+use e2e::{Kubectl, Operator, with_temp_ns};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use pressure_crds::{ConditionStatus, Phase, PressureTest};
+
+const TENANTS: [&str; 2] = ["alpha", "beta"];
+
+/// A 25-second run (5 s warm-up) of two small tenants without attachments over 10 MiB or
+/// do-not-disturb pauses, with thresholds such a run meets.
+const SPEC: &str = "apiVersion: pressure.mailproxy.dev/v1alpha1
+kind: PressureTest
+metadata:
+  name: live
+spec:
+  durationSeconds: 20
+  warmupSeconds: 5
+  startDelaySeconds: 8
+  tenants:
+    - name: alpha
+      rates: {messagesPerSync: 3, cacheHitRatePermille: 500, dndProbabilityPermille: 0, largeAttachmentRatePermille: 0}
+    - name: beta
+      profile: standard
+      rates: {messagesPerSync: 2, dndProbabilityPermille: 0, largeAttachmentRatePermille: 0}
+  proxy:
+    hpa: {enabled: false}
+    tuning: {syncIntervalSeconds: 1, sendLoopIntervalMs: 100}
+  postgres: {volume: EmptyDir}
+  prometheus: {enabled: false}
+  grafana: {enabled: false}
+  thresholds:
+    maxErrorRatePermille: 0
+    maxP99LatencyMs: 30000
+    minThroughputPerSecond: 1
+    minDeliveredRatioPermille: 990
+  timeouts: {drainSeconds: 60}
+";
+
+#[tokio::test]
+async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Result<()> {
+    with_temp_ns("live", |client, ns| async move {
+        install_crd(&client).await?;
+        let mut stack = LiveStack::start_sink(&ns, "live", &TENANTS).await?;
+        let mut op = Operator::start(&client, &ns, &stack.overrides()).await?;
+        let k = Kubectl::new()?;
+        k.apply(&ns.name, SPEC).await?;
+
+        // The proxy runs with the Deployment's tuning and the Secret's credentials.
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+        poll(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            "the proxy Deployment",
+            || async { Ok(deployments.get_opt("live-proxy").await?.map(|_| ())) },
+        )
+        .await?;
+        stack.start_proxy(&client).await?;
+
+        // Clients exist once the load window is published; they must run before it opens.
+        let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
+        let pt = wait_pt(
+            &pts,
+            "live",
+            Duration::from_secs(90),
+            "the load window",
+            |pt| {
+                pt.status
+                    .as_ref()
+                    .is_some_and(|s| s.load_start_at.is_some())
+            },
+        )
+        .await?;
+        let start_at = pt
+            .status
+            .as_ref()
+            .and_then(|s| s.load_start_at)
+            .unwrap_or(0);
+        stack.start_clients(&client).await?;
+        stack.run_setup(&client).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        assert!(
+            now < start_at,
+            "clients and setup ready before the load starts ({now} < {start_at})"
+        );
+
+        let sent_while_running = watch_until_complete(&pts, &mut stack, &mut op).await?;
+        assert!(
+            sent_while_running > 0,
+            "the status showed sent messages while Running"
+        );
+        k.run(&[
+            "wait",
+            "--for=condition=Complete",
+            "pressuretest/live",
+            "-n",
+            &ns.name,
+            "--timeout=30s",
+        ])
+        .await?
+        .ok()?;
+        let pt = pts.get("live").await?;
+        let s = pt.status.clone().unwrap_or_default();
+        eprintln!(
+            "e2e live: sent while running {sent_while_running}; final figures {}; thresholds {}",
+            serde_json::to_string(&s.figures)?,
+            serde_json::to_string(&s.thresholds)?
+        );
+        check_verdict(&pt)?;
+        check_against_sources(&pt, &stack).await
+    })
+    .await
+}
+
+/// Polls the status every second until `Complete`, checking the processes stay up; returns the
+/// largest `figures.sent` seen while the phase was Running.
+async fn watch_until_complete(
+    pts: &Api<PressureTest>,
+    stack: &mut LiveStack,
+    op: &mut Operator,
+) -> anyhow::Result<i64> {
+    let mut max_sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        stack.check_alive()?;
+        op.check_alive()?;
+        let pt = pts.get("live").await?;
+        let s = pt.status.clone().unwrap_or_default();
+        if s.phase == Some(Phase::Running) {
+            max_sent = max_sent.max(s.figures.as_ref().map_or(0, |f| f.sent));
+        }
+        if is_complete(&pt) {
+            return Ok(max_sent);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not complete within 180 s; status: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn check_verdict(pt: &PressureTest) -> anyhow::Result<()> {
+    let s = pt.status.clone().unwrap_or_default();
+    assert_eq!(
+        condition(pt, "Succeeded"),
+        Some((ConditionStatus::True, "ThresholdsPassed".into())),
+        "verdict; thresholds {:?}, message {:?}",
+        s.thresholds,
+        s.message
+    );
+    assert_eq!(s.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        s.thresholds.len(),
+        4,
+        "one line per threshold: {:?}",
+        s.thresholds
+    );
+    assert!(
+        s.thresholds
+            .iter()
+            .all(|t| t.passed && t.observed.is_some()),
+        "{:?}",
+        s.thresholds
+    );
+    let f = s.figures.clone().unwrap_or_default();
+    assert!(f.sent > 0 && f.generated > 0, "figures {f:?}");
+    assert_eq!((f.errors, f.pending), (0, 0), "figures {f:?}");
+    assert!(f.rate_per_second >= 1, "rate {f:?}");
+    assert!(
+        f.latency_p99_ms.is_some_and(|p| p > 0),
+        "latency from the sink: {f:?}"
+    );
+    Ok(())
+}
+
+/// The final figures equal what the sink and the clients report themselves.
+async fn check_against_sources(pt: &PressureTest, stack: &LiveStack) -> anyhow::Result<()> {
+    let s = pt.status.clone().unwrap_or_default();
+    let f = s.figures.clone().unwrap_or_default();
+    let sink = stack.sink_stats().await?;
+    let received = sink.total.received as i64;
+    assert_eq!(
+        f.delivered,
+        Some(received),
+        "delivered = sink /stats received"
+    );
+    assert_eq!(
+        f.sent, received,
+        "every message the proxy sent reached the sink"
+    );
+    assert_eq!(f.duplicates, Some(sink.total.duplicates as i64));
+    let mut generated = 0;
+    for t in TENANTS {
+        let c = stack.client_stats(t).await?;
+        generated += c.messages_generated as i64;
+        let row = s.per_tenant.iter().find(|r| r.name == t);
+        let row = row
+            .ok_or_else(|| anyhow::anyhow!("no per-tenant figures for {t}: {:?}", s.per_tenant))?;
+        let sink_t = sink.tenants.get(t).map_or(0, |x| x.received as i64);
+        assert!(row.sent > 0, "tenant {t} sent: {row:?}");
+        assert_eq!(row.delivered, Some(sink_t), "tenant {t} delivered = sink");
+        assert_eq!(
+            row.generated, c.messages_generated as i64,
+            "tenant {t} generated = client"
+        );
+    }
+    assert_eq!(
+        f.generated, generated,
+        "generated = sum of the clients' /stats"
+    );
+    assert_eq!(
+        f.delivered_ratio_permille,
+        Some(received * 1000 / generated.max(1))
+    );
+    Ok(())
+}
