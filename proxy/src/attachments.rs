@@ -3,6 +3,9 @@
 //! classified as temporary (retried with the message) or permanent (a terminal `error` report),
 //! and described `Attachment fetch failed for <filename>: <why>`.
 //!
+//! URLs are checked by [`guard`] before any connection: a URL a message names reaches only the
+//! tenant's host or hosts the operator allowed, and no download reaches a link-local address.
+//!
 //! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
 //! `{MD5:…}` marker) through the [`cache`] with one shared download per key ([`Loader`]'s single
 //! flight), the others straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS`
@@ -17,6 +20,7 @@ pub mod cache;
 pub mod disk;
 pub mod endpoint;
 pub mod filesystem;
+pub mod guard;
 pub mod http;
 mod load;
 pub mod spec;

@@ -112,6 +112,23 @@ pub struct Config {
     /// Largest REST body or sync response in bytes.
     #[arg(long, env = "GMP_MAX_REQUEST_BYTES", default_value_t = 67_108_864)]
     pub max_request_bytes: usize,
+    /// Most recipients (`to` + `cc` + `bcc`) of one message; more is `too many recipients`.
+    #[arg(long, env = "GMP_MAX_RECIPIENTS", default_value_t = 100)]
+    pub max_recipients: usize,
+    /// Most custom headers of one message; more is `too many headers`.
+    #[arg(long, env = "GMP_MAX_HEADERS", default_value_t = 50)]
+    pub max_headers: usize,
+    /// Longest custom header value in bytes; longer is `header value too long`.
+    #[arg(long, env = "GMP_MAX_HEADER_VALUE_BYTES", default_value_t = 998)]
+    pub max_header_value_bytes: usize,
+    /// Longest subject in characters; longer is `subject too long`.
+    #[arg(long, env = "GMP_MAX_SUBJECT_CHARS", default_value_t = 998)]
+    pub max_subject_chars: usize,
+    /// Hosts that `http_url` attachments (and endpoint URLs named by a message) may fetch
+    /// from, comma-separated; empty means only the host of the tenant's `client_base_url`.
+    /// Link-local addresses (169.254.0.0/16, fe80::/10) are refused unless listed here.
+    #[arg(long, env = "GMP_ATTACHMENT_ALLOWED_HOSTS", default_value = "", value_parser = parse_hosts)]
+    pub attachment_allowed_hosts: Hosts,
     /// Seconds between periodic syncs of a tenant.
     #[arg(long, env = "GMP_SYNC_INTERVAL", default_value_t = 300.0)]
     pub sync_interval: f64,
@@ -173,6 +190,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The message size limits of intake (§3.6 (+)).
+    pub fn limits(&self) -> crate::model::submit::Limits {
+        crate::model::submit::Limits {
+            max_recipients: self.max_recipients,
+            max_headers: self.max_headers,
+            max_header_value_bytes: self.max_header_value_bytes,
+            max_subject_chars: self.max_subject_chars,
+        }
+    }
+
     /// The idle poll of the dispatcher, clamped to the contract's minimum of 50 ms.
     pub fn send_loop_interval(&self) -> Duration {
         Duration::from_secs_f64(self.send_loop_interval.max(0.05))
@@ -193,6 +220,31 @@ impl Delays {
     pub fn for_retry(&self, n: i64) -> i64 {
         let idx = usize::try_from(n.max(1) - 1).unwrap_or(0);
         self.0.get(idx).or(self.0.last()).copied().unwrap_or(60)
+    }
+}
+
+/// Host names (lower case), from a comma-separated list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hosts(pub Vec<String>);
+
+impl Hosts {
+    /// True when `host` is listed (case-insensitive; IPv6 with or without brackets).
+    pub fn contains(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.0.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+}
+
+fn parse_hosts(s: &str) -> Result<Hosts, String> {
+    let hosts: Vec<String> = s
+        .split(',')
+        .map(|h| h.trim().trim_start_matches('[').trim_end_matches(']'))
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    match hosts.iter().find(|h| h.contains(['/', ' ', '@'])) {
+        Some(bad) => Err(format!("expected host names or addresses, got {bad:?}")),
+        None => Ok(Hosts(hosts)),
     }
 }
 

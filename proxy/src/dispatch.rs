@@ -120,8 +120,8 @@ impl Dispatcher {
         })
     }
 
-    /// Runs until `shutdown`; then stops claiming, lets sends in flight finish for up to 10 s and
-    /// releases the claims of messages not started.
+    /// Runs until `shutdown`; then stops claiming, lets sends in flight finish for up to 10 s,
+    /// aborts the rest and releases the claims of messages not started or aborted.
     ///
     /// Claimed rows wait in a local queue ordered by priority and enqueue time; a row starts when
     /// both a replica slot and a slot of its account are free, so a busy account never blocks the
@@ -132,6 +132,8 @@ impl Dispatcher {
         let leases = tokio::spawn(self.clone().extend_leases(shutdown.clone()));
         let mut queue: Vec<Claimed> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
+        // Pks of the sends started and not yet joined, by task.
+        let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         while !shutdown.is_cancelled() {
             let outstanding = self.outstanding.load(Ordering::Acquire);
             let room = self.settings.claim_batch_size.saturating_sub(outstanding);
@@ -147,8 +149,10 @@ impl Dispatcher {
                     Err(e) => warn!(error = %e, "Claim failed; retrying after the idle interval."),
                 }
             }
-            self.start_ready(&mut queue, &mut tasks, &tx);
-            while tasks.try_join_next().is_some() {}
+            self.start_ready(&mut queue, &mut tasks, &mut running, &tx);
+            while let Some(joined) = tasks.try_join_next_with_id() {
+                running.remove(&joined_id(&joined));
+            }
             if !full || queue.len() >= self.settings.claim_batch_size / 2 {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -158,25 +162,34 @@ impl Dispatcher {
             }
         }
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(joined) = tasks.join_next_with_id().await {
+                running.remove(&joined_id(&joined));
+            }
         })
         .await;
         if drained.is_err() {
             warn!(
                 in_flight = tasks.len(),
-                "Sends still in flight after 10 s; their leases will expire."
+                "Sends still in flight after 10 s; aborting them and releasing their claims."
             );
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
         }
         drop(tx);
         let _ = writer.await;
         leases.abort();
-        let pks: Vec<String> = queue.iter().map(|c| c.pk.clone()).collect();
+        // Rows never started, and rows whose send was aborted (their outcome was never handed
+        // to the writer): released, so a restarted or surviving replica sends them at once.
+        let pks: Vec<String> = queue
+            .iter()
+            .map(|c| c.pk.clone())
+            .chain(running.into_values())
+            .collect();
         if !pks.is_empty() {
             match self.store.release_claims(&self.replica, &pks).await {
                 Ok(()) => info!(
                     released = pks.len(),
-                    "Released claims of messages not started."
+                    "Released claims of messages not sent."
                 ),
                 Err(e) => warn!(error = %e, "Could not release claims; they will expire."),
             }
@@ -188,6 +201,7 @@ impl Dispatcher {
         self: &Arc<Self>,
         queue: &mut Vec<Claimed>,
         tasks: &mut tokio::task::JoinSet<()>,
+        running: &mut HashMap<tokio::task::Id, String>,
         tx: &mpsc::UnboundedSender<outcomes::Done>,
     ) {
         let mut i = 0;
@@ -199,8 +213,11 @@ impl Dispatcher {
             match account.try_acquire_owned() {
                 Ok(slot) => {
                     let row = queue.remove(i);
+                    let pk = row.pk.clone();
                     let (me, tx) = (self.clone(), tx.clone());
-                    tasks.spawn(async move { me.process(row, tx, (global, slot)).await });
+                    let handle =
+                        tasks.spawn(async move { me.process(row, tx, (global, slot)).await });
+                    running.insert(handle.id(), pk);
                 }
                 Err(_) => i += 1,
             }
@@ -208,7 +225,7 @@ impl Dispatcher {
     }
 
     async fn claim(&self, room: usize) -> Result<Vec<Claimed>, crate::store::StoreError> {
-        self.metrics.db_round_trips.inc();
+        self.metrics.db_round_trips.inc_by(2);
         self.store
             .claim(
                 &self.replica,
@@ -247,5 +264,13 @@ impl Dispatcher {
     /// The replica id.
     pub fn replica(&self) -> &str {
         &self.replica
+    }
+}
+
+/// The task id of a joined send, finished or failed.
+fn joined_id(joined: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    match joined {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
     }
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub retention_seconds: i64,
     /// `GMP_REPORT_MAX_ATTEMPTS`, for pending-report counts.
     pub report_max_attempts: i64,
+    /// Size limits of one message (`GMP_MAX_RECIPIENTS`, `GMP_MAX_HEADERS`, ...).
+    pub limits: crate::model::submit::Limits,
 }
 
 /// Every route of both dialects.

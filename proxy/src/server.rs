@@ -117,6 +117,7 @@ impl Server {
             sync_interval: config.sync_interval,
             retention_seconds: config.retention_seconds,
             report_max_attempts: config.report_max_attempts,
+            limits: config.limits(),
         };
         let app = router(state, config.max_request_bytes);
         let addr = listener.local_addr()?;

@@ -43,6 +43,7 @@ struct Settings {
     max_attempts: i64,
     max_bytes: usize,
     default_priority: i64,
+    limits: crate::model::submit::Limits,
 }
 
 /// The sync loop of one replica.
@@ -86,6 +87,7 @@ impl Scheduler {
                 max_attempts: config.report_max_attempts.max(1),
                 max_bytes: config.max_request_bytes,
                 default_priority: config.default_priority.clamp(0, 3),
+                limits: config.limits(),
             },
             replica,
             wake,
@@ -254,6 +256,7 @@ impl Scheduler {
             default_tenant: Some(id),
             forced_tenant: Some(id),
             default_priority: self.settings.default_priority,
+            limits: self.settings.limits,
         };
         let out = self.store.enqueue(messages, intake).await?;
         let labels = |source: &str| TenantSource {

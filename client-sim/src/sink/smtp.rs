@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 use rand::rngs::StdRng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::SinkState;
@@ -39,6 +39,9 @@ pub async fn serve(
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, %error, "Setting TCP_NODELAY failed.");
+                    }
                     let conn = Connection::new(stream, state.clone());
                     tokio::spawn(async move {
                         if let Err(error) = conn.run().await {
@@ -82,8 +85,17 @@ struct Txn {
     oversize: bool,
 }
 
-struct Connection {
-    stream: TcpStream,
+/// Runs one SMTP session over any byte stream until the client quits or closes (the accept loop
+/// uses it for TCP; fuzzing feeds it an in-memory pipe).
+pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    state: Arc<SinkState>,
+) -> io::Result<()> {
+    Connection::new(stream, state).run().await
+}
+
+struct Connection<S> {
+    stream: S,
     state: Arc<SinkState>,
     buf: BytesMut,
     out: Vec<u8>,
@@ -94,8 +106,8 @@ struct Connection {
     big_permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Connection {
-    fn new(stream: TcpStream, state: Arc<SinkState>) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    fn new(stream: S, state: Arc<SinkState>) -> Self {
         let rng = state.config.faults.rng_for(state.next_connection());
         Connection {
             stream,
@@ -110,7 +122,6 @@ impl Connection {
     }
 
     async fn run(mut self) -> io::Result<()> {
-        self.stream.set_nodelay(true)?;
         let greeting = format!(
             "220 {} ESMTP client-sim sink\r\n",
             self.state.config.hostname

@@ -69,6 +69,14 @@ pub fn endpoint(
     })
 }
 
+/// True when an `endpoint` storage path names its own URL (`[<url>]<params>` or a full
+/// `http(s)://` URL) instead of the tenant's endpoint: such URLs pass the allowed-host check.
+pub fn names_url(path: &str) -> bool {
+    path.strip_prefix('[').is_some_and(|r| r.contains(']'))
+        || path.starts_with("http://")
+        || path.starts_with("https://")
+}
+
 /// The request of an `http_url` attachment.
 pub fn http_url(path: &str, auth: Option<&Value>, tenant: Option<&Tenant>) -> Result<Target, Fail> {
     foreign(path, None, auth, tenant)

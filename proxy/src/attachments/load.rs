@@ -8,7 +8,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::{
-    BudgetGuard, Fail, LoadError, Loader, base64, budget, endpoint, filesystem, http, list,
+    BudgetGuard, Fail, LoadError, Loader, base64, budget, endpoint, filesystem, guard, http, list,
     spec::Spec,
     spool::{Fetched, Spool, SpoolWriter, md5_hex},
 };
@@ -171,14 +171,20 @@ impl Loader {
         let c = &self.config;
         let cap = c.max_attachment_bytes;
         let mut w = SpoolWriter::new(c.spool_dir.clone(), cap);
+        let base = c.attachment_base_url.as_deref();
+        let tenant_base = tenant.and_then(|t| t.client_base_url.as_deref());
+        let allowed = &c.attachment_allowed_hosts;
         match s.mode {
-            "endpoint" => {
-                let base = c.attachment_base_url.as_deref();
-                let t = endpoint::endpoint(s.path, s.auth, tenant, base)?;
-                http::download(&self.client, &t, &mut w, s.raw_name, cap).await?;
-            }
-            "http_url" => {
-                let t = endpoint::http_url(s.path, s.auth, tenant)?;
+            "endpoint" | "http_url" => {
+                let t = if s.mode == "endpoint" {
+                    endpoint::endpoint(s.path, s.auth, tenant, base)?
+                } else {
+                    endpoint::http_url(s.path, s.auth, tenant)?
+                };
+                if s.mode == "http_url" || endpoint::names_url(s.path) {
+                    guard::check_named(&t.url, tenant_base, base, allowed)?;
+                }
+                guard::check_address(&t.url, allowed).await?;
                 http::download(&self.client, &t, &mut w, s.raw_name, cap).await?;
             }
             _ => {

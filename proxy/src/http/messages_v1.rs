@@ -51,6 +51,7 @@ async fn intake(
                 default_tenant: default_tenant.as_deref(),
                 forced_tenant: forced.as_deref(),
                 default_priority,
+                limits: state.limits,
             },
         )
         .await?;

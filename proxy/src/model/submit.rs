@@ -70,8 +70,68 @@ pub fn parse_priority(v: &Value) -> Option<i64> {
     Some(n.clamp(0, 3))
 }
 
-/// Normalises one raw message. `default_priority` is already normalised.
+/// Size limits of one message, each breach a rejection with its own reason (§3.6 (+)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most recipients (`to` + `cc` + `bcc`): `too many recipients`.
+    pub max_recipients: usize,
+    /// Most custom headers: `too many headers`.
+    pub max_headers: usize,
+    /// Longest custom header value in bytes: `header value too long`.
+    pub max_header_value_bytes: usize,
+    /// Longest subject in characters: `subject too long`.
+    pub max_subject_chars: usize,
+}
+
+/// Longest custom header name: a name and its colon fit the 78-character line of RFC 5322.
+pub const MAX_HEADER_NAME: usize = 76;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_recipients: 100,
+            max_headers: 50,
+            max_header_value_bytes: 998,
+            max_subject_chars: 998,
+        }
+    }
+}
+
+/// True for an RFC 5322 field name: printable ASCII without `:`, at most [`MAX_HEADER_NAME`].
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_HEADER_NAME
+        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+/// Checks the custom headers against the limits; the reason of the first breach.
+fn check_headers(h: &BTreeMap<String, String>, limits: &Limits) -> Result<(), &'static str> {
+    if h.len() > limits.max_headers {
+        return Err("too many headers");
+    }
+    for (name, value) in h {
+        if !valid_header_name(name) {
+            return Err("invalid header name");
+        }
+        if value.len() > limits.max_header_value_bytes {
+            return Err("header value too long");
+        }
+    }
+    Ok(())
+}
+
+/// Normalises one raw message with the default [`Limits`]. `default_priority` is already
+/// normalised.
 pub fn normalise(raw: &Value, default_priority: i64) -> Result<Draft, Rejection> {
+    normalise_limited(raw, default_priority, &Limits::default())
+}
+
+/// Normalises one raw message under `limits`.
+pub fn normalise_limited(
+    raw: &Value,
+    default_priority: i64,
+    limits: &Limits,
+) -> Result<Draft, Rejection> {
     let Some(obj) = raw.as_object() else {
         return Err(Rejection {
             id: None,
@@ -109,9 +169,15 @@ pub fn normalise(raw: &Value, default_priority: i64) -> Result<Draft, Rejection>
         }
         lists.push(list);
     }
+    if to.len() + lists.iter().map(Vec::len).sum::<usize>() > limits.max_recipients {
+        return Err(reject("too many recipients"));
+    }
     let subject = str_field("subject")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| reject("missing subject"))?;
+    if subject.chars().count() > limits.max_subject_chars {
+        return Err(reject("subject too long"));
+    }
     let batch_code = str_field("batch_code").filter(|s| !s.is_empty());
     if batch_code
         .as_ref()
@@ -137,6 +203,7 @@ pub fn normalise(raw: &Value, default_priority: i64) -> Result<Draft, Rejection>
                 .collect()
         })
         .unwrap_or_default();
+    check_headers(&headers, limits).map_err(reject)?;
     let mut payload = Map::new();
     payload.insert("id".into(), json!(id));
     payload.insert("to".into(), json!(to));
@@ -348,6 +415,50 @@ mod tests {
             json!({"id":"a","to":["b@c"],"subject":"s","attachments":[{"filename":"x","storage_path":"p","fetch_mode":"ftp"}]}),
         );
         assert!(bad_att.starts_with("invalid attachment: "), "{bad_att}");
+    }
+
+    #[test]
+    fn limits_have_their_own_reasons() {
+        let many: Vec<String> = (0..101).map(|i| format!("r{i}@x.io")).collect();
+        assert_eq!(
+            reason(json!({"id":"a","to":many,"subject":"s"})),
+            "too many recipients"
+        );
+        let split = json!({"id":"a","to":many[..60],"cc":many[60..],"subject":"s"});
+        assert_eq!(reason(split), "too many recipients");
+        assert!(normalise(&json!({"id":"a","to":many[..100],"subject":"s"}), 2).is_ok());
+        let long = "x".repeat(999);
+        assert_eq!(
+            reason(json!({"id":"a","to":["b@c"],"subject":long})),
+            "subject too long"
+        );
+        let headers: Map<String, Value> =
+            (0..51).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+        assert_eq!(
+            reason(json!({"id":"a","to":["b@c"],"subject":"s","headers":headers})),
+            "too many headers"
+        );
+        for bad in ["Bad Name", "X:Y", "", &"N".repeat(77), "X-\u{e9}"] {
+            let h = json!({bad: "v"});
+            assert_eq!(
+                reason(json!({"id":"a","to":["b@c"],"subject":"s","headers":h})),
+                "invalid header name",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            reason(json!({"id":"a","to":["b@c"],"subject":"s","headers":{"X-A": long}})),
+            "header value too long"
+        );
+        let tight = Limits {
+            max_recipients: 1,
+            ..Limits::default()
+        };
+        let two = json!({"id":"a","to":["b@c"],"bcc":["d@e"],"subject":"s"});
+        assert_eq!(
+            normalise_limited(&two, 2, &tight).unwrap_err().reason,
+            "too many recipients"
+        );
     }
 
     #[test]

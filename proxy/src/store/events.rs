@@ -257,10 +257,18 @@ impl Store {
     }
 }
 
-/// Shows base64 attachment data as `"<N bytes>"`.
+/// Shows base64 attachment data as `"<N bytes>"`, and an attachment's own credentials
+/// (`auth.token`, `auth.password`) as `"***"`: secrets are never returned.
 fn redact_base64(message: &mut Value) {
     if let Some(atts) = message.get_mut("attachments").and_then(Value::as_array_mut) {
         for a in atts {
+            if let Some(auth) = a.get_mut("auth").and_then(Value::as_object_mut) {
+                for key in ["token", "password"] {
+                    if let Some(v) = auth.get_mut(key) {
+                        *v = json!("***");
+                    }
+                }
+            }
             if a.get("fetch_mode").and_then(Value::as_str) == Some("base64") {
                 let n = a
                     .get("storage_path")

@@ -22,6 +22,8 @@ pub struct Intake<'a> {
     pub forced_tenant: Option<&'a str>,
     /// Priority for messages with an invalid one (already normalised).
     pub default_priority: i64,
+    /// Size limits of one message (recipients, headers, subject).
+    pub limits: submit::Limits,
 }
 
 /// Result of an intake.
@@ -73,18 +75,19 @@ impl Store {
         let mut ready = Vec::new();
         let mut stored_rejections = Vec::new();
         for raw in raws {
-            let draft = match submit::normalise(raw, intake.default_priority) {
-                Ok(d) => d,
-                Err(r) => {
-                    let tenant = r
-                        .tenant_id
-                        .clone()
-                        .or(intake.default_tenant.map(str::to_string));
-                    stored_rejections.push((r.clone(), tenant));
-                    out.rejected.push(r);
-                    continue;
-                }
-            };
+            let draft =
+                match submit::normalise_limited(raw, intake.default_priority, &intake.limits) {
+                    Ok(d) => d,
+                    Err(r) => {
+                        let tenant = r
+                            .tenant_id
+                            .clone()
+                            .or(intake.default_tenant.map(str::to_string));
+                        stored_rejections.push((r.clone(), tenant));
+                        out.rejected.push(r);
+                        continue;
+                    }
+                };
             let reject = |reason: &str, tenant: Option<String>| {
                 (
                     Rejection {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod files;
+pub mod process;
 pub mod sink;
 pub mod tenant_app;
 

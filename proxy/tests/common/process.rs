@@ -1,0 +1,115 @@
+//! The real `mailproxy` binary as a child process: started with chosen environment variables,
+//! its output captured to a file, stopped with a real signal (SIGTERM or SIGKILL).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+
+use super::{Api, wait_for};
+
+/// The key every test replica shares (base64 of 32 bytes).
+pub const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running proxy process.
+pub struct Proxy {
+    pub child: Child,
+    pub api: Api,
+    pub port: u16,
+    /// stdout and stderr of the process.
+    pub log: PathBuf,
+}
+
+impl Proxy {
+    /// Starts the binary on `db_url` with the test defaults plus `env`, logging to
+    /// `<log_dir>/proxy-<port>.log`; waits for `/health`.
+    pub async fn start(db_url: &str, env: &[(&str, &str)], log_dir: &Path) -> Proxy {
+        Self::start_on(free_port(), db_url, env, log_dir).await
+    }
+
+    /// Like [`Proxy::start`] on a chosen port (to restart a replica where it was).
+    pub async fn start_on(port: u16, db_url: &str, env: &[(&str, &str)], log_dir: &Path) -> Proxy {
+        let log = log_dir.join(format!("proxy-{port}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailproxy"));
+        cmd.env_remove("RUST_LOG");
+        cmd.env("GMP_DB_PATH", db_url)
+            .env("GMP_HOST", "127.0.0.1")
+            .env("GMP_PORT", port.to_string())
+            .env("GMP_API_TOKEN", "admin-token")
+            .env("MAIL_PROXY_ENCRYPTION_KEY", KEY)
+            .env("GMP_SEND_LOOP_INTERVAL", "0.05")
+            .env("GMP_LOG_LEVEL", "WARNING");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let api = Api::at(&format!("http://127.0.0.1:{port}"));
+        let up = wait_for(30, || async {
+            reqwest::get(format!("{}/health", api.base))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "proxy on port {port} did not start: {}", read(&log));
+        Proxy {
+            child,
+            api,
+            port,
+            log,
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("still running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
+    /// Sends SIGTERM and waits for the exit; the time it took.
+    pub async fn terminate(mut self) -> (Duration, std::process::ExitStatus) {
+        let started = Instant::now();
+        self.signal("TERM");
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("exits within 60 s of SIGTERM")
+            .unwrap();
+        (started.elapsed(), status)
+    }
+
+    /// What the process has logged so far.
+    pub fn output(&self) -> String {
+        read(&self.log)
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
