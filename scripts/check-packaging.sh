@@ -8,8 +8,8 @@
 # Tools are installed once, idempotently, into ${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}:
 # helm and actionlint from the Go module proxy, check-jsonschema (and PyYAML) from PyPI in a venv,
 # promtool from Debian's `prometheus` package (only when promtool is missing). It builds
-# `mailproxy` and `client-sim` (debug) if ${CARGO_TARGET_DIR:-target} lacks them. Every check runs;
-# the script exits 1 if any failed, naming each failure and how to fix it.
+# `mailproxy` and `client-sim` (debug, into ${CARGO_TARGET_DIR:-target}; a no-op when fresh).
+# Every check runs; the script exits 1 if any failed, naming each failure and how to fix it.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -313,16 +313,6 @@ check "dashboard uid/title/refresh, seed panels, latency and client/sink panels"
 
 # ---------------------------------------------------------------------------------------------
 step "Metric names used by the dashboard exist on the real components"
-find_bin() {
-  local name=$1 profile
-  for profile in debug release; do
-    if [ -x "$target/$profile/$name" ]; then
-      echo "$target/$profile/$name"
-      return 0
-    fi
-  done
-  return 1
-}
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wait_http URL LOG: up to 60 s for a 200.
 wait_http() {
@@ -340,12 +330,10 @@ wait_http() {
 scrape() { "$py" -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
 
 components_up() {
-  local proxy client
-  if ! proxy=$(find_bin mailproxy) || ! client=$(find_bin client-sim); then
-    echo "building mailproxy and client-sim (cargo build -p mailproxy -p client-sim) into $target"
-    CARGO_TARGET_DIR=$target cargo build -q -p mailproxy -p client-sim || return 1
-    proxy=$(find_bin mailproxy) && client=$(find_bin client-sim) || return 1
-  fi
+  local proxy=$target/debug/mailproxy client=$target/debug/client-sim
+  # A no-op when the test command's cargo test already built them; never a stale binary.
+  echo "cargo build -p mailproxy -p client-sim (into $target)"
+  CARGO_TARGET_DIR=$target cargo build -q -p mailproxy -p client-sim || return 1
   local pp cp sp sh
   pp=$(free_port) cp=$(free_port) sp=$(free_port) sh=$(free_port)
   mkdir -p "$work/proxy"
