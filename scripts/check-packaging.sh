@@ -222,6 +222,28 @@ PY
 check "rendered chart: security, probes, resources, RBAC scope, image tag" \
   "fix the templates under $chart/templates" rendered_properties
 
+rbac_matches_operator() {
+  "$py" - "$work/render-default.yaml" operator/rbac.yaml <<'PY'
+import sys, yaml
+def triples(docs, kinds):
+    out = set()
+    for d in docs:
+        if d and d["kind"] in kinds:
+            for r in d.get("rules", []):
+                out |= {(g, res, v) for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    return out
+chart = triples(yaml.safe_load_all(open(sys.argv[1])), {"ClusterRole", "Role"})
+operator = triples(yaml.safe_load_all(open(sys.argv[2])), {"ClusterRole", "Role"})
+for t in sorted(operator - chart):
+    print("in operator/rbac.yaml, not in the chart:", t)
+for t in sorted(chart - operator):
+    print("in the chart, not in operator/rbac.yaml:", t)
+sys.exit(1 if chart != operator else 0)
+PY
+}
+check "chart RBAC grants exactly the rules of operator/rbac.yaml" \
+  "update charts/pressure-operator/templates/rbac.yaml to the operator's rules, then $regen" rbac_matches_operator
+
 # ---------------------------------------------------------------------------------------------
 step "Plain manifests (deploy/manifests)"
 manifests_fresh() {
