@@ -33,8 +33,14 @@ pg_up "$work/pg"
 step "Tests (cargo test --workspace)"
 cargo test --workspace
 
+step "Packaging: charts, manifests, dashboard, compose, workflows"
+scripts/check-packaging.sh
+
 step "Kubernetes control plane (built once from Go modules, then cached)"
 e2e/control-plane.sh up "$work/k8s"
 e2e/smoke.sh "$work/k8s"
+
+step "Packaging against the API server (server-side dry runs, chart install, RBAC)"
+scripts/check-packaging-cluster.sh "$work/k8s/kubeconfig" "$work/k8s/kubectl"
 
 step "All checks passed"
