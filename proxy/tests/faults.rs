@@ -348,9 +348,10 @@ async fn sigterm_finishes_or_releases_in_flight_sends() {
     let env = [
         ("GMP_MAX_CONCURRENT_SENDS", "5"),
         ("GMP_CLAIM_LEASE_SECONDS", "120"),
+        ("GMP_LOG_LEVEL", "INFO"),
     ];
     for (round, delay) in [
-        (0, Duration::from_millis(400)),
+        (0, Duration::from_millis(1500)),
         (1, Duration::from_secs(40)),
     ] {
         *sink.data_delay.lock().unwrap() = delay;
@@ -361,7 +362,15 @@ async fn sigterm_finishes_or_releases_in_flight_sends() {
         assert!(wait_for(20, || async { claimed(&tdb.url).await > 0 }).await);
         tokio::time::sleep(Duration::from_millis(800)).await;
         let before = distinct_ids(&sink).0;
+        let log = proxy.log.clone();
         let (elapsed, status) = proxy.terminate().await;
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("Shutting") || l.contains("claims") || l.contains("in flight"))
+        {
+            println!("  proxy: {line}");
+        }
         let left = claimed(&tdb.url).await;
         println!(
             "SIGTERM with sends of {delay:?} in flight: exit {status} after {elapsed:?}, \
@@ -386,6 +395,12 @@ async fn sigterm_finishes_or_releases_in_flight_sends() {
             total - distinct
         );
         assert!(done, "the restarted replica delivered every message");
+        if round == 0 {
+            assert_eq!(
+                total, distinct,
+                "sends in flight at SIGTERM finished: none repeated"
+            );
+        }
         next.terminate().await;
     }
     let (distinct, _) = distinct_ids(&sink);
