@@ -6,6 +6,7 @@
 //!   ones reported as errors, and the tenant receives exactly one final report per message;
 //! - PostgreSQL (a throwaway cluster of this test) is restarted mid-run: the proxy reconnects by
 //!   itself and delivers every accepted message;
+//! - a replica killed with SIGKILL and restarted rejoins: it sends again, nothing is lost;
 //! - SIGTERM while sends are in flight: the process exits within 15 s, leaves no message
 //!   claimed, and a restarted replica delivers the rest.
 
@@ -405,4 +406,57 @@ async fn sigterm_finishes_or_releases_in_flight_sends() {
     }
     let (distinct, _) = distinct_ids(&sink);
     assert_eq!(distinct, 2 * N, "nothing lost");
+}
+
+/// `gmp_sent_total` of one replica for `tenant`.
+async fn sent_by(api: &Api, tenant: &str) -> f64 {
+    let prefix = format!("gmp_sent_total{{tenant_id=\"{tenant}\"");
+    api.get("/metrics")
+        .await
+        .1
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_restarts_and_rejoins() {
+    const N: usize = 600;
+    let (sink, tdb) = (Sink::start().await, database(Db::Postgres).await);
+    *sink.data_delay.lock().unwrap() = Duration::from_millis(5);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("GMP_CLAIM_LEASE_SECONDS", "3")];
+    let a = Proxy::start(&tdb.url, &env, dir.path()).await;
+    let b = Proxy::start(&tdb.url, &env, dir.path()).await;
+    setup(&a.api, "rj", sink.port, None).await;
+    assert!(enqueue(&a.api, "rj", messages("k", 0..N / 2)).await);
+    assert!(wait_for(30, || async { sink.count() >= 100 }).await);
+    a.signal("KILL");
+    let port = a.port;
+    let mut a = a;
+    a.child.wait().await.unwrap();
+    let killed_at = sink.count();
+    // Restarted where it was; then more work arrives, which both replicas share.
+    let a = Proxy::start_on(port, &tdb.url, &env, dir.path()).await;
+    assert!(enqueue(&a.api, "rj", messages("k", N / 2..N)).await);
+    let delivered = wait_for(60, || async { distinct_ids(&sink).0 == N }).await;
+    let (distinct, total) = distinct_ids(&sink);
+    let (by_a, by_b) = (sent_by(&a.api, "rj").await, sent_by(&b.api, "rj").await);
+    println!(
+        "SIGKILL after {killed_at} deliveries, restarted: generated {N}, delivered {distinct}, \
+         duplicates {}, lost {}; sent by the restarted replica {by_a}, by the survivor (whole run) {by_b}",
+        total - distinct,
+        N - distinct
+    );
+    assert!(delivered, "nothing lost: {distinct}/{N}");
+    assert!(by_a > 0.0, "the restarted replica rejoined and sends");
+    assert!(
+        total - distinct <= 200,
+        "duplicates bounded by in-flight work"
+    );
+    a.terminate().await;
+    b.terminate().await;
 }
