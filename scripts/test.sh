@@ -30,8 +30,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Starting PostgreSQL"
 pg_up "$work/pg"
 
-step "Tests (cargo test --workspace)"
-cargo test --workspace
+step "Tests (cargo test --workspace, without the cluster tests)"
+cargo test --workspace --exclude e2e
 
 step "Packaging: charts, manifests, dashboard, compose, workflows"
 scripts/check-packaging.sh
@@ -42,5 +42,8 @@ e2e/smoke.sh "$work/k8s"
 
 step "Packaging against the API server (server-side dry runs, chart install, RBAC)"
 scripts/check-packaging-cluster.sh "$work/k8s/kubeconfig" "$work/k8s/kubectl"
+
+step "End-to-end: the operator against the API server (e2e/run.sh)"
+e2e/run.sh "$work/k8s"
 
 step "All checks passed"
