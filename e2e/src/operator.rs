@@ -48,6 +48,16 @@ impl Operator {
     /// Starts the operator on `ns` with these endpoint overrides, and waits until it answers
     /// `/readyz` and holds its Lease (so the controller is about to run).
     pub async fn start(client: &Client, ns: &TempNs, overrides: &str) -> anyhow::Result<Self> {
+        Self::start_with_env(client, ns, overrides, &[]).await
+    }
+
+    /// [`Operator::start`] with extra environment variables (e.g. another `KUBECONFIG`).
+    pub async fn start_with_env(
+        client: &Client,
+        ns: &TempNs,
+        overrides: &str,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let lease = format!("op-{}", ns.name);
         let args: Vec<String> = [
@@ -66,7 +76,8 @@ impl Operator {
         ]
         .map(String::from)
         .to_vec();
-        let env = vec![("RUST_LOG".to_string(), "info".to_string())];
+        let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
+        env.extend_from_slice(extra_env);
         let program = binary("pressure-operator")?;
         let mut proc = Proc::spawn("operator", &program, &args, &env, &ns.dir)?;
         let http = format!("http://127.0.0.1:{port}");
