@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(recipients <= limits.max_recipients);
     assert!(!draft.payload["subject"].as_str().expect("subject").is_empty());
-    // The stored payload round-trips through JSON unchanged.
+    // The stored payload round-trips through JSON unchanged. (This crate turns on serde_json's
+    // `float_roundtrip`: with the default fast float parsing a huge float among an attachment's
+    // unknown keys moves by one ulp per trip, found by this target, harmless, and kept as the
+    // seed `float-roundtrip.json`.)
     let text = serde_json::to_string(&draft.payload).expect("serialises");
     let back: Value = serde_json::from_str(&text).expect("parses");
     assert_eq!(back, Value::Object(draft.payload));
