@@ -34,5 +34,5 @@ echo "run.sh: binaries built after $(($(date +%s) - start)) s"
 
 export KUBECONFIG=$DIR/kubeconfig
 export E2E_KUBECTL=$DIR/kubectl
-cargo test -p e2e "$@" -- --test-threads="${E2E_TEST_THREADS:-4}" --nocapture
+cargo test -p e2e --no-fail-fast "$@" -- --test-threads="${E2E_TEST_THREADS:-4}" --nocapture
 echo "run.sh: e2e tests passed in $(($(date +%s) - start)) s"

@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::conditions;
 
 use crate::cluster::repo_root;
-use crate::wait::wait_until;
+use crate::wait::{poll, wait_until};
 
 /// Name of the CRD.
 pub const CRD_NAME: &str = "pressuretests.pressure.mailproxy.dev";
@@ -45,5 +45,22 @@ pub async fn install_crd(client: &Client) -> anyhow::Result<CustomResourceDefini
         conditions::is_crd_established(),
     )
     .await?;
-    established.context("the CRD vanished after being applied")
+    let crd = established.context("the CRD vanished after being applied")?;
+    // kubectl finds resources through discovery, which can lag behind Established.
+    poll(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        "PressureTests in API discovery",
+        || async {
+            let found = client
+                .list_api_group_resources("pressure.mailproxy.dev/v1alpha1")
+                .await?
+                .resources
+                .iter()
+                .any(|r| r.name == "pressuretests");
+            Ok(found.then_some(()))
+        },
+    )
+    .await?;
+    Ok(crd)
 }

@@ -3,7 +3,10 @@
 //! dry run; invalid PressureTests are refused by the API server itself with a message that says
 //! what to fix; the definition of a run is locked while it is active.
 
+use std::time::Duration;
+
 use e2e::crd::install_crd;
+use e2e::wait::poll;
 use e2e::{Kubectl, repo_root, with_temp_ns};
 
 const GROUP_VERSION: &str = "pressure.mailproxy.dev/v1alpha1";
@@ -56,15 +59,22 @@ async fn crd_installs_from_the_chart_and_is_established() -> anyhow::Result<()> 
     }
     // The published schema is what `kubectl explain` shows users.
     let k = Kubectl::new()?;
-    let explain = k
-        .run(&[
-            "explain",
-            "pressuretests.spec.tenants",
-            "--api-version",
-            GROUP_VERSION,
-        ])
-        .await?
-        .ok()?;
+    // The OpenAPI document is published a moment after the CRD is Established.
+    let explain = poll(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "kubectl explain to know PressureTest",
+        || async {
+            let args = [
+                "explain",
+                "pressuretests.spec.tenants",
+                "--api-version",
+                GROUP_VERSION,
+            ];
+            k.run(&args).await?.ok().map(Some)
+        },
+    )
+    .await?;
     assert!(
         explain.contains("Simulated tenants"),
         "kubectl explain: {explain}"

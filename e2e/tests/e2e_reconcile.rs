@@ -42,6 +42,16 @@ fn literal_env(c: &Container) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The rollout revision of a Deployment: "1" as long as its pod template never changed.
+async fn revision(client: &Client, ns: &str, name: &str) -> anyhow::Result<Option<String>> {
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    Ok(d.metadata
+        .annotations
+        .and_then(|a| a.get("deployment.kubernetes.io/revision").cloned()))
+}
+
 fn observed_current(pt: &PressureTest) -> bool {
     pt.status.as_ref().and_then(|s| s.observed_generation) == pt.metadata.generation
 }
@@ -91,6 +101,9 @@ async fn smoke_example_runs_rolls_out_changes_and_is_garbage_collected() -> anyh
             problems.join("\n")
         );
         check_printer_columns(&k, n, &pt).await?;
+        // The clients got one load window and were never restarted with another.
+        let rev = revision(&client, n, "smoke-client-standard").await?;
+        assert_eq!(rev.as_deref(), Some("1"), "client rollouts");
 
         // A tuning change during the run reaches the proxy Deployment.
         let tuning = r#"{"spec":{"proxy":{"tuning":{"poolSize":33}}}}"#;
@@ -277,6 +290,10 @@ async fn full_environment_children_carry_the_spec_and_optional_parts_are_pruned(
         let problems = children.problems(&pt);
         assert!(problems.is_empty(), "child problems:\n{}", problems.join("\n"));
         check_spec_in_children(&client, n, &pt).await?;
+        for t in tenants {
+            let rev = revision(&client, n, &format!("{name}-client-{t}")).await?;
+            assert_eq!(rev.as_deref(), Some("1"), "client {t} started once");
+        }
 
         // Turning Grafana and the HPA off prunes them; fixed replicas are rolled out.
         let off = r#"{"spec":{"grafana":{"enabled":false},"proxy":{"hpa":{"enabled":false},"replicas":2}}}"#;

@@ -53,11 +53,27 @@ pub struct Context {
 pub async fn reconcile(pt: Arc<PressureTest>, ctx: Arc<Context>) -> Result<Action> {
     ctx.metrics.reconciles.inc();
     let started = Instant::now();
-    let result = reconcile_inner(&pt, &ctx).await;
+    let result = match latest(&ctx.client, &pt).await {
+        Ok(Some(current)) => reconcile_inner(&current, &ctx).await,
+        Ok(None) => Ok(Action::await_change()),
+        Err(e) => Err(e),
+    };
     ctx.metrics
         .duration
         .observe(started.elapsed().as_secs_f64());
     result
+}
+
+/// The PressureTest as stored now. The copy the controller hands over comes from its watch cache,
+/// which can lag behind the status the previous reconcile wrote; deciding from such a copy would
+/// redo a step (a second run id, a second load window and a restart of every client), so each
+/// reconcile starts from a fresh read. `None` once it is deleted.
+async fn latest(client: &Client, pt: &PressureTest) -> Result<Option<PressureTest>> {
+    let ns = pt
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<PressureTest> = Api::namespaced(client.clone(), &ns);
+    Ok(api.get_opt(&pt_name(pt)?).await?)
 }
 
 async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {

@@ -142,6 +142,12 @@ pub fn status_echo(call: &Call) -> (u16, serde_json::Value) {
     (200, pt)
 }
 
+/// Answers the fresh read of the PressureTest at the start of a reconcile with `pt`.
+pub fn object(pt: &PressureTest) -> impl FnOnce(&Call) -> (u16, serde_json::Value) + use<> {
+    let value = serde_json::to_value(pt).expect("json");
+    move |_| (200, value)
+}
+
 /// Echoes the request body back (what an apply returns, near enough).
 pub fn echo(call: &Call) -> (u16, serde_json::Value) {
     (200, call.body.clone())

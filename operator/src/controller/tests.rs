@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::reconcile;
 use crate::fixtures::{
-    ApiServer, TestPt, echo, mock_context, not_found, pod_list, scenario, status_echo,
+    ApiServer, TestPt, echo, mock_context, not_found, object, pod_list, scenario, status_echo,
 };
 
 fn is_forced_apply(uri: &str) -> bool {
@@ -48,7 +48,17 @@ async fn expect_applies(server: &mut ApiServer, count: usize) -> Vec<String> {
 async fn first_reconcile_applies_children_and_sets_provisioning() {
     let (ctx, mut server) = mock_context();
     let pt = std::sync::Arc::new(PressureTest::test());
+    let stored = (*pt).clone();
     let script = async {
+        let c = server.next(object(&stored)).await;
+        assert_eq!(c.method, "GET", "a fresh read first: {}", c.uri);
+        assert!(
+            c.uri.starts_with(
+                "/apis/pressure.mailproxy.dev/v1alpha1/namespaces/default/pressuretests/t"
+            ),
+            "{}",
+            c.uri
+        );
         let c = server.next(|_| not_found()).await;
         assert!(
             c.uri
@@ -120,7 +130,9 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
     let (ctx, mut server) = mock_context();
     let since = crate::status::rfc3339(Utc::now());
     let pt = std::sync::Arc::new(PressureTest::test().in_phase(Phase::Provisioning, &since));
+    let stored = (*pt).clone();
     let script = async {
+        server.next(object(&stored)).await; // the fresh read
         server.next(|_| not_found()).await; // credentials Secret
         server.next(|_| pod_list(vec![failing_pod()])).await;
         for what in [
@@ -168,4 +180,38 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
         .await
         .expect("reconcile ok");
     assert_eq!(action, kube::runtime::controller::Action::await_change());
+}
+
+#[tokio::test]
+async fn a_stale_cached_copy_does_not_restart_the_run() {
+    // The watch cache still shows no status, but the stored object is already provisioning: the
+    // reconcile must continue that run (same run id, no new Provisioning event).
+    let (ctx, mut server) = mock_context();
+    let since = crate::status::rfc3339(Utc::now());
+    let cached = std::sync::Arc::new(PressureTest::test());
+    let stored = PressureTest::test().in_phase(Phase::Provisioning, &since);
+    let script = async {
+        server.next(object(&stored)).await;
+        server.next(|_| not_found()).await; // credentials Secret
+        server.next(|_| pod_list(vec![])).await;
+        for _ in 0..5 {
+            server.next(|_| not_found()).await; // readiness of postgres, proxy, sink, observability
+        }
+        expect_applies(&mut server, 14).await;
+        let status = server.next(status_echo).await;
+        assert!(
+            status.uri.contains("/pressuretests/t/status"),
+            "{}",
+            status.uri
+        );
+        assert_eq!(status.body["status"]["runId"], json!("t-run"));
+        assert_eq!(status.body["status"]["phase"], json!("Provisioning"));
+    };
+    let action = scenario(reconcile(cached, ctx), script)
+        .await
+        .expect("reconcile ok");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+    );
 }
