@@ -33,6 +33,9 @@ pg_up "$work/pg"
 step "Tests (cargo test --workspace, without the cluster tests)"
 cargo test --workspace --exclude e2e
 
+step "Fuzzing smoke run (libFuzzer, 15 s per parser)"
+scripts/fuzz-smoke.sh
+
 step "Packaging: charts, manifests, dashboard, compose, workflows"
 scripts/check-packaging.sh
 
