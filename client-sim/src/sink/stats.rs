@@ -18,6 +18,11 @@ use prometheus_client::registry::Registry;
 
 use super::verify::Verdict;
 
+/// Most tenant names with figures of their own.
+pub const MAX_TENANTS: usize = 256;
+/// Where messages of further tenant names are counted.
+pub const OTHER_TENANTS: &str = "other";
+
 type Labels = Vec<(String, String)>;
 
 /// Per-tenant accumulator.
@@ -173,13 +178,19 @@ impl SinkStats {
         }
     }
 
-    /// Records an accepted message, received at `now_us` (Unix microseconds).
+    /// Records an accepted message, received at `now_us` (Unix microseconds). Figures are kept
+    /// for at most [`MAX_TENANTS`] tenant names; messages naming further ones count under
+    /// [`OTHER_TENANTS`], so a sender cannot grow the sink's memory with made-up tenant headers.
     pub fn record(&self, v: &Verdict, now_us: u64) {
         let latency_us = v.created_us.map(|c| now_us.saturating_sub(c));
+        let mut tenant = v.tenant.clone();
         let duplicate = {
             let Ok(mut inner) = self.inner.lock() else {
                 return;
             };
+            if !inner.tenants.contains_key(&tenant) && inner.tenants.len() >= MAX_TENANTS {
+                tenant = OTHER_TENANTS.to_owned();
+            }
             let duplicate = v
                 .message_id
                 .as_deref()
@@ -187,12 +198,12 @@ impl SinkStats {
             inner.total.add(v, duplicate, latency_us);
             inner
                 .tenants
-                .entry(v.tenant.clone())
+                .entry(tenant.clone())
                 .or_default()
                 .add(v, duplicate, latency_us);
             duplicate
         };
-        let labels = vec![("tenant".to_owned(), v.tenant.clone())];
+        let labels = vec![("tenant".to_owned(), tenant)];
         self.metrics.received.get_or_create(&labels).inc();
         self.metrics.bytes.get_or_create(&labels).inc_by(v.bytes);
         self.metrics
@@ -262,4 +273,29 @@ fn hash(id: &str) -> u64 {
     let mut h = DefaultHasher::new();
     id.hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_tenant_names_are_capped() {
+        let stats = SinkStats::new();
+        for i in 0..MAX_TENANTS + 50 {
+            let v = Verdict {
+                tenant: format!("t{i}"),
+                bytes: 10,
+                verified: 0,
+                mismatches: 0,
+                created_us: None,
+                message_id: Some(format!("<{i}@x>")),
+            };
+            stats.record(&v, 0);
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.tenants.len(), MAX_TENANTS + 1);
+        assert_eq!(s.tenants[OTHER_TENANTS].received, 50);
+        assert_eq!(s.total.received as usize, MAX_TENANTS + 50);
+    }
 }
