@@ -10,6 +10,12 @@ cd "$root"
 # shellcheck source=lib/postgres.sh
 source scripts/lib/postgres.sh
 
+# Build caches live outside the clone, like the Kubernetes binaries: a used machine rebuilds only
+# what changed, a fresh one builds everything once.
+cache=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+export FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$cache/target-fuzz}
+
 work=$(mktemp -d /tmp/mail-pressure-test.XXXXXX)
 chmod 755 "$work" # the postgres user must reach its data folder inside
 cleanup() {

@@ -135,6 +135,12 @@ pub struct Config {
     /// Timeout of one sync call in seconds.
     #[arg(long, env = "GMP_SYNC_TIMEOUT_SECONDS", default_value_t = 30)]
     pub sync_timeout_seconds: u64,
+    /// Shortest gap in seconds between two calls to one tenant made only to deliver reports. The
+    /// proxy calls a tenant whenever reports are pending; without a gap, a tenant that answers
+    /// every call with new messages is called as fast as outcomes are written, and the backlog
+    /// grows without bound. `queued`, run-now, DND ends and the interval are not delayed.
+    #[arg(long, env = "GMP_SYNC_REPORT_MIN_INTERVAL", default_value_t = 1)]
+    pub sync_report_min_interval: i64,
     /// Tenants synced concurrently.
     #[arg(long, env = "GMP_SYNC_CONCURRENCY", default_value_t = 8)]
     pub sync_concurrency: usize,

@@ -44,6 +44,7 @@ struct Settings {
     max_bytes: usize,
     default_priority: i64,
     limits: crate::model::submit::Limits,
+    report_gap: i64,
 }
 
 /// The sync loop of one replica.
@@ -88,6 +89,7 @@ impl Scheduler {
                 max_bytes: config.max_request_bytes,
                 default_priority: config.default_priority.clamp(0, 3),
                 limits: config.limits(),
+                report_gap: config.sync_report_min_interval.max(0),
             },
             replica,
             wake,
@@ -119,7 +121,13 @@ impl Scheduler {
         let now = now_ts();
         let due = match self
             .store
-            .due_tenants(now, s.interval, s.max_attempts, (s.concurrency * 4) as i64)
+            .due_tenants(
+                now,
+                s.interval,
+                s.max_attempts,
+                (s.concurrency * 4) as i64,
+                s.report_gap,
+            )
             .await
         {
             Ok(d) => d,

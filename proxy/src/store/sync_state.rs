@@ -9,13 +9,15 @@ impl Store {
     /// Tenants due for a sync call now, least recently synced first (§4.5 rules 1–4), skipping
     /// tenants backing off or leased by a replica. A tenant without any SMTP account is not
     /// called unless it has reports to deliver: the messages it would answer with could only
-    /// fail (this closes the window between registering a tenant and its account).
+    /// fail (this closes the window between registering a tenant and its account). Calls made
+    /// only to deliver reports keep `report_gap` seconds apart.
     pub async fn due_tenants(
         &self,
         now: i64,
         interval: i64,
         max_attempts: i64,
         limit: i64,
+        report_gap: i64,
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.id FROM tenants t WHERE t.active = 1 \
@@ -28,14 +30,16 @@ impl Store {
                AND (t.sync_requested = 1 OR t.last_sync_ts IS NULL \
                  OR (t.dnd_until IS NOT NULL AND t.dnd_until <= $1) \
                  OR (t.dnd_until IS NULL AND t.last_sync_ts + $2 <= $1) \
-                 OR EXISTS (SELECT 1 FROM message_events e WHERE e.tenant_id = t.id \
-                      AND e.reported_ts IS NULL AND e.report_attempts < $3)) \
+                 OR ((t.last_sync_ts IS NULL OR t.last_sync_ts + $5 <= $1) \
+                   AND EXISTS (SELECT 1 FROM message_events e WHERE e.tenant_id = t.id \
+                      AND e.reported_ts IS NULL AND e.report_attempts < $3))) \
              ORDER BY t.last_sync_ts NULLS FIRST, t.id LIMIT $4",
         )
         .bind(now)
         .bind(interval)
         .bind(max_attempts)
         .bind(limit)
+        .bind(report_gap)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
