@@ -520,7 +520,7 @@ for path in sys.argv[1:]:
         errors.append(f"{path}: HEALTHCHECK missing")
     elif re.search(r"\b(curl|wget)\b", hc.group(1)):
         errors.append(f"{path}: HEALTHCHECK must not need curl or wget")
-    if crate != "pressure-operator" and (not hc or "healthcheck" not in hc.group(1)):
+    if not hc or "healthcheck" not in hc.group(1):
         errors.append(f"{path}: HEALTHCHECK uses the binary's healthcheck subcommand")
     if "libssl3" not in text:
         errors.append(f"{path}: runtime needs libssl3 (native-tls / openssl)")

@@ -27,7 +27,6 @@ COPY --from=build /out/pressure-operator /usr/local/bin/pressure-operator
 ENV PRESSURE_HTTP_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 USER 10001:10001
-# Kubernetes ignores HEALTHCHECK and uses the chart's probes on /healthz and /readyz; the binary
-# has no `healthcheck` subcommand yet, and the image carries no curl, so none is declared here.
-HEALTHCHECK NONE
+# Kubernetes uses the chart's probes on /healthz and /readyz; docker and compose use this.
+HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["pressure-operator", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/pressure-operator"]
