@@ -208,6 +208,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16, help="GMP_MAX_CONCURRENT_SENDS")
     ap.add_argument("--profile", default="release")
     ap.add_argument("--feeders", type=int, default=4, help="parallel REST feeders")
+    ap.add_argument("--smoke", action="store_true", help="fail unless every rate delivered messages (the test command's short run)")
     ap.add_argument("--json", default="bench-results.json")
     args = ap.parse_args()
     bins = binaries(args.profile)
@@ -229,6 +230,8 @@ def main():
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.json}")
+    if args.smoke and not all(r["delivered_per_s"] > 0 for r in results["runs"]):
+        sys.exit("benchmark smoke run: nothing was delivered")
 
 
 if __name__ == "__main__":

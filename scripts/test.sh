@@ -39,6 +39,9 @@ pg_up "$work/pg"
 step "Tests (cargo test --workspace, without the cluster tests)"
 cargo test --workspace --exclude e2e
 
+step "Benchmark smoke run (bench/throughput.py, a few seconds, so the harness cannot rot)"
+python3 bench/throughput.py --smoke --store sqlite --rates 200 --duration 3 --warmup 1 --profile debug --json "$work/bench-smoke.json"
+
 step "Fuzzing smoke run (libFuzzer, 15 s per parser)"
 scripts/fuzz-smoke.sh
 
