@@ -45,8 +45,10 @@ fn with(mut r: Row, body: Value) -> Row {
     r
 }
 
+/// A message deferred to 2100: the dispatcher never claims it, so re-adding it is never refused
+/// as `in progress` whatever the timing.
 fn msg(id: &str) -> Value {
-    json!({"id": id, "from": "s@x.io", "to": ["r@x.io"], "subject": "s"})
+    json!({"id": id, "from": "s@x.io", "to": ["r@x.io"], "subject": "s", "deferred_ts": 4_102_444_800_i64})
 }
 
 /// Every route. Tenant-scoped rows act on `t1`; admin-only rows that destroy act on `t3`.
@@ -271,7 +273,11 @@ fn table() -> Vec<Row> {
         ),
         with(
             row("/messages/add", post.clone(), "/messages/add", Tenant),
-            json!({"tenant_id": "t1", "id": "m3", "from": "s@x.io", "to": ["r@x.io"], "subject": "s"}),
+            {
+                let mut m3 = msg("m3");
+                m3["tenant_id"] = json!("t1");
+                m3
+            },
         ),
         row(
             "/messages/get",
