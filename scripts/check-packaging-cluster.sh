@@ -80,12 +80,13 @@ rbac_as_intended() {
   for rule in "get pressuretests.pressure.mailproxy.dev -n default" "patch pressuretests.pressure.mailproxy.dev --subresource=status -n default" \
     "create deployments.apps -n default" "delete statefulsets.apps -n default" "create jobs.batch -n default" \
     "create horizontalpodautoscalers.autoscaling -n default" "create secrets -n default" \
+    "patch networkpolicies.networking.k8s.io -n default" "delete networkpolicies.networking.k8s.io -n default" \
     "create events.events.k8s.io -n default" "list pods -n default" "create leases.coordination.k8s.io -n $namespace" \
     "update leases.coordination.k8s.io/pressure-operator -n $namespace"; do
     # shellcheck disable=SC2086 # the rule is split into kubectl's arguments on purpose
     "$kubectl" auth can-i --as="$sa" $rule >/dev/null || { echo "should be allowed: $rule"; ok=1; }
   done
-  for rule in "delete pods -n default" "update pressuretests.pressure.mailproxy.dev -n default" \
+  for rule in "delete pods -n default" "update pressuretests.pressure.mailproxy.dev -n default" "list networkpolicies.networking.k8s.io -n default" \
     "get nodes" "create clusterroles.rbac.authorization.k8s.io" "update leases.coordination.k8s.io/other -n $namespace" \
     "create leases.coordination.k8s.io -n default" "escalate roles.rbac.authorization.k8s.io -n default"; do
     # shellcheck disable=SC2086

@@ -1,5 +1,6 @@
 //! The objects a PressureTest owns, read back from the API server: which exist (as `Kind/name`),
-//! and what is wrong with them (owner reference, labels, probes, requests, security context).
+//! and what is wrong with them (owner reference, labels, probes, requests and limits, security
+//! context, and NetworkPolicies that let only the proxy reach PostgreSQL and the clients).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,6 +8,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
@@ -25,6 +28,8 @@ pub struct Children {
     pub templates: BTreeMap<String, PodTemplateSpec>,
     /// `Kind/name` → whether probes are expected (not for Jobs).
     pub long_running: BTreeSet<String>,
+    /// Object name → NetworkPolicy.
+    pub policies: BTreeMap<String, NetworkPolicy>,
 }
 
 async fn list<K>(client: &Client, ns: &str, pt: &str) -> anyhow::Result<Vec<K>>
@@ -74,6 +79,12 @@ impl Children {
             }
             c.meta.insert(k, o.metadata);
         }
+        for o in list::<NetworkPolicy>(client, ns, pt).await? {
+            let name = o.metadata.name.clone().unwrap_or_default();
+            c.meta
+                .insert(key("NetworkPolicy", &o.metadata), o.metadata.clone());
+            c.policies.insert(name, o);
+        }
         for o in list::<Job>(client, ns, pt).await? {
             let k = key("Job", &o.metadata);
             if let Some(s) = o.spec {
@@ -104,8 +115,114 @@ impl Children {
         for (k, t) in &self.templates {
             out.extend(template_problems(k, t, self.long_running.contains(k)));
         }
+        let name = pt.metadata.name.clone().unwrap_or_default();
+        if self
+            .templates
+            .contains_key(&format!("StatefulSet/{name}-postgres"))
+        {
+            out.extend(self.policy_problems(
+                &format!("{name}-postgres-ingress"),
+                "postgres",
+                &["proxy"],
+            ));
+            out.extend(self.policy_problems(
+                &format!("{name}-clients-ingress"),
+                "client",
+                &["proxy", "prometheus"],
+            ));
+        }
         out
     }
+
+    /// Components of this test whose pods the selector selects, each once.
+    fn components(&self, sel: &LabelSelector) -> Result<BTreeSet<String>, String> {
+        let mut out = BTreeSet::new();
+        for t in self.templates.values() {
+            let labels = t
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            if selects(sel, &labels)? {
+                out.insert(labels.get(COMPONENT_LABEL).cloned().unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The policy `name` must guard exactly the pods of `target` and admit, among this test's
+    /// pods, exactly those of `from` (peers in other namespaces, such as the operator, are not
+    /// this test's pods and are left to the unit tests).
+    fn policy_problems(&self, name: &str, target: &str, from: &[&str]) -> Vec<String> {
+        let at = format!("NetworkPolicy/{name}");
+        let Some(spec) = self.policies.get(name).and_then(|p| p.spec.clone()) else {
+            return vec![format!("{at}: missing")];
+        };
+        let mut out = Vec::new();
+        if !spec.policy_types.iter().flatten().any(|t| t == "Ingress") {
+            out.push(format!("{at}: policyTypes lacks Ingress"));
+        }
+        let guarded = spec
+            .pod_selector
+            .as_ref()
+            .ok_or_else(|| "no podSelector".to_string())
+            .and_then(|s| self.components(s));
+        match guarded {
+            Ok(g) if g.iter().eq([target.to_string()].iter()) => {}
+            Ok(g) => out.push(format!("{at}: guards {g:?}, want [{target}]")),
+            Err(e) => out.push(format!("{at}: {e}")),
+        }
+        let mut admitted = BTreeSet::new();
+        for rule in spec.ingress.iter().flatten() {
+            let Some(peers) = &rule.from else {
+                out.push(format!("{at}: an ingress rule admits every source"));
+                continue;
+            };
+            for peer in peers {
+                if peer.ip_block.is_some() {
+                    out.push(format!("{at}: admits an ipBlock"));
+                }
+                let Some(sel) = &peer.pod_selector else {
+                    out.push(format!("{at}: a peer admits whole namespaces"));
+                    continue;
+                };
+                if peer.namespace_selector.is_some() {
+                    continue;
+                }
+                match self.components(sel) {
+                    Ok(c) => admitted.extend(c),
+                    Err(e) => out.push(format!("{at}: {e}")),
+                }
+            }
+        }
+        let want: BTreeSet<String> = from.iter().map(|s| s.to_string()).collect();
+        if admitted != want {
+            out.push(format!(
+                "{at}: admits {admitted:?} of this test's pods, want {want:?}"
+            ));
+        }
+        out
+    }
+}
+
+/// `app.kubernetes.io/component`.
+const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+
+/// Whether a selector selects `labels`; expressions are refused (the operator renders none, and
+/// a check that guessed their meaning would prove nothing).
+fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> Result<bool, String> {
+    if sel
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return Err("matchExpressions are not checked".into());
+    }
+    Ok(sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v)))
 }
 
 /// The `Kind/name` set a PressureTest named `pt` should own once its clients exist.
@@ -124,6 +241,8 @@ pub fn expected(
         format!("Service/{pt}-sink"),
         format!("Deployment/{pt}-proxy"),
         format!("Service/{pt}-proxy"),
+        format!("NetworkPolicy/{pt}-postgres-ingress"),
+        format!("NetworkPolicy/{pt}-clients-ingress"),
     ]
     .into();
     if hpa {
@@ -224,9 +343,17 @@ fn template_problems(k: &str, t: &PodTemplateSpec, long_running: bool) -> Vec<St
             .as_ref()
             .and_then(|r| r.requests.clone())
             .unwrap_or_default();
+        let limits = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.clone())
+            .unwrap_or_default();
         for r in ["cpu", "memory"] {
             if !requests.contains_key(r) {
                 out.push(format!("{at}: no {r} request"));
+            }
+            if !limits.contains_key(r) {
+                out.push(format!("{at}: no {r} limit"));
             }
         }
         if long_running && (c.readiness_probe.is_none() || c.liveness_probe.is_none()) {

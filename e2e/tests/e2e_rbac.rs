@@ -140,7 +140,7 @@ async fn the_shipped_rbac_is_enough_for_a_whole_run() -> anyhow::Result<()> {
         assert!(message.contains("no figures"), "{message}");
 
         // ResultsOnly: workloads and their configuration go; the Secret and PostgreSQL (scaled to
-        // zero, with its Service) stay.
+        // zero, with its Service and NetworkPolicy) stay.
         let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
         poll(
             Duration::from_secs(60),
@@ -149,6 +149,7 @@ async fn the_shipped_rbac_is_enough_for_a_whole_run() -> anyhow::Result<()> {
             || async {
                 let left = Children::read(&client, &ns.name, "rbac").await?.names();
                 let want = [
+                    "NetworkPolicy/rbac-postgres-ingress",
                     "Secret/rbac-credentials",
                     "Service/rbac-postgres",
                     "StatefulSet/rbac-postgres",

@@ -46,6 +46,8 @@ pub struct Context {
     pub http: reqwest::Client,
     /// TEST ONLY endpoint overrides.
     pub overrides: Overrides,
+    /// The operator's own pods, admitted by the clients' NetworkPolicy.
+    pub operator: reconcile::OperatorPeer,
 }
 
 /// Reconciles one PressureTest.
@@ -100,7 +102,7 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
     with_next.status = Some(next.clone());
     // Children are independent objects: applying them concurrently builds an environment in
     // one round of API calls instead of one per child.
-    futures_util::stream::iter(reconcile::desired(&with_next, &secrets)?)
+    futures_util::stream::iter(reconcile::desired(&with_next, &secrets, &ctx.operator)?)
         .map(|child| apply::apply(&ctx.client, &ns, child))
         .buffer_unordered(APPLY_CONCURRENCY)
         .try_collect::<Vec<()>>()
@@ -215,6 +217,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         http: crate::figures::http_client()?,
         overrides,
+        operator: reconcile::OperatorPeer {
+            namespace: Some(
+                args.operator_namespace
+                    .clone()
+                    .unwrap_or_else(|| client.default_namespace().to_string()),
+            ),
+            pod_labels: args.operator_pod_labels.clone(),
+        },
     });
     let watch_ns = args.watch_namespace.clone();
     let elected = lease::run_elected(client.clone(), cfg, move || {

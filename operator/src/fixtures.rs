@@ -58,6 +58,7 @@ pub fn mock_context() -> (Arc<Context>, ApiServer) {
         metrics: Metrics::new(&mut Registry::default()),
         http: reqwest::Client::new(),
         overrides: Overrides::default(),
+        operator: crate::reconcile::OperatorPeer::default(),
     };
     (Arc::new(ctx), ApiServer(handle))
 }

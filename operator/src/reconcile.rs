@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod dashboard;
+pub mod network;
 pub mod observability;
 pub mod postgres;
 pub mod proxy;
@@ -24,6 +25,7 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
     ServicePort, ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -31,6 +33,7 @@ use kube::{Resource, ResourceExt};
 use pressure_crds::{Phase, PressureTest, ResourcesSpec};
 
 use crate::{Error, Result};
+pub use network::OperatorPeer;
 pub use secret::SecretValues;
 
 /// Field manager of every server-side apply.
@@ -59,6 +62,8 @@ pub enum Child {
     Job(Job),
     /// The proxy's autoscaler.
     Hpa(HorizontalPodAutoscaler),
+    /// Who may reach PostgreSQL and the clients.
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Child {
@@ -72,6 +77,7 @@ impl Child {
             Child::StatefulSet(o) => ("StatefulSet", &o.metadata),
             Child::Job(o) => ("Job", &o.metadata),
             Child::Hpa(o) => ("HorizontalPodAutoscaler", &o.metadata),
+            Child::NetworkPolicy(o) => ("NetworkPolicy", &o.metadata),
         };
         format!("{kind}/{}", meta.name.as_deref().unwrap_or(""))
     }
@@ -111,12 +117,25 @@ pub mod names {
     pub fn setup(pt: &str) -> String {
         format!("{pt}-setup")
     }
+    /// The NetworkPolicy of PostgreSQL.
+    pub fn postgres_policy(pt: &str) -> String {
+        format!("{pt}-postgres-ingress")
+    }
+    /// The NetworkPolicy of the tenant clients.
+    pub fn clients_policy(pt: &str) -> String {
+        format!("{pt}-clients-ingress")
+    }
 }
 
 /// Every object the PressureTest needs at its current phase. Infrastructure from the start; the
 /// setup Job while setting up; client Deployments once the load window is known; nothing once
-/// the run has a verdict (the cleanup policy decides what stays).
-pub fn desired(pt: &PressureTest, secrets: &SecretValues) -> Result<Vec<Child>> {
+/// the run has a verdict (the cleanup policy decides what stays). `operator` names the pods of
+/// the operator, which the clients' NetworkPolicy admits.
+pub fn desired(
+    pt: &PressureTest,
+    secrets: &SecretValues,
+    operator: &OperatorPeer,
+) -> Result<Vec<Child>> {
     let status = pt.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or_default();
     if phase.is_terminal() {
@@ -127,6 +146,7 @@ pub fn desired(pt: &PressureTest, secrets: &SecretValues) -> Result<Vec<Child>> 
     out.extend(sink::children(pt)?);
     out.extend(proxy::children(pt)?);
     out.extend(observability::children(pt)?);
+    out.extend(network::children(pt, operator)?);
     if phase == Phase::SettingUp {
         out.push(Child::Job(setup::job(pt)?));
     }

@@ -5,6 +5,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
 use kube::{Client, Resource};
 use pressure_crds::{PressureTest, PressureTestStatus};
@@ -44,6 +45,7 @@ pub async fn apply(client: &Client, ns: &str, child: Child) -> Result<()> {
         Child::StatefulSet(o) => ssa(client, ns, o).await,
         Child::Job(o) => ssa(client, ns, o).await,
         Child::Hpa(o) => ssa(client, ns, o).await,
+        Child::NetworkPolicy(o) => ssa(client, ns, o).await,
     }
 }
 
@@ -115,13 +117,14 @@ pub async fn prune(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> 
 }
 
 /// `ResultsOnly`: deletes the workloads and their configuration; keeps the PressureTest, the
-/// Secret and PostgreSQL scaled to zero with its volume. Idempotent.
+/// Secret and PostgreSQL scaled to zero with its volume and its NetworkPolicy. Idempotent.
 pub async fn cleanup(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> Result<()> {
     for t in &pt.spec.tenants {
         let obj = names::client(name, &t.name);
         delete::<Deployment>(client, ns, &obj).await?;
         delete::<Service>(client, ns, &obj).await?;
     }
+    delete::<NetworkPolicy>(client, ns, &names::clients_policy(name)).await?;
     delete::<Job>(client, ns, &names::setup(name)).await?;
     delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name)).await?;
     for obj in [

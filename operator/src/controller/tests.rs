@@ -73,7 +73,7 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
             "{}",
             c.uri
         );
-        let kinds = expect_applies(&mut server, 14).await; // no setup Job or clients yet
+        let kinds = expect_applies(&mut server, 16).await; // no setup Job or clients yet
         for kind in [
             "Secret",
             "StatefulSet",
@@ -81,6 +81,7 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
             "Deployment",
             "HorizontalPodAutoscaler",
             "ConfigMap",
+            "NetworkPolicy",
         ] {
             assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
         }
@@ -197,7 +198,7 @@ async fn a_stale_cached_copy_does_not_restart_the_run() {
         for _ in 0..5 {
             server.next(|_| not_found()).await; // readiness of postgres, proxy, sink, observability
         }
-        expect_applies(&mut server, 14).await;
+        expect_applies(&mut server, 16).await;
         let status = server.next(status_echo).await;
         assert!(
             status.uri.contains("/pressuretests/t/status"),

@@ -24,6 +24,8 @@ pub const DB_NAME: &str = "mailproxy";
 /// uid/gid of `postgres` in the alpine image.
 const UID: i64 = 70;
 const COMPONENT: &str = "postgres";
+/// PostgreSQL port.
+pub const PORT: i32 = 5432;
 
 /// The headless Service and the StatefulSet.
 pub fn children(pt: &PressureTest) -> Result<Vec<Child>> {
@@ -36,7 +38,7 @@ pub fn children(pt: &PressureTest) -> Result<Vec<Child>> {
     let svc = service(
         svc_meta,
         selector(&name, COMPONENT),
-        &[("postgres", 5432)],
+        &[("postgres", PORT)],
         true,
     );
     Ok(vec![
@@ -73,7 +75,7 @@ fn statefulset(pt: &PressureTest, name: &str) -> Result<StatefulSet> {
         resources(spec.resources.as_ref(), ["250m", "512Mi", "2", "1Gi"]),
     );
     c.args = Some(args(&spec.tuning));
-    c.ports = Some(vec![port(5432)]);
+    c.ports = Some(vec![port(PORT)]);
     c.env = Some(vec![
         env("POSTGRES_USER", DB_NAME),
         env("POSTGRES_DB", DB_NAME),

@@ -2,6 +2,7 @@
 //! images, and that spec changes change the objects.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use pressure_crds::{Phase, PressureTest, PressureTestStatus, SinkKind};
 
 use super::*;
@@ -61,9 +62,10 @@ fn env_of(c: &Container, key: &str) -> Option<String> {
 
 #[test]
 fn every_child_is_owned_and_labelled() {
-    let children = desired(&running(), &secrets()).expect("builds");
-    // Secret, postgres 2, sink 2, proxy 3, prometheus 3, grafana 3, setup Job, 4 × client 2.
-    assert_eq!(children.len(), 23);
+    let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
+    // Secret, postgres 2, sink 2, proxy 3, prometheus 3, grafana 3, 2 NetworkPolicies,
+    // setup Job, 4 × client 2.
+    assert_eq!(children.len(), 25);
     for child in &children {
         let meta = match child {
             Child::Secret(o) => &o.metadata,
@@ -73,6 +75,7 @@ fn every_child_is_owned_and_labelled() {
             Child::StatefulSet(o) => &o.metadata,
             Child::Job(o) => &o.metadata,
             Child::Hpa(o) => &o.metadata,
+            Child::NetworkPolicy(o) => &o.metadata,
         };
         let owner = &meta.owner_references.as_ref().expect("owner")[0];
         assert_eq!(
@@ -98,7 +101,7 @@ fn every_child_is_owned_and_labelled() {
 
 #[test]
 fn every_pod_is_hardened_with_probes_and_resources() {
-    let children = desired(&running(), &secrets()).expect("builds");
+    let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let all = pods(&children);
     assert_eq!(
         all.len(),
@@ -139,7 +142,7 @@ fn proxy_gets_database_url_secrets_and_tuning() {
     let mut pt = running();
     pt.spec.proxy.tuning.send_loop_interval_ms = 1500;
     pt.spec.proxy.tuning.pool_size = 33;
-    let children = desired(&pt, &secrets()).expect("builds");
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     let c = container(&children, "t-proxy");
     assert_eq!(
         env_of(&c, "GMP_DB_PATH").as_deref(),
@@ -190,12 +193,12 @@ fn proxy_gets_database_url_secrets_and_tuning() {
 
 #[test]
 fn spec_changes_change_the_objects() {
-    let base = desired(&running(), &secrets()).expect("builds");
+    let base = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let mut pt = running();
     pt.spec.proxy.hpa.enabled = false;
     pt.spec.proxy.replicas = 3;
     pt.spec.tenants[0].clients = 5;
-    let changed = desired(&pt, &secrets()).expect("builds");
+    let changed = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     assert!(!changed.iter().any(|c| matches!(c, Child::Hpa(_))));
     assert!(base.iter().any(|c| matches!(c, Child::Hpa(_))));
     let replicas = |cs: &[Child], n: &str| {
@@ -213,7 +216,7 @@ fn spec_changes_change_the_objects() {
 
 #[test]
 fn clients_carry_rates_and_the_load_window() {
-    let children = desired(&running(), &secrets()).expect("builds");
+    let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let c = container(&children, "t-client-newsletter");
     assert_eq!(env_of(&c, "MSG_RATE_PER_SYNC").as_deref(), Some("50"));
     assert_eq!(
@@ -249,14 +252,18 @@ fn phases_gate_the_setup_job_and_clients() {
         phase: Some(Phase::Provisioning),
         ..Default::default()
     });
-    let early = desired(&pt, &secrets()).expect("builds");
+    let early = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     assert!(!early.iter().any(|c| matches!(c, Child::Job(_))));
     assert_eq!(pods(&early).len(), 5);
     pt.status = Some(PressureTestStatus {
         phase: Some(Phase::Failed),
         ..Default::default()
     });
-    assert!(desired(&pt, &secrets()).expect("builds").is_empty());
+    assert!(
+        desired(&pt, &secrets(), &OperatorPeer::default())
+            .expect("builds")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -278,7 +285,10 @@ fn setup_plan_registers_each_tenant_against_the_sink() {
         ),
         ("t-sink", 1025, Some(false))
     );
-    let c = container(&desired(&running(), &secrets()).expect("builds"), "t-setup");
+    let c = container(
+        &desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds"),
+        "t-setup",
+    );
     assert_eq!(
         env_of(&c, "PROXY_URL").as_deref(),
         Some("http://t-proxy:8000")
@@ -292,7 +302,7 @@ fn mailhog_sink_and_disabled_observability() {
     pt.spec.sink.kind = SinkKind::MailHog;
     pt.spec.prometheus.enabled = false;
     pt.spec.grafana.enabled = false;
-    let children = desired(&pt, &secrets()).expect("builds");
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     assert_eq!(
         container(&children, "t-sink").image.as_deref(),
         Some("mailhog/mailhog:v1.0.1")
@@ -306,7 +316,7 @@ fn mailhog_sink_and_disabled_observability() {
 
 #[test]
 fn postgres_gets_the_seed_parameters_and_a_claim() {
-    let children = desired(&running(), &secrets()).expect("builds");
+    let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let c = container(&children, "t-postgres");
     let args = c.args.expect("args").join(" ");
     assert!(
@@ -366,7 +376,7 @@ fn scrape_config_lists_each_component() {
 fn postgres_on_empty_dir_has_no_claim() {
     let mut pt = running();
     pt.spec.postgres.volume = pressure_crds::PostgresVolume::EmptyDir;
-    let children = desired(&pt, &secrets()).expect("builds");
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     let sts = children
         .iter()
         .find_map(|c| match c {
@@ -388,7 +398,7 @@ fn postgres_on_empty_dir_has_no_claim() {
 
 #[test]
 fn grafana_is_provisioned_with_datasource_and_dashboard() {
-    let children = desired(&running(), &secrets()).expect("builds");
+    let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let cm = children
         .iter()
         .find_map(|c| match c {
@@ -420,4 +430,150 @@ fn grafana_is_provisioned_with_datasource_and_dashboard() {
         .map(|m| m.mount_path.as_str())
         .collect();
     assert!(mounts.contains(&"/etc/grafana/dashboards") && mounts.contains(&"/var/lib/grafana"));
+}
+
+/// (workload name, pod labels) of every workload.
+fn pod_labels(children: &[Child]) -> Vec<(String, BTreeMap<String, String>)> {
+    children
+        .iter()
+        .filter_map(|c| {
+            let (meta, template) = match c {
+                Child::Deployment(d) => (&d.metadata, &d.spec.as_ref()?.template),
+                Child::StatefulSet(s) => (&s.metadata, &s.spec.as_ref()?.template),
+                Child::Job(j) => (&j.metadata, &j.spec.as_ref()?.template),
+                _ => return None,
+            };
+            let labels = template.metadata.as_ref()?.labels.clone()?;
+            Some((meta.name.clone().unwrap_or_default(), labels))
+        })
+        .collect()
+}
+
+/// Whether a matchLabels-only selector selects `labels` (the builders use no expressions).
+fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    assert!(sel.match_expressions.is_none(), "expressions unsupported");
+    sel.match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Workloads of this test whose pods a policy admits on its port.
+fn admitted(np: &NetworkPolicy, workloads: &[(String, BTreeMap<String, String>)]) -> Vec<String> {
+    let spec = np.spec.as_ref().expect("spec");
+    let peers: Vec<_> = spec
+        .ingress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.from.iter().flatten())
+        .collect();
+    workloads
+        .iter()
+        .filter(|(_, labels)| {
+            peers.iter().any(|p| {
+                p.namespace_selector.is_none()
+                    && p.pod_selector.as_ref().is_some_and(|s| selects(s, labels))
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+#[test]
+fn only_the_proxy_reaches_the_database_and_only_proxy_prometheus_operator_the_clients() {
+    let op = OperatorPeer {
+        namespace: Some("ops".into()),
+        pod_labels: BTreeMap::from([("app".to_string(), "op".to_string())]),
+    };
+    let children = desired(&running(), &secrets(), &op).expect("builds");
+    let workloads = pod_labels(&children);
+    let policy = |name: &str| {
+        children
+            .iter()
+            .find_map(|c| match c {
+                Child::NetworkPolicy(p) if p.metadata.name.as_deref() == Some(name) => {
+                    Some(p.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no NetworkPolicy {name}"))
+    };
+    let guarded = |np: &NetworkPolicy| -> Vec<String> {
+        let sel = np
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_selector.clone())
+            .expect("selector");
+        workloads
+            .iter()
+            .filter(|(_, l)| selects(&sel, l))
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+
+    let db = policy("t-postgres-ingress");
+    assert_eq!(guarded(&db), ["t-postgres"]);
+    assert_eq!(admitted(&db, &workloads), ["t-proxy"]);
+
+    let clients = policy("t-clients-ingress");
+    let mut guarded_clients = guarded(&clients);
+    guarded_clients.sort();
+    let mut want: Vec<String> = pt_clients(&children);
+    want.sort();
+    assert_eq!(guarded_clients, want);
+    assert_eq!(want.len(), 4, "every tenant's client is guarded");
+    let mut from = admitted(&clients, &workloads);
+    from.sort();
+    assert_eq!(from, ["t-prometheus", "t-proxy"]);
+    // The operator is admitted from its own namespace only, by its pod labels.
+    let spec = clients.spec.as_ref().expect("spec");
+    let peers: Vec<_> = spec
+        .ingress
+        .iter()
+        .flatten()
+        .flat_map(|r| r.from.iter().flatten())
+        .collect();
+    let op_peer = peers
+        .iter()
+        .find(|p| p.namespace_selector.is_some())
+        .expect("operator peer");
+    let ns = op_peer
+        .namespace_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone());
+    assert_eq!(
+        ns.and_then(|m| m.get("kubernetes.io/metadata.name").cloned())
+            .as_deref(),
+        Some("ops")
+    );
+    assert_eq!(
+        op_peer
+            .pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(op.pod_labels)
+    );
+    // Each policy admits one TCP port: PostgreSQL's and the clients' HTTP port.
+    let port = |np: &NetworkPolicy| {
+        np.spec
+            .as_ref()
+            .and_then(|s| s.ingress.clone())
+            .expect("ingress")[0]
+            .ports
+            .clone()
+            .expect("ports")
+            .iter()
+            .map(|p| p.port.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(port(&db), [Some(IntOrString::Int(postgres::PORT))]);
+    assert_eq!(port(&clients), [Some(IntOrString::Int(clients::PORT))]);
+}
+
+fn pt_clients(children: &[Child]) -> Vec<String> {
+    pod_labels(children)
+        .into_iter()
+        .filter(|(_, l)| l.get(COMPONENT_LABEL).map(String::as_str) == Some(clients::COMPONENT))
+        .map(|(n, _)| n)
+        .collect()
 }
