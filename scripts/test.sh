@@ -39,8 +39,11 @@ pg_up "$work/pg"
 step "Tests (cargo test --workspace, without the cluster tests)"
 cargo test --workspace --exclude e2e
 
-step "Benchmark smoke run (bench/throughput.py, a few seconds, so the harness cannot rot)"
+step "Benchmark smoke runs (bench/*.py, a few seconds each, so the harness cannot rot)"
 python3 bench/throughput.py --smoke --store sqlite --rates 200 --duration 3 --warmup 1 --profile debug --json "$work/bench-smoke.json"
+python3 bench/sync_latency.py --smoke --store sqlite --rates 200 --duration 3 --warmup 2 --profile debug --json "$work/bench-sync-smoke.json"
+python3 bench/attachments.py --smoke --store sqlite --attachment-mbps 5 --small-rate 100 --duration 3 --warmup 2 --profile debug --json "$work/bench-att-smoke.json"
+python3 bench/memory.py --smoke --store sqlite --profile debug --json "$work/bench-mem-smoke.json"
 
 step "Fuzzing smoke run (libFuzzer, 15 s per parser)"
 scripts/fuzz-smoke.sh

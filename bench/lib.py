@@ -1,0 +1,281 @@
+"""Shared helpers of the benchmarks under bench/ (issue 9): free ports, a small JSON HTTP client,
+per-process CPU and memory from /proc, Prometheus text sums, the release (or debug) binaries, the
+stack (a durable PostgreSQL or SQLite, the proxy and the verifying sink on loopback) and the
+sink's own ceiling measured with `client-sim blast`.
+
+Each benchmark script imports this module; nothing here prints figures.
+"""
+import hashlib, json, os, re, shutil, signal, socket, subprocess, tempfile, threading, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
+TOKEN = "bench-token"
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def http(method, url, body=None, token=TOKEN, timeout=30):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"X-API-Token": token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        raw = r.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode()
+
+
+def wait_http(url, secs=30):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(); return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK"); total = 0.0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
+def status_mb(pid, field):
+    """A memory line of /proc/<pid>/status (VmRSS, VmHWM, ...) in MiB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb(pid):
+    return status_mb(pid, "VmHWM")
+
+
+def postgres_pids(port):
+    out = subprocess.run(["pgrep", "-f", f"postgres.*-p {port}|postgres:"], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def metric_sum(text, name, label=None):
+    """Sum of the samples of `name` (optionally only those whose labels contain `label`)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if label is None or label in line.split(" ", 1)[0]:
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def binaries(profile):
+    d = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), profile)
+    bins = {b: os.path.join(d, b) for b in ("mailproxy", "client-sim")}
+    missing = [b for b, p in bins.items() if not os.path.exists(p)]
+    if missing:
+        flag = ["--release"] if profile == "release" else []
+        subprocess.run(["cargo", "build", *flag, "-p", "mailproxy", "-p", "client-sim"], cwd=ROOT, check=True)
+    return bins
+
+
+def load_average():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+class Stack:
+    """The proxy, the sink and (for postgres) a durable PostgreSQL cluster, on loopback.
+
+    `proxy_env` overrides the proxy's settings (e.g. GMP_SCHEDULER_ACTIVE=true for the sync path);
+    `concurrency` sets the send, per-account and pool limits together."""
+
+    def __init__(self, store, bins, concurrency=16, proxy_env=None):
+        self.store, self.bins, self.concurrency, self.proxy_env = store, bins, concurrency, proxy_env or {}
+        self.procs, self.tmp = [], tempfile.mkdtemp(prefix="mail-bench.")
+        os.chmod(self.tmp, 0o755)
+        self.pg_port = None
+
+    def start(self, account=True):
+        env = dict(os.environ)
+        for key in ("GMP_SPOOL_DIR", "GMP_CACHE_DISK_DIR"):  # the proxy does not create them
+            if self.proxy_env.get(key):
+                os.makedirs(self.proxy_env[key], exist_ok=True)
+        if self.store == "postgres":
+            out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/lib/postgres.sh && PG_DURABLE=1 pg_up {self.tmp}/pg >&2 && echo $GMP_TEST_PG_URL"],
+                                 capture_output=True, text=True, check=True)
+            admin = out.stdout.strip(); self.pg_port = int(admin.rsplit(":", 1)[1].split("/")[0])
+            subprocess.run(["psql", admin, "-qc", "CREATE DATABASE bench"], check=True)
+            db = admin.rsplit("/", 1)[0] + "/bench"
+        else:
+            db = os.path.join(self.tmp, "mail.db")
+        self.smtp, self.sink_http, self.proxy_port = free_port(), free_port(), free_port()
+        self.sink = self.spawn([self.bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{self.smtp}", "--http-listen", f"127.0.0.1:{self.sink_http}"], env)
+        c = str(self.concurrency)
+        penv = dict(env, GMP_DB_PATH=db, GMP_HOST="127.0.0.1", GMP_PORT=str(self.proxy_port), GMP_API_TOKEN=TOKEN,
+                    MAIL_PROXY_ENCRYPTION_KEY=KEY, GMP_LOG_LEVEL="WARNING", GMP_SCHEDULER_ACTIVE="false",
+                    GMP_MAX_CONCURRENT_SENDS=c, GMP_MAX_SENDS_PER_ACCOUNT=c,
+                    GMP_BATCH_SIZE_PER_ACCOUNT="500", GMP_CLAIM_BATCH_SIZE="500", GMP_POOL_SIZE=c,
+                    GMP_SEND_LOOP_INTERVAL="0.05")
+        penv.update(self.proxy_env)
+        self.proxy = self.spawn([self.bins["mailproxy"]], penv)
+        self.base = f"http://127.0.0.1:{self.proxy_port}"
+        self.sink_url = f"http://127.0.0.1:{self.sink_http}"
+        wait_http(self.base + "/health"); wait_http(self.sink_url + "/health")
+        if account:
+            self.add_tenant("bench")
+
+    def add_tenant(self, tenant, client_base_url=None):
+        """A tenant with one SMTP account to the sink; with `client_base_url` the proxy syncs with
+        that application and fetches `endpoint` attachments from it."""
+        body = {"id": tenant, "name": tenant}
+        if client_base_url:
+            body.update(client_base_url=client_base_url, client_sync_path="/sync", client_attachment_path="/attachments")
+        http("POST", self.base + "/tenant", body)
+        http("POST", self.base + "/account", {"id": f"smtp-{tenant}", "tenant_id": tenant, "smtp_host": "127.0.0.1", "smtp_port": self.smtp,
+                                                "sender_email": f"{tenant}@bench.test", "use_tls": False})
+
+    def spawn(self, cmd, env=None):
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, os.path.basename(cmd[0]) + ".log"), "a"))
+        self.procs.append(p); return p
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.pg_port:
+            subprocess.run(["bash", "-c", f"source {ROOT}/scripts/lib/postgres.sh && pg_down {self.tmp}/pg"])
+        if os.environ.get("BENCH_KEEP") == "1":
+            print(f"kept {self.tmp} (logs, database)")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def sink_stats(self):
+        return http("GET", self.sink_url + "/stats")
+
+    def reset_sink(self):
+        http("POST", self.sink_url + "/reset", {})
+
+    def metrics(self):
+        return http("GET", self.base + "/metrics")
+
+    def sample(self):
+        sink = self.sink_stats()
+        metrics = self.metrics()
+        pg = cpu_seconds(postgres_pids(self.pg_port)) if self.pg_port else 0.0
+        return {"t": time.time(), "delivered": sink["total"]["received"], "latency": sink["total"]["latency_ms"], "sink": sink,
+                "pending": metric_sum(metrics, "gmp_pending_messages"), "sent": metric_sum(metrics, "gmp_sent_total"),
+                "round_trips": metric_sum(metrics, "gmp_db_round_trips_total"), "proxy_cpu": cpu_seconds([self.proxy.pid]),
+                "sink_cpu": cpu_seconds([self.sink.pid]), "pg_cpu": pg, "metrics": metrics}
+
+    def failures(self):
+        """Deferred plus failed sends so far (a benchmark that waits for delivery stops on these)."""
+        m = self.metrics()
+        return metric_sum(m, "gmp_deferred_total") + metric_sum(m, "gmp_errors_total")
+
+    def drain(self, secs=120):
+        """Waits until the proxy has nothing pending (or `secs` passed)."""
+        end = time.time() + secs
+        while time.time() < end and metric_sum(self.metrics(), "gmp_pending_messages") > 0:
+            time.sleep(0.5)
+
+
+def blast(bins, args, timeout=300):
+    """A fresh sink alone, driven by `client-sim blast <args>`: returns (msg/s, MB/s, sink CPU s)."""
+    smtp, web = free_port(), free_port()
+    p = subprocess.Popen([bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{web}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{web}/health")
+        out = subprocess.run([bins["client-sim"], "blast", "--smtp", f"127.0.0.1:{smtp}", *args], capture_output=True, text=True, timeout=timeout).stdout
+        cpu = cpu_seconds([p.pid])
+        m, mb = re.search(r"msg_per_s=([0-9.]+)", out), re.search(r"MB_per_s=([0-9.]+)", out)
+        if not m:
+            return out.strip(), None, cpu
+        return float(m.group(1)), float(mb.group(1)) if mb else None, cpu
+    finally:
+        p.terminate(); p.wait()
+
+
+def sink_ceiling(bins, messages=50000):
+    """The sink alone, blasted with small messages by client-sim's own SMTP client: the harness's headroom."""
+    return blast(bins, ["--connections", "8", "--messages", str(messages), "--size", "2000"])[0]
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def print_table(rows, cols):
+    """A plain table: one header line, one line per row, columns padded to their widest cell."""
+    cells = [[str(c) for c in cols]] + [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
+    for line in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(line, widths)))
+
+
+def write_json(path, results):
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {path}")
+
+
+def start_client(stack, bins, tenant):
+    """A `client-sim serve` that generates nothing (the attachment server of `tenant`), registered
+    as the tenant's application so that `endpoint` attachments are fetched from it."""
+    port = free_port()
+    p = stack.spawn([bins["client-sim"], "serve", "--port", str(port), "--tenant-id", tenant, "--client-id", tenant,
+                     "--msg-rate-per-sync", "0", "--dnd-probability", "0"])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health")
+    stack.add_tenant(tenant, url)
+    return p, url
+
+
+def storage_path(md5, size, seed):
+    """The storage path client-sim serves: content derived from (seed, size), `md5` echoed back."""
+    return f"hash={md5}&size={size}&seed={seed}"
+
+
+def fetch_md5(client_url, size, seed):
+    """MD5 of the content client-sim serves for (seed, size), read from the client itself."""
+    req = urllib.request.Request(client_url + "/attachments", data=json.dumps({"storage_path": storage_path("0" * 32, size, seed)}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    h = hashlib.md5()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        while chunk := r.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def client_ceiling(client_url, size, streams=4, secs=3.0):
+    """MB/s that `streams` parallel readers (this Python process, reading and discarding) get from
+    the client's /attachments: a lower bound of the client's own ceiling."""
+    total, stop = [0], time.time() + secs
+
+    def reader(seed):
+        while time.time() < stop:
+            req = urllib.request.Request(client_url + "/attachments", data=json.dumps({"storage_path": storage_path("0" * 32, size, seed)}).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                while chunk := r.read(1 << 20):
+                    total[0] += len(chunk)
+    t0 = time.time()
+    threads = [threading.Thread(target=reader, args=(900 + i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return round(total[0] / 1e6 / (time.time() - t0), 1)
