@@ -1,5 +1,6 @@
 //! NetworkPolicies: only the proxy reaches PostgreSQL; only the proxy (sync and attachment
-//! fetches), Prometheus (scrapes) and the operator (live figures) reach the tenant clients. The
+//! fetches), Prometheus when enabled (scrapes) and the operator (live figures) reach the tenant
+//! clients. The
 //! proxy, the sink, Prometheus and Grafana stay reachable as before: the proxy's API checks a
 //! token, and the others carry no secrets. Policies are enforced by the cluster's network plugin
 //! (kind's kindnet does since 0.24; a plugin without NetworkPolicy support ignores them).
@@ -59,11 +60,17 @@ pub fn children(pt: &PressureTest, operator: &OperatorPeer) -> Result<Vec<Child>
         names::clients_policy(&name),
         clients::COMPONENT,
         clients::PORT,
-        vec![
-            component(&name, "proxy"),
-            component(&name, "prometheus"),
-            operator_peer(operator),
-        ],
+        [
+            Some(component(&name, "proxy")),
+            pt.spec
+                .prometheus
+                .enabled
+                .then(|| component(&name, "prometheus")),
+            Some(operator_peer(operator)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     )?;
     Ok(vec![
         Child::NetworkPolicy(database),

@@ -577,3 +577,36 @@ fn pt_clients(children: &[Child]) -> Vec<String> {
         .map(|(n, _)| n)
         .collect()
 }
+
+#[test]
+fn clients_admit_no_prometheus_peer_when_prometheus_is_off() {
+    let mut pt = running();
+    pt.spec.prometheus.enabled = false;
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
+    let np = children
+        .iter()
+        .find_map(|c| match c {
+            Child::NetworkPolicy(p) if p.metadata.name.as_deref() == Some("t-clients-ingress") => {
+                Some(p.clone())
+            }
+            _ => None,
+        })
+        .expect("clients policy");
+    let peers = np.spec.and_then(|s| s.ingress).expect("ingress")[0]
+        .from
+        .clone()
+        .expect("from");
+    let components: Vec<_> = peers
+        .iter()
+        .filter(|p| p.namespace_selector.is_none())
+        .filter_map(|p| {
+            p.pod_selector
+                .as_ref()?
+                .match_labels
+                .as_ref()?
+                .get(COMPONENT_LABEL)
+                .cloned()
+        })
+        .collect();
+    assert_eq!(components, ["proxy"]);
+}
