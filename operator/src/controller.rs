@@ -187,7 +187,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ready: ready.clone(),
     };
     tokio::spawn(async move {
-        if let Err(e) = health::serve(listener, state, shutdown_signal()).await {
+        if let Err(e) =
+            health::serve(listener, state, mailproxy_proto::signals::stop_signal()).await
+        {
             tracing::error!(error = %e, "HTTP server failed.");
         }
     });
@@ -232,7 +234,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     tokio::select! {
         () = elected => {}
-        () = shutdown_signal() => tracing::info!("Shutting down."),
+        () = mailproxy_proto::signals::stop_signal() => tracing::info!("Shutting down."),
     }
     Ok(())
 }
@@ -293,27 +295,6 @@ fn default_identity() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| format!("pressure-operator-{}", rand::random::<u32>()))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 #[cfg(test)]

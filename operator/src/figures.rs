@@ -5,7 +5,6 @@
 //! processes: pods under kwok run nothing, so the e2e suite points the readers at real binaries.
 
 pub mod aggregate;
-pub mod prom;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 use crate::status::Reading;
 use crate::{Error, Result};
 pub use aggregate::aggregate;
-pub use prom::ProxySample;
+use mailproxy_proto::prom::{self, ProxyMetrics};
 
 /// Where to read figures for one PressureTest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +88,7 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
     let proxies = join_all(ep.proxy.iter().map(|url| async move {
         get_text(http, &format!("{url}/metrics"))
             .await
-            .map(|text| prom::parse(&text))
+            .map(|text| prom::parse_proxy(&text))
             .inspect_err(|e| tracing::warn!(error = %e, "Proxy metrics unavailable."))
             .ok()
     }));
@@ -108,7 +107,7 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
             .ok()
     };
     let (proxies, clients, sink) = tokio::join!(proxies, clients, sink);
-    let proxies: Vec<ProxySample> = proxies.into_iter().flatten().collect();
+    let proxies: Vec<ProxyMetrics> = proxies.into_iter().flatten().collect();
     let clients: Vec<(String, ClientStatsV1)> = clients.into_iter().flatten().collect();
     aggregate(&proxies, &clients, sink.as_ref(), now)
 }

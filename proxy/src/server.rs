@@ -195,21 +195,7 @@ pub async fn healthcheck(url: &str) -> i32 {
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    mailproxy_proto::signals::stop_signal().await;
 }
 
 /// The key for secrets at rest (contract §7.2).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 
-use crate::prom::{self, ProxyMetrics};
+use mailproxy_proto::prom::{self, ProxyMetrics};
 
 /// Where to read figures.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! - [`cli`]: flags; [`input`]: the spec and the pre-flight checks; [`bins`]: finding programs;
 //! - [`layout`]: ports, arguments, environment and the setup plan; [`children`]: processes;
 //!   [`start`]: starting and awaiting them; [`forward`]: round-robin for multi-replica tenants;
-//! - [`collect`] and [`prom`]: reading figures; [`progress`]: the live line;
+//! - [`collect`]: reading figures (parsed by `mailproxy_proto::prom`); [`progress`]: the live line;
 //! - [`report`], [`render`], [`chart`]: the report as data, text and SVG; [`run`]: the driver.
 
 pub mod bins;
@@ -20,11 +20,9 @@ pub mod forward;
 pub mod input;
 pub mod layout;
 pub mod progress;
-pub mod prom;
 pub mod render;
 pub mod report;
 pub mod run;
-pub mod signals;
 pub mod start;
 
 /// Exit code: every threshold held and nothing was lost.

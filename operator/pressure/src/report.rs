@@ -10,7 +10,7 @@ use pressure_crds::{Figures, TenantFigures, ThresholdResult, ThresholdsSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::collect::{Snapshot, error_reports};
-use crate::prom::quantile;
+use mailproxy_proto::prom::quantile;
 
 /// Verdict when the user stopped the run.
 pub const ABORTED_BY_USER: &str = "AbortedByUser";

@@ -64,7 +64,7 @@ pub async fn run(args: RunArgs) -> Outcome {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        crate::signals::stop_signal().await;
+        mailproxy_proto::signals::stop_signal().await;
         let _ = stop_tx.send(true);
     });
     let ctx = Ctx {
@@ -320,8 +320,8 @@ impl Sampler {
             .map_or((deliv(&snap), snap.t, Vec::new()), |p| {
                 (deliv(p), p.t, buckets(p))
             });
-        let window = crate::prom::bucket_delta(&buckets(&snap), &b0);
-        let p99 = crate::prom::quantile(&window, 0.99).map(|v| (v * 1000.0).round());
+        let window = mailproxy_proto::prom::bucket_delta(&buckets(&snap), &b0);
+        let p99 = mailproxy_proto::prom::quantile(&window, 0.99).map(|v| (v * 1000.0).round());
         let point = chart::point(
             snap.t,
             snap.t - t0,

@@ -7,18 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 use pressure_crds::{Figures, TenantFigures};
 
-use super::prom::{ProxySample, quantile};
 use crate::status::Reading;
 use crate::status::verdict::permille;
+use mailproxy_proto::prom::{ProxyMetrics, quantile};
 
 /// One [`Reading`] from the parts that answered.
 pub fn aggregate(
-    proxies: &[ProxySample],
+    proxies: &[ProxyMetrics],
     clients: &[(String, ClientStatsV1)],
     sink: Option<&SinkStatsV1>,
     now: i64,
 ) -> Reading {
-    let sum = |pick: fn(&ProxySample) -> &BTreeMap<String, f64>, tenant: Option<&str>| -> i64 {
+    let sum = |pick: fn(&ProxyMetrics) -> &BTreeMap<String, f64>, tenant: Option<&str>| -> i64 {
         let total: f64 = proxies
             .iter()
             .flat_map(|p| pick(p).iter())
@@ -37,7 +37,11 @@ pub fn aggregate(
         generated,
         sent: sum(|p| &p.sent, None),
         errors: sum(|p| &p.errors, None),
-        deferred: proxies.iter().map(|p| p.deferred).sum::<f64>().round() as i64,
+        deferred: proxies
+            .iter()
+            .flat_map(|p| p.deferred.values())
+            .sum::<f64>()
+            .round() as i64,
         pending: proxies
             .iter()
             .map(|p| p.pending)
@@ -56,7 +60,7 @@ pub fn aggregate(
         proxies
             .iter()
             .flat_map(|p| p.sent.keys().cloned())
-            .filter(|t| t != "default"),
+            .filter(|t| !t.is_empty()),
     );
     let per_tenant = tenants
         .into_iter()
@@ -88,7 +92,7 @@ pub fn aggregate(
     }
 }
 
-fn set_latency(fig: &mut Figures, proxies: &[ProxySample], sink: Option<&SinkStatsV1>) {
+fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkStatsV1>) {
     if let Some(l) = sink.map(|s| s.total.latency_ms).filter(|l| l.count > 0) {
         fig.latency_p50_ms = Some(l.p50.round() as i64);
         fig.latency_p95_ms = Some(l.p95.round() as i64);
@@ -118,13 +122,13 @@ mod tests {
     use super::*;
     use mailproxy_proto::stats::{LatencySummaryV1, SinkTenantStatsV1};
 
-    fn proxy(sent_a: f64, pending: f64) -> ProxySample {
-        ProxySample {
-            sent: BTreeMap::from([("a".into(), sent_a), ("default".into(), 0.0)]),
+    fn proxy(sent_a: f64, pending: f64) -> ProxyMetrics {
+        ProxyMetrics {
+            sent: BTreeMap::from([("a".into(), sent_a), (String::new(), 0.0)]),
             errors: BTreeMap::from([("a".into(), 1.0)]),
             pending,
             latency_buckets: vec![(1.0, 10.0), (f64::INFINITY, 10.0)],
-            ..ProxySample::default()
+            ..ProxyMetrics::default()
         }
     }
 

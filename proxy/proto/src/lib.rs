@@ -8,11 +8,19 @@
 //! - [`admin`]: the classic REST bodies the setup step sends (tenants and accounts, §3.5).
 //! - [`stats`]: the `/stats` bodies of the simulated client and the SMTP sink.
 //! - [`headers`]: header names the client stamps and the sink reads.
+//! - [`prom`]: the proxy's `/metrics` series and the sink's latency histogram, parsed, with
+//!   histogram quantiles.
 //!
-//! This crate depends on serde alone, so the client simulator compiles neither axum, sqlx nor kube.
+//! - [`signals`] (feature `signals`): the SIGINT/SIGTERM stop signal of every binary.
+//!
+//! Without features this crate depends on serde alone, so the client simulator compiles neither
+//! axum, sqlx nor kube.
 
 pub mod admin;
 pub mod headers;
 pub mod message;
+pub mod prom;
+#[cfg(feature = "signals")]
+pub mod signals;
 pub mod stats;
 pub mod sync;

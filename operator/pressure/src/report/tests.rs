@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use mailproxy_proto::stats::{ClientStatsV1, LatencySummaryV1, SinkStatsV1, SinkTenantStatsV1};
 
 use super::*;
-use crate::prom::ProxyMetrics;
+use mailproxy_proto::prom::ProxyMetrics;
 
 fn client(generated: u64, errors: u64, hit: f64) -> ClientStatsV1 {
     ClientStatsV1 {

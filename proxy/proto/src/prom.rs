@@ -1,5 +1,6 @@
-//! Just enough of the Prometheus text format for the proxy's `gmp_*` series and the sink's
-//! latency histogram: samples with labels, summed by tenant, and histogram quantiles.
+//! Reading the proxy's `/metrics` (§8) and the sink's latency histogram: just enough of the
+//! Prometheus text format for the `gmp_*` series (samples with labels, summed by tenant) and
+//! histogram quantiles. The operator's live figures and the local runner both read through here.
 
 use std::collections::BTreeMap;
 
@@ -175,6 +176,25 @@ gmp_delivery_latency_seconds_bucket{tenant_id="a",le="+Inf"} 100
         assert_eq!((m.pending, m.cache_hits, m.cache_misses), (7.0, 4.0, 5.0));
         assert_eq!(m.latency_buckets.len(), 3);
         assert!((quantile(&m.latency_buckets, 0.7).expect("q") - 0.55).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_prometheus() {
+        let b = parse_proxy(PROXY).latency_buckets;
+        assert!((quantile(&b, 0.5).expect("q") - 0.1).abs() < 1e-9);
+        assert_eq!(quantile(&b, 0.99), Some(1.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn sums_replicas_of_a_tenant_and_keeps_untagged_series_apart() {
+        let text = "gmp_sent_total{tenant_id=\"a\",account_id=\"x\"} 2\n\
+                    gmp_sent_total{tenant_id=\"a\",account_id=\"y\"} 3\n\
+                    gmp_sent_total 1\n\
+                    not a sample\n";
+        let m = parse_proxy(text);
+        assert_eq!(m.sent.get("a"), Some(&5.0));
+        assert_eq!(m.sent.get(""), Some(&1.0));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The stop signal: Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+//! The stop signal every program of the project obeys (contract §2, shutdown): Ctrl-C
+//! (SIGINT) or SIGTERM, whichever comes first. A signal that cannot be watched never fires,
+//! rather than stopping the program at once.
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn stop_signal() {
