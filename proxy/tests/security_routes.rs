@@ -2,8 +2,10 @@
 //! called with no token, a wrong token, another tenant's token, the tenant's own token and the
 //! admin token, and each answer's status is checked against the route's class (public, any
 //! token, tenant-scoped, admin-only). The table is checked against the router's source, so a new
-//! route without a row fails this test. Then data-level checks: a tenant token sees and changes
-//! only its own accounts and messages.
+//! route without a row fails this test. Authentication comes before input: every route that
+//! needs a token answers a caller without a valid one 401 whatever its body and query hold (a
+//! malformed body is never parsed for them), while the admin gets the body's 422. Then
+//! data-level checks: a tenant token sees and changes only its own accounts and messages.
 
 #![allow(clippy::unwrap_used)]
 
@@ -452,6 +454,87 @@ async fn every_route_enforces_its_class(db: Db) {
     server.stop().await;
 }
 
+/// A body that is not JSON.
+const MALFORMED: &str = "{\"not json";
+
+/// Wrong values for every typed query parameter the routes read.
+const BAD_QUERY: &str =
+    "active_only=maybe&include_history=maybe&limit=x&offset=x&older_than_seconds=x";
+
+/// One request with a raw JSON body, as `caller` (its token, if any).
+async fn raw_call(caller: &Api, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", caller.base))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = &caller.token {
+        req = req.header("X-API-Token", t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn authentication_comes_before_the_body(db: Db) {
+    let tdb = database(db).await;
+    let mut c = common::config(&tdb.url);
+    c.scheduler_active = false;
+    let server = start(c).await;
+    let admin = Api::new(&server);
+    let tenant = admin.with_token(Some(&key_of(&admin, "t1").await));
+    let anonymous = [
+        admin.with_token(None),
+        admin.with_token(Some("wrong-token")),
+    ];
+    let mut checked = 0;
+    for r in table().iter().filter(|r| r.class != Class::Public) {
+        let sep = if r.path.contains('?') { '&' } else { '?' };
+        let hostile = format!("{}{sep}{BAD_QUERY}", r.path);
+        for (caller, name) in anonymous.iter().zip(["no token", "wrong token"]) {
+            let (status, body) = raw_call(caller, r.method.clone(), &hostile, MALFORMED).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {hostile} with {name}: {body}",
+                r.method
+            );
+            assert!(body["detail"].is_string(), "{} {hostile}: {body}", r.method);
+            checked += 1;
+        }
+        if r.class == Class::Admin {
+            let (status, body) = raw_call(&tenant, r.method.clone(), r.path, MALFORMED).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{} {}: {body}",
+                r.method,
+                r.path
+            );
+            checked += 1;
+        }
+        // Every route that reads a body has a row with one (an empty body would fail the route
+        // walk above); the admin is told what is wrong with it.
+        if r.body.is_some() {
+            let (status, body) = raw_call(&admin, r.method.clone(), r.path, MALFORMED).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{} {} as admin: {body}",
+                r.method,
+                r.path
+            );
+            assert_eq!(body["detail"][0]["type"], "json_invalid", "{body}");
+            checked += 1;
+        }
+    }
+    println!("authentication before input: {checked} calls");
+    server.stop().await;
+}
+
 async fn tenant_tokens_see_and_change_only_their_own_data(db: Db) {
     let tdb = database(db).await;
     let mut c = common::config(&tdb.url);
@@ -523,5 +606,6 @@ async fn tenant_tokens_see_and_change_only_their_own_data(db: Db) {
 
 on_both_stores!(
     every_route_enforces_its_class,
+    authentication_comes_before_the_body,
     tenant_tokens_see_and_change_only_their_own_data
 );

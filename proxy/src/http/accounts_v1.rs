@@ -4,12 +4,12 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::HeaderMap,
 };
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppState, auth,
+    AppState,
+    auth::{self, Authed, Caller},
     input::{Body, Query, required_str},
 };
 use crate::{
@@ -19,11 +19,10 @@ use crate::{
 
 async fn upsert(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     body: &Map<String, Value>,
 ) -> Result<Value, AppError> {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
+    let tenant_id = auth::scope_required(caller, body.get("tenant_id").and_then(Value::as_str))?;
     let id = required_str(body, "id")?;
     for (canon, alias) in [("host", "smtp_host"), ("port", "smtp_port")] {
         if !body.contains_key(canon)
@@ -54,30 +53,29 @@ async fn upsert(
 /// `POST /account` (tenant-scoped).
 pub async fn add_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
-    upsert(&state, &headers, &body.object()?).await?;
+    upsert(&state, &caller, &body.object()?).await?;
     Ok(Json(json!({"ok": true})))
 }
 
 /// `POST /accounts/add` (tenant-scoped): answers the Account.
 pub async fn add_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
-    Ok(Json(upsert(&state, &headers, &body.object()?).await?))
+    Ok(Json(upsert(&state, &caller, &body.object()?).await?))
 }
 
 async fn list(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     named: Option<&str>,
     classic: bool,
 ) -> Result<Vec<Value>, AppError> {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, named)?;
+    let tenant_id = auth::scope_required(caller, named)?;
     Ok(state
         .store
         .accounts(&tenant_id)
@@ -90,12 +88,12 @@ async fn list(
 /// `GET /accounts?tenant_id=`.
 pub async fn list_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     let accounts = list(
         &state,
-        &headers,
+        &caller,
         q.get("tenant_id").map(String::as_str),
         true,
     )
@@ -106,13 +104,13 @@ pub async fn list_classic(
 /// `GET /accounts/list?tenant_id=`.
 pub async fn list_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     Ok(Json(Value::Array(
         list(
             &state,
-            &headers,
+            &caller,
             q.get("tenant_id").map(String::as_str),
             false,
         )
@@ -123,10 +121,9 @@ pub async fn list_generated(
 /// `GET /accounts/get?tenant_id=&account_id=`.
 pub async fn get_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
     let id = q
         .get("account_id")
@@ -142,11 +139,10 @@ pub async fn get_generated(
 /// `DELETE /account/{account_id}?tenant_id=`: 400 when unknown (classic code).
 pub async fn delete_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Path(id): Path<String>,
     q: Query,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
     if !state.store.delete_account(&tenant_id, &id).await? {
         return Err(AppError::bad_request(
@@ -159,11 +155,10 @@ pub async fn delete_classic(
 /// `POST /accounts/delete`: 404 when unknown.
 pub async fn delete_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
     let id = required_str(&body, "account_id")?;
     if !state.store.delete_account(&tenant_id, id).await? {

@@ -1,8 +1,16 @@
 //! Authentication and scope (contract §3.1): `X-API-Token` is the admin token
 //! (`GMP_API_TOKEN`, compared in constant time) or a tenant's key (stored as its SHA-256). A
 //! tenant token acts only on its own tenant; admin-only routes refuse it with 403.
+//!
+//! Handlers take the caller as an extractor, [`Authed`] or [`AdminOnly`], never as a header map
+//! read inside the body: axum runs the `FromRequestParts` extractors in argument order and the one
+//! `FromRequest` extractor (the JSON [`Body`](super::input::Body)) last, so a request without a
+//! valid token is answered 401 before its query or body is read, whatever they hold.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, StatusCode, request::Parts},
+};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -65,9 +73,29 @@ pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError
     }
 }
 
-/// Any valid token (or none when no admin token is configured).
-pub async fn any(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
-    caller(state, headers).await
+/// The caller of a route that takes any valid token (or none when no admin token is configured);
+/// tenant-scoped routes narrow it with [`scope`].
+#[derive(Debug, Clone)]
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        caller(state, &parts.headers).await.map(Authed)
+    }
+}
+
+/// Proof that the caller holds the admin token (admin-only routes).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOnly;
+
+impl FromRequestParts<AppState> for AdminOnly {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        admin(state, &parts.headers).await.map(|()| AdminOnly)
+    }
 }
 
 /// The tenant a tenant-scoped request acts on: the named one (the admin may name any, a tenant

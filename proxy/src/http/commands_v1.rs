@@ -1,23 +1,23 @@
 //! Commands (contract §3.3, §3.4, §4.5): run-now, and suspension of a tenant or of single
 //! batches.
 
-use axum::{
-    Json,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    AppState, auth,
+    AppState,
+    auth::{self, Authed, Caller},
     input::{Body, Query},
 };
 use crate::error::{ApiResult, AppError};
 
 /// `POST /commands/run-now` and `/instance/run_now`: with a tenant (body or a tenant token), ask
 /// for its sync now, overriding DND and backoff; then wake the loops.
-pub async fn run_now(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
+pub async fn run_now(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    body: Body,
+) -> ApiResult {
     let body = body.object()?;
     if let Some(tenant) = auth::scope(&caller, body.get("tenant_id").and_then(Value::as_str))?
         && !state.store.request_sync(&tenant).await?
@@ -75,14 +75,13 @@ fn as_list(v: Option<&str>) -> Vec<String> {
 
 async fn change(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     named: Option<&str>,
     batch: Option<&str>,
     suspend: bool,
     classic: bool,
 ) -> ApiResult {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, named)?;
+    let tenant_id = auth::scope_required(caller, named)?;
     let batch = batch.filter(|b| !b.is_empty());
     let Some(tenant) = state.store.tenant(&tenant_id).await? else {
         return Err(if classic {
@@ -128,12 +127,12 @@ async fn change(
 /// `POST /commands/suspend?tenant_id=&batch_code=`.
 pub async fn suspend_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     change(
         &state,
-        &headers,
+        &caller,
         q.get("tenant_id").map(String::as_str),
         q.get("batch_code").map(String::as_str),
         true,
@@ -145,12 +144,12 @@ pub async fn suspend_classic(
 /// `POST /commands/activate?tenant_id=&batch_code=`.
 pub async fn activate_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     change(
         &state,
-        &headers,
+        &caller,
         q.get("tenant_id").map(String::as_str),
         q.get("batch_code").map(String::as_str),
         false,
@@ -162,14 +161,14 @@ pub async fn activate_classic(
 /// `POST /instance/suspend`, `/tenants/suspend_batch`.
 pub async fn suspend_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
     let b = body.object()?;
     let s = |k: &str| b.get(k).and_then(Value::as_str);
     change(
         &state,
-        &headers,
+        &caller,
         s("tenant_id"),
         s("batch_code"),
         true,
@@ -181,14 +180,14 @@ pub async fn suspend_generated(
 /// `POST /instance/activate`, `/tenants/activate_batch`.
 pub async fn activate_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
     let b = body.object()?;
     let s = |k: &str| b.get(k).and_then(Value::as_str);
     change(
         &state,
-        &headers,
+        &caller,
         s("tenant_id"),
         s("batch_code"),
         false,
@@ -200,10 +199,9 @@ pub async fn activate_generated(
 /// `GET /tenants/get_suspended_batches?tenant_id=`.
 pub async fn suspended_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
     let t = state
         .store

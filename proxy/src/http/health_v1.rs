@@ -3,12 +3,12 @@
 use axum::{
     Json,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     response::IntoResponse,
 };
 use serde_json::{Value, json};
 
-use super::{AppState, auth};
+use super::{AppState, auth::Authed};
 use crate::error::{ApiResult, AppError};
 
 /// `GET /health`: liveness, no token.
@@ -17,8 +17,7 @@ pub async fn health() -> Json<Value> {
 }
 
 /// `GET /status`: any valid token; whether the scheduler is active.
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    auth::any(&state, &headers).await?;
+pub async fn status(State(state): State<AppState>, _: Authed) -> ApiResult {
     Ok(Json(json!({"ok": true, "active": state.scheduler_active})))
 }
 

@@ -1,15 +1,12 @@
 //! Messages in both dialects (contract §3.3, §3.4, §3.6): add in batches or one at a time, list,
 //! get, delete, cleanup and counts. Every intake path goes through `Store::enqueue`.
 
-use axum::{
-    Json,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppState, auth,
+    AppState,
+    auth::{self, AdminOnly, Authed, Caller},
     input::{Body, Query, flag, int, int_of, required_str},
 };
 use crate::{
@@ -28,16 +25,15 @@ const MAX_BATCH: usize = 1000;
 /// Runs an intake for a REST caller and counts it.
 async fn intake(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     body: &Map<String, Value>,
     messages: &[Value],
 ) -> Result<EnqueueOutcome, AppError> {
-    let caller = auth::caller(state, headers).await?;
     let named = body.get("tenant_id").and_then(Value::as_str);
-    let default_tenant = auth::scope(&caller, named)?;
-    let forced = match &caller {
-        auth::Caller::Tenant(own) => Some(own.clone()),
-        auth::Caller::Admin => None,
+    let default_tenant = auth::scope(caller, named)?;
+    let forced = match caller {
+        Caller::Tenant(own) => Some(own.clone()),
+        Caller::Admin => None,
     };
     let default_priority = body
         .get("default_priority")
@@ -115,35 +111,27 @@ fn respond(out: &EnqueueOutcome) -> ApiResult {
 }
 
 /// `POST /commands/add-messages`.
-pub async fn add_classic(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
+pub async fn add_classic(State(state): State<AppState>, caller: Authed, body: Body) -> ApiResult {
     let body = body.object()?;
-    let out = intake(&state, &headers, &body, messages_of(&body)?).await?;
+    let out = intake(&state, &caller.0, &body, messages_of(&body)?).await?;
     respond(&out)
 }
 
 /// `POST /messages/add_batch`.
-pub async fn add_batch_generated(
-    state: State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    add_classic(state, headers, body).await
+pub async fn add_batch_generated(state: State<AppState>, caller: Authed, body: Body) -> ApiResult {
+    add_classic(state, caller, body).await
 }
 
 /// `POST /messages/add`: one message (`from_addr` = `from`) → `{"id","pk"}`, 400 with the reason.
 pub async fn add_one_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
     let out = intake(
         &state,
-        &headers,
+        &caller,
         &body,
         std::slice::from_ref(&Value::Object(body.clone())),
     )
@@ -155,9 +143,8 @@ pub async fn add_one_generated(
     Ok(Json(json!({"id": id, "ok": true})))
 }
 
-async fn list(state: &AppState, headers: &HeaderMap, q: &Query) -> Result<Vec<Value>, AppError> {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
+async fn list(state: &AppState, caller: &Caller, q: &Query) -> Result<Vec<Value>, AppError> {
+    let tenant_id = auth::scope_required(caller, q.get("tenant_id").map(String::as_str))?;
     let limit = int(q, "limit", 1000)?.clamp(1, 10_000);
     let offset = int(q, "offset", 0)?.max(0);
     Ok(state
@@ -175,10 +162,10 @@ async fn list(state: &AppState, headers: &HeaderMap, q: &Query) -> Result<Vec<Va
 /// `GET /messages?tenant_id=&active_only=&include_history=&limit=&offset=`.
 pub async fn list_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    let mut records = list(&state, &headers, &q).await?;
+    let mut records = list(&state, &caller, &q).await?;
     for r in &mut records {
         if let Some(m) = r.as_object_mut() {
             let sent = m.get("status") == Some(&json!("sent"));
@@ -193,19 +180,18 @@ pub async fn list_classic(
 /// `GET /messages/list`.
 pub async fn list_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    Ok(Json(Value::Array(list(&state, &headers, &q).await?)))
+    Ok(Json(Value::Array(list(&state, &caller, &q).await?)))
 }
 
 /// `GET /messages/get?tenant_id=&message_id=`.
 pub async fn get_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
     let id = q
         .get("message_id")
@@ -228,12 +214,11 @@ pub async fn get_generated(
 
 async fn delete(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     named: Option<&str>,
     body: &Map<String, Value>,
 ) -> ApiResult {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, named)?;
+    let tenant_id = auth::scope_required(caller, named)?;
     let ids: Vec<String> = match body.get("ids") {
         Some(Value::Array(a)) => a
             .iter()
@@ -257,7 +242,7 @@ async fn delete(
 /// `POST /commands/delete-messages?tenant_id=` with `{"ids": [...]}`.
 pub async fn delete_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
     body: Body,
 ) -> ApiResult {
@@ -266,19 +251,19 @@ pub async fn delete_classic(
         .get("tenant_id")
         .map(String::as_str)
         .or(body.get("tenant_id").and_then(Value::as_str));
-    delete(&state, &headers, named, &body).await
+    delete(&state, &caller, named, &body).await
 }
 
 /// `POST /messages/delete_batch` with `{"tenant_id", "ids"}`.
 pub async fn delete_batch_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
     delete(
         &state,
-        &headers,
+        &caller,
         body.get("tenant_id").and_then(Value::as_str),
         &body,
     )
@@ -287,12 +272,11 @@ pub async fn delete_batch_generated(
 
 async fn cleanup(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     named: Option<&str>,
     older: Option<i64>,
 ) -> ApiResult {
-    let caller = auth::caller(state, headers).await?;
-    let tenant_id = auth::scope_required(&caller, named)?;
+    let tenant_id = auth::scope_required(caller, named)?;
     let older = older.unwrap_or(state.retention_seconds).max(0);
     let removed = state
         .store
@@ -304,7 +288,7 @@ async fn cleanup(
 /// `POST /commands/cleanup-messages?tenant_id=` with `{"older_than_seconds"?}`.
 pub async fn cleanup_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
     body: Body,
 ) -> ApiResult {
@@ -313,19 +297,13 @@ pub async fn cleanup_classic(
         .get("tenant_id")
         .map(String::as_str)
         .or(body.get("tenant_id").and_then(Value::as_str));
-    cleanup(
-        &state,
-        &headers,
-        named,
-        int_of(&body, "older_than_seconds")?,
-    )
-    .await
+    cleanup(&state, &caller, named, int_of(&body, "older_than_seconds")?).await
 }
 
 /// `GET`/`POST /messages/cleanup?tenant_id=&older_than_seconds=`.
 pub async fn cleanup_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     let older = q
@@ -334,7 +312,7 @@ pub async fn cleanup_generated(
         .transpose()?;
     cleanup(
         &state,
-        &headers,
+        &caller,
         q.get("tenant_id").map(String::as_str),
         older,
     )
@@ -342,18 +320,16 @@ pub async fn cleanup_generated(
 }
 
 /// `GET /messages/count_active` (admin): unsent messages of all tenants.
-pub async fn count_active(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn count_active(State(state): State<AppState>, _: AdminOnly) -> ApiResult {
     Ok(Json(json!(state.store.count_pending().await?)))
 }
 
 /// `GET /messages/count_pending_for_tenant?tenant_id=&batch_code=`.
 pub async fn count_pending_for_tenant(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let tenant_id = auth::scope_required(&caller, q.get("tenant_id").map(String::as_str))?;
     Ok(Json(json!(
         state

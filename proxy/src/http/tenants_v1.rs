@@ -4,14 +4,14 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::HeaderMap,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppState, auth,
+    AppState,
+    auth::{self, AdminOnly, Authed},
     input::{Body, Query, flag, int_of, params, required_str},
 };
 use crate::{
@@ -56,12 +56,7 @@ async fn upsert(
 }
 
 /// `POST /tenant` (admin): create or partially update; `api_key` only when new.
-pub async fn add_classic(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn add_classic(State(state): State<AppState>, _: AdminOnly, body: Body) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "id")?.to_string();
     let (_, key) = upsert(&state, &id, &body, false).await?;
@@ -73,12 +68,7 @@ pub async fn add_classic(
 }
 
 /// `POST /tenants/add` (admin): as add, answering the Tenant.
-pub async fn add_generated(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn add_generated(State(state): State<AppState>, _: AdminOnly, body: Body) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "id")?.to_string();
     let (mut tenant, key) = upsert(&state, &id, &body, false).await?;
@@ -91,11 +81,10 @@ pub async fn add_generated(
 /// `PUT /tenant/{id}` (tenant-scoped).
 pub async fn update_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     auth::scope(&caller, Some(&id))?;
     upsert(&state, &id, &body.object()?, true).await?;
     Ok(Json(json!({"ok": true})))
@@ -104,10 +93,9 @@ pub async fn update_classic(
 /// `POST /tenants/update` (tenant-scoped).
 pub async fn update_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     body: Body,
 ) -> ApiResult {
-    let caller = auth::caller(&state, &headers).await?;
     let body = body.object()?;
     let id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
     let (tenant, _) = upsert(&state, &id, &body, true).await?;
@@ -116,12 +104,11 @@ pub async fn update_generated(
 
 async fn get_one(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &auth::Caller,
     id: Option<&str>,
     classic: bool,
 ) -> ApiResult {
-    let caller = auth::caller(state, headers).await?;
-    let id = auth::scope_required(&caller, id)?;
+    let id = auth::scope_required(caller, id)?;
     let t = state
         .store
         .tenant(&id)
@@ -133,21 +120,21 @@ async fn get_one(
 /// `GET /tenant/{id}`.
 pub async fn get_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    get_one(&state, &headers, Some(&id), true).await
+    get_one(&state, &caller, Some(&id), true).await
 }
 
 /// `GET /tenants/get?tenant_id=`.
 pub async fn get_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     q: Query,
 ) -> ApiResult {
     get_one(
         &state,
-        &headers,
+        &caller,
         q.get("tenant_id").map(String::as_str),
         false,
     )
@@ -155,12 +142,7 @@ pub async fn get_generated(
 }
 
 /// `GET /tenants?active_only=` (admin).
-pub async fn list_classic(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: Query,
-) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn list_classic(State(state): State<AppState>, _: AdminOnly, q: Query) -> ApiResult {
     let list: Vec<Value> = state
         .store
         .tenants(flag(&q, "active_only")?)
@@ -172,12 +154,7 @@ pub async fn list_classic(
 }
 
 /// `GET /tenants/list` (admin).
-pub async fn list_generated(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: Query,
-) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn list_generated(State(state): State<AppState>, _: AdminOnly, q: Query) -> ApiResult {
     let list: Vec<Value> = state
         .store
         .tenants(flag(&q, "active_only")?)
@@ -188,8 +165,7 @@ pub async fn list_generated(
     Ok(Json(Value::Array(list)))
 }
 
-async fn delete(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult {
-    auth::admin(state, headers).await?;
+async fn delete(state: &AppState, id: &str) -> ApiResult {
     if !state.store.delete_tenant(id).await? {
         return Err(AppError::tenant_not_found(id));
     }
@@ -199,29 +175,27 @@ async fn delete(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult {
 /// `DELETE /tenant/{id}` (admin).
 pub async fn delete_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     Path(id): Path<String>,
 ) -> ApiResult {
-    delete(&state, &headers, &id).await
+    delete(&state, &id).await
 }
 
 /// `POST /tenants/delete` (admin).
 pub async fn delete_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
-    delete(&state, &headers, required_str(&body, "tenant_id")?).await
+    delete(&state, required_str(&body, "tenant_id")?).await
 }
 
 async fn create_key(
     state: &AppState,
-    headers: &HeaderMap,
     id: &str,
     expires_at: Option<i64>,
 ) -> Result<String, AppError> {
-    auth::admin(state, headers).await?;
     let key = new_key();
     if !state
         .store
@@ -236,31 +210,30 @@ async fn create_key(
 /// `POST /tenant/{id}/api-key` (admin).
 pub async fn create_key_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult {
     let expires = int_of(&body.object()?, "expires_at")?;
-    let key = create_key(&state, &headers, &id, expires).await?;
+    let key = create_key(&state, &id, expires).await?;
     Ok(Json(json!({"ok": true, "api_key": key})))
 }
 
 /// `POST /tenants/create_api_key` (admin).
 pub async fn create_key_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "tenant_id")?.to_string();
-    let key = create_key(&state, &headers, &id, int_of(&body, "expires_at")?).await?;
+    let key = create_key(&state, &id, int_of(&body, "expires_at")?).await?;
     Ok(Json(
         json!({"ok": true, "tenant_id": id, "api_key": key, "message": "Save this API key - it will not be shown again."}),
     ))
 }
 
-async fn revoke_key(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(), AppError> {
-    auth::admin(state, headers).await?;
+async fn revoke_key(state: &AppState, id: &str) -> Result<(), AppError> {
     if !state.store.set_api_key_hash(id, None, None).await? {
         return Err(AppError::tenant_not_found(id));
     }
@@ -270,30 +243,29 @@ async fn revoke_key(state: &AppState, headers: &HeaderMap, id: &str) -> Result<(
 /// `DELETE /tenant/{id}/api-key` (admin).
 pub async fn revoke_key_classic(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     Path(id): Path<String>,
 ) -> ApiResult {
-    revoke_key(&state, &headers, &id).await?;
+    revoke_key(&state, &id).await?;
     Ok(Json(json!({"ok": true})))
 }
 
 /// `POST /tenants/revoke_api_key` (admin).
 pub async fn revoke_key_generated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: AdminOnly,
     body: Body,
 ) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "tenant_id")?.to_string();
-    revoke_key(&state, &headers, &id).await?;
+    revoke_key(&state, &id).await?;
     Ok(Json(
         json!({"ok": true, "tenant_id": id, "message": "API key revoked"}),
     ))
 }
 
 /// `GET /tenants/sync-status` and `/instance/get_sync_status` (admin).
-pub async fn sync_status(State(state): State<AppState>, headers: HeaderMap, q: Query) -> ApiResult {
-    auth::admin(&state, &headers).await?;
+pub async fn sync_status(State(state): State<AppState>, _: AdminOnly, q: Query) -> ApiResult {
     let _ = params(&q);
     let tenants = state
         .store
