@@ -3,8 +3,10 @@
 //! classified as temporary (retried with the message) or permanent (a terminal `error` report),
 //! and described `Attachment fetch failed for <filename>: <why>`.
 //!
-//! URLs are checked by [`guard`] before any connection: a URL a message names reaches only the
-//! tenant's host or hosts the operator allowed, and no download reaches a link-local address.
+//! URLs are checked by [`guard`] before any connection, redirect hops included: a URL a message
+//! names reaches only the tenant's host or hosts the operator allowed, and no download reaches a
+//! link-local address, by literal or by name: the client resolves names through [`resolve`],
+//! which hands the connector only vetted addresses.
 //!
 //! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
 //! `{MD5:…}` marker) through the [`cache`] with one shared download per key ([`Loader`]'s single
@@ -23,6 +25,7 @@ pub mod filesystem;
 pub mod guard;
 pub mod http;
 mod load;
+pub mod resolve;
 pub mod spec;
 pub mod spool;
 
@@ -125,13 +128,8 @@ pub struct Loader {
 impl Loader {
     /// A loader with the replica's settings.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Loader {
-            client,
+            client: resolve::client(&config.attachment_allowed_hosts, resolve::system_lookup()),
             cache: Cache::new(config, metrics.cache_requests.clone()),
             budget: Budget::new(
                 config.attachment_memory_budget_mb,

@@ -2,7 +2,7 @@
 //! header names and values, subject) is a rejection with its own reason, stored as an error
 //! report for the tenant, while the valid messages of the same request are queued; and
 //! attachment URLs reach only the hosts the proxy's operator allowed (by default the tenant's
-//! own host), refused before any connection otherwise.
+//! own host), refused before any connection otherwise, redirect hops included.
 
 #![allow(clippy::unwrap_used)]
 
@@ -183,7 +183,40 @@ async fn http_url_reaches_only_allowed_hosts(db: Db) {
     server.stop().await;
 }
 
+async fn redirects_are_checked_hop_by_hop(db: Db) {
+    let (sink, tdb) = (Sink::start().await, database(db).await);
+    let files = Files::start().await;
+    files.put("doc", b"%PDF-1.4 moved".to_vec());
+    let port = files.base.rsplit(':').next().unwrap();
+    // From the tenant's own host to another name of the same server: the hop is refused.
+    files.redirect("away", &format!("http://localhost:{port}/files/doc"));
+    files.redirect("moved", "/files/doc");
+    let mut c = common::config(&tdb.url);
+    c.max_retries = 0;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("hop", sink.port).await;
+    fetch_from(&api, "hop", &files, &format!("{}/files/away", files.base)).await;
+    let rec = settled(&api, "hop").await;
+    assert_eq!(
+        rec["error"], "Attachment fetch failed for doc.pdf: Host not allowed: localhost",
+        "{rec:#}"
+    );
+    assert_eq!(files.calls_for("away").len(), 1);
+    assert!(
+        files.calls_for("doc").is_empty(),
+        "the hop was not followed"
+    );
+    // A redirect within the tenant's host is followed.
+    api.setup_tenant("same", sink.port).await;
+    fetch_from(&api, "same", &files, &format!("{}/files/moved", files.base)).await;
+    assert_eq!(settled(&api, "same").await["status"], "sent");
+    assert_eq!(files.calls_for("doc").len(), 1);
+    server.stop().await;
+}
+
 on_both_stores!(
     limits_are_rejections_with_reasons,
-    http_url_reaches_only_allowed_hosts
+    http_url_reaches_only_allowed_hosts,
+    redirects_are_checked_hop_by_hop
 );

@@ -2,8 +2,10 @@
 //! or an `endpoint` storage path that is a URL) may reach only the tenant's own host, the host of
 //! `GMP_ATTACHMENT_BASE_URL`, or a host the operator listed in `GMP_ATTACHMENT_ALLOWED_HOSTS`
 //! (`*` = any host). No download, the tenant's own endpoint included, may reach a link-local
-//! address (169.254.0.0/16, where cloud metadata services live, or fe80::/10), by literal or by
-//! name resolution, unless its host is listed explicitly. Refusals are permanent failures.
+//! address (169.254.0.0/16, where cloud metadata services live, or fe80::/10), by literal (checked
+//! here) or by name resolution (checked by [`super::resolve`] as the client resolves), unless its
+//! host is listed explicitly. Every redirect hop is checked like the first request. Refusals are
+//! permanent failures.
 
 use std::net::IpAddr;
 
@@ -57,33 +59,40 @@ pub fn check_named(
     }
 }
 
-/// Refuses a URL whose host is, or resolves to, a link-local address, unless it is listed
-/// explicitly. A host that does not resolve is left to the download (a temporary failure).
-pub async fn check_address(url: &Url, allowed: &Hosts) -> Result<(), Fail> {
+/// Refuses a URL whose host is a link-local address literal, unless it is listed explicitly.
+/// Host names are vetted when they are resolved, by the attachment client's own resolver
+/// ([`super::resolve`]), so that the addresses checked are the ones connected to.
+pub fn check_literal(url: &Url, allowed: &Hosts) -> Result<(), Fail> {
     let Some(host) = host_of(url) else {
         return Ok(());
     };
-    if allowed.contains(&host) {
-        return Ok(());
+    match host.parse::<IpAddr>() {
+        Ok(ip) if link_local(ip) && !allowed.contains(&host) => Err(Fail::permanent(format!(
+            "Link-local address not allowed: {host}"
+        ))),
+        _ => Ok(()),
     }
-    let refused = || Fail::permanent(format!("Link-local address not allowed: {host}"));
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return if link_local(ip) {
-            Err(refused())
-        } else {
-            Ok(())
-        };
+}
+
+/// Checks one request of a download, the first or a redirect hop, by the same policy: a URL
+/// named by the message (`named`) must reach an allowed host, and no URL a link-local literal.
+pub fn check_hop(
+    url: &Url,
+    named: bool,
+    tenant_base: Option<&str>,
+    default_base: Option<&str>,
+    allowed: &Hosts,
+) -> Result<(), Fail> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Fail::permanent(format!(
+            "Unsupported URL scheme: {}",
+            url.scheme()
+        )));
     }
-    let port = url.port_or_known_default().unwrap_or(80);
-    let resolved: Vec<_> = match tokio::net::lookup_host((host.as_str(), port)).await {
-        Ok(addrs) => addrs.collect(),
-        Err(_) => Vec::new(),
-    };
-    if resolved.iter().any(|a| link_local(a.ip())) {
-        Err(refused())
-    } else {
-        Ok(())
+    if named {
+        check_named(url, tenant_base, default_base, allowed)?;
     }
+    check_literal(url, allowed)
 }
 
 #[cfg(test)]
@@ -138,14 +147,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn metadata_addresses_are_refused_before_any_connection() {
+    #[test]
+    fn metadata_addresses_are_refused_before_any_connection() {
         let none = hosts(&[]);
         for u in [
             "http://169.254.169.254/latest/meta-data/",
             "http://[fe80::1]:8080/x",
+            "http://2852039166/x",
+            "http://[::ffff:169.254.1.1]/x",
         ] {
-            let err = check_address(&url(u), &none).await.unwrap_err();
+            let err = check_literal(&url(u), &none).unwrap_err();
             assert!(!err.temporary);
             assert!(
                 err.why.starts_with("Link-local address not allowed"),
@@ -154,15 +165,30 @@ mod tests {
             );
         }
         let listed = hosts(&["169.254.169.254"]);
-        assert!(
-            check_address(&url("http://169.254.169.254/x"), &listed)
-                .await
-                .is_ok()
+        assert!(check_literal(&url("http://169.254.169.254/x"), &listed).is_ok());
+        assert!(check_literal(&url("http://localhost:1/x"), &none).is_ok());
+        assert!(check_literal(&url("http://127.0.0.1:1/x"), &none).is_ok());
+    }
+
+    #[test]
+    fn every_hop_is_checked_like_the_first_request() {
+        let (base, none) = (Some("http://127.0.0.1:8080"), hosts(&[]));
+        let hop = |u: &str, named| check_hop(&url(u), named, base, None, &none);
+        assert!(hop("http://127.0.0.1:9/next", true).is_ok());
+        assert_eq!(
+            hop("http://localhost:9/next", true).unwrap_err().why,
+            "Host not allowed: localhost"
         );
-        assert!(
-            check_address(&url("http://localhost:1/x"), &none)
-                .await
-                .is_ok()
+        // The tenant's own endpoint is not host-checked, but never reaches a link-local address.
+        assert!(hop("http://cdn.example/f", false).is_ok());
+        let err = hop("http://169.254.169.254/latest/", false).unwrap_err();
+        assert_eq!(
+            (err.why.as_str(), err.temporary),
+            ("Link-local address not allowed: 169.254.169.254", false)
+        );
+        assert_eq!(
+            hop("file:///etc/passwd", false).unwrap_err().why,
+            "Unsupported URL scheme: file"
         );
     }
 }

@@ -1,42 +1,100 @@
 //! Downloads for the `endpoint` and `http_url` modes (contract §5.6): one request, the body
 //! streamed into a [`SpoolWriter`] chunk by chunk. Connection errors, HTTP 429 and 5xx are
-//! temporary; other non-2xx statuses and bodies over the cap are permanent.
+//! temporary; other non-2xx statuses, bodies over the cap and refused addresses are permanent.
+//!
+//! Redirects are followed here, not by the client, so that each hop passes the same check as
+//! the first request ([`super::guard::check_hop`]) and credentials stay with the first origin.
 
 use futures_util::StreamExt;
-use reqwest::{Client, StatusCode, header::AUTHORIZATION};
+use reqwest::{
+    Client, StatusCode, Url,
+    header::{AUTHORIZATION, LOCATION},
+};
 use serde_json::json;
 
 use super::{
     Fail,
     endpoint::Target,
+    resolve::refusal,
     spool::{SpoolError, SpoolWriter},
 };
 
-/// Fetches `target` into `writer`; `name` and `cap` word the over-the-cap error.
+/// Redirects followed at most (as reqwest's default policy).
+const MAX_REDIRECTS: usize = 10;
+
+/// Fetches `target` into `writer`; `name` and `cap` word the over-the-cap error. `check` vets
+/// the URL of every request, the first and each redirect hop, before it is made.
 pub async fn download(
     client: &Client,
     target: &Target,
+    check: &(dyn Fn(&Url) -> Result<(), Fail> + Send + Sync),
     writer: &mut SpoolWriter,
     name: &str,
     cap: u64,
 ) -> Result<(), Fail> {
-    let mut req = match &target.post {
-        Some(p) => client
-            .post(target.url.clone())
-            .json(&json!({"storage_path": p})),
-        None => client.get(target.url.clone()),
+    let mut url = target.url.clone();
+    let mut post = target.post.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        check(&url)?;
+        let resp = send(client, target, &url, post.as_deref()).await?;
+        let status = resp.status();
+        match next_hop(&resp, &url) {
+            Some(next) if status.is_redirection() => {
+                // As browsers and reqwest: 301, 302 and 303 continue with a GET.
+                if matches!(status.as_u16(), 301..=303) {
+                    post = None;
+                }
+                url = next;
+            }
+            _ => return read(resp, writer, name, cap).await,
+        }
+    }
+    Err(Fail::permanent(format!(
+        "Too many redirects (more than {MAX_REDIRECTS})"
+    )))
+}
+
+/// One request. The `Authorization` header goes only to the origin (scheme, host, port) of the
+/// first URL, so a redirect never carries credentials to another host.
+async fn send(
+    client: &Client,
+    target: &Target,
+    url: &Url,
+    post: Option<&str>,
+) -> Result<reqwest::Response, Fail> {
+    let mut req = match post {
+        Some(p) => client.post(url.clone()).json(&json!({"storage_path": p})),
+        None => client.get(url.clone()),
     };
-    if let Some(a) = &target.authorization {
+    if let Some(a) = &target.authorization
+        && url.origin() == target.url.origin()
+    {
         req = req.header(AUTHORIZATION, a);
     }
-    let resp = req.send().await.map_err(|e| {
-        let why = describe(&e);
-        if e.is_builder() {
-            Fail::permanent(why)
+    req.send().await.map_err(|e| {
+        if let Some(refused) = refusal(&e) {
+            Fail::permanent(refused.to_string())
+        } else if e.is_builder() {
+            Fail::permanent(describe(&e))
         } else {
-            Fail::temporary(why)
+            Fail::temporary(describe(&e))
         }
-    })?;
+    })
+}
+
+/// The URL a redirect response points to (`Location`, relative to `url`).
+fn next_hop(resp: &reqwest::Response, url: &Url) -> Option<Url> {
+    let location = resp.headers().get(LOCATION)?.to_str().ok()?;
+    url.join(location).ok()
+}
+
+/// Streams a final response's body into `writer`.
+async fn read(
+    resp: reqwest::Response,
+    writer: &mut SpoolWriter,
+    name: &str,
+    cap: u64,
+) -> Result<(), Fail> {
     let status = resp.status();
     if !status.is_success() {
         let why = format!("HTTP {status}");
@@ -89,3 +147,6 @@ fn describe(e: &reqwest::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

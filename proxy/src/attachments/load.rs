@@ -181,11 +181,10 @@ impl Loader {
                 } else {
                     endpoint::http_url(s.path, s.auth, tenant)?
                 };
-                if s.mode == "http_url" || endpoint::names_url(s.path) {
-                    guard::check_named(&t.url, tenant_base, base, allowed)?;
-                }
-                guard::check_address(&t.url, allowed).await?;
-                http::download(&self.client, &t, &mut w, s.raw_name, cap).await?;
+                let named = s.mode == "http_url" || endpoint::names_url(s.path);
+                let check =
+                    |u: &reqwest::Url| guard::check_hop(u, named, tenant_base, base, allowed);
+                http::download(&self.client, &t, &check, &mut w, s.raw_name, cap).await?;
             }
             _ => {
                 let real = filesystem::resolve(c.attachment_base_dir.as_deref(), s.path).await?;

@@ -3,7 +3,8 @@
 //! mode). It records every call with its `Authorization` header. Keys with a behaviour:
 //! `status-<code>` answers that status; `flaky-*` answers 503 once, then the content;
 //! `slow-*` waits 5 s; `delayed-*` waits 300 ms before the content; `stream-<n>` streams `n` bytes
-//! without a `Content-Length`. Other keys answer the content stored with [`Files::put`], else 404.
+//! without a `Content-Length`. Keys set with [`Files::redirect`] answer 302 to their location.
+//! Other keys answer the content stored with [`Files::put`], else 404.
 
 use std::{
     collections::HashMap,
@@ -37,6 +38,7 @@ pub struct Call {
 struct AppState {
     calls: Arc<Mutex<Vec<Call>>>,
     content: Arc<Mutex<HashMap<String, Bytes>>>,
+    redirects: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// The running app.
@@ -67,6 +69,15 @@ impl Files {
             .lock()
             .unwrap()
             .insert(key.into(), content.into());
+    }
+
+    /// Answers `key` with a 302 to `location`.
+    pub fn redirect(&self, key: &str, location: &str) {
+        self.state
+            .redirects
+            .lock()
+            .unwrap()
+            .insert(key.into(), location.into());
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -114,6 +125,9 @@ async fn serve(s: AppState, headers: HeaderMap, key: String, method: &'static st
         });
         n
     };
+    if let Some(to) = s.redirects.lock().unwrap().get(&key) {
+        return (StatusCode::FOUND, [("location", to.clone())]).into_response();
+    }
     if let Some(code) = key.strip_prefix("status-") {
         let code = code.parse().unwrap_or(500);
         return StatusCode::from_u16(code).unwrap().into_response();
