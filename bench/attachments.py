@@ -130,7 +130,7 @@ def main():
         results.update({
             "window_s": round(dt, 1), "fed": fed,
             "attachment_payload_mb_per_s": round(payload / 1e6 / dt, 1), "attachment_wire_mb_per_s": round(wire / 1e6 / dt, 1),
-            "small_delivered_per_s": round(small.get("received", 0) / dt, 1), "small_latency_ms": small.get("latency_ms"),
+            "small_delivered_per_s": round(small.get("received", 0) / dt, 1), "small_latency_ms": small.get("latency_ms") or {},
             "backlog_slope_per_s": round((b["pending"] - a["pending"]) / dt, 2), "pending_at_end": b["pending"],
             "proxy_cache_hits": hits, "proxy_cache_misses": misses, "proxy_cache_hit_share_of_attachments": round(hits / max(1, sum(x["delivered"] for x in rows)), 3),
             "cores_used": {**{k: round((cpu_b[k] - cpu_a[k]) / dt, 2) for k in pids}, "postgres": round((b["pg_cpu"] - a["pg_cpu"]) / dt, 2)},

@@ -60,9 +60,27 @@ def peak_rss_mb(pid):
     return status_mb(pid, "VmHWM")
 
 
-def postgres_pids(port):
-    out = subprocess.run(["pgrep", "-f", f"postgres.*-p {port}|postgres:"], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
+def postgres_cpu_seconds(data_dir):
+    """CPU seconds of one PostgreSQL cluster: its postmaster (with the reaped children it has
+    waited for, so backends that exited still count) and its live children. Other clusters on the
+    machine are not counted."""
+    try:
+        postmaster = int(open(os.path.join(data_dir, "postmaster.pid")).readline())
+    except (OSError, ValueError):
+        return 0.0
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == postmaster:
+            total += sum(int(f) for f in fields[11:15]) / tick
+        elif int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def metric_sum(text, name, label=None):
@@ -172,7 +190,7 @@ class Stack:
     def sample(self):
         sink = self.sink_stats()
         metrics = self.metrics()
-        pg = cpu_seconds(postgres_pids(self.pg_port)) if self.pg_port else 0.0
+        pg = postgres_cpu_seconds(os.path.join(self.tmp, "pg", "data")) if self.pg_port else 0.0
         return {"t": time.time(), "delivered": sink["total"]["received"], "latency": sink["total"]["latency_ms"], "sink": sink,
                 "pending": metric_sum(metrics, "gmp_pending_messages"), "sent": metric_sum(metrics, "gmp_sent_total"),
                 "round_trips": metric_sum(metrics, "gmp_db_round_trips_total"), "proxy_cpu": cpu_seconds([self.proxy.pid]),
