@@ -36,7 +36,6 @@ const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase)
     category = "pressure",
     doc = "A pressure test of the multi-tenant mail proxy: environment, load, thresholds and verdict.",
     validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds and thresholds cannot change while the run is active; wait for it to finish or create a new PressureTest"),
-    validation = Rule::new("self.metadata.name.size() <= 24").message("metadata.name must be at most 24 characters: child names append the component and tenant"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.conditions[?(@.type=='Succeeded')].reason"),
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),

@@ -155,7 +155,7 @@ async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Re
         (
             "a name too long for the children's names",
             pt_yaml("a-name-far-too-long-for-children", tenant),
-            vec!["metadata.name must be at most 24 characters"],
+            vec!["metadata.name: Too long", "24"],
         ),
         (
             "grafana without prometheus",
