@@ -1,0 +1,130 @@
+//! The claim honours a suspension or deactivation that lands after the blocked list was read,
+//! on SQLite and on PostgreSQL (a fresh database of the test cluster, `GMP_TEST_PG_URL`).
+
+use serde_json::{Map, Value, json};
+
+use super::{Blocked, Store};
+use crate::crypto::Cipher;
+use crate::model::submit::Limits;
+use crate::store::DbLocation;
+use crate::store::messages::Intake;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+/// A store with tenant `t1`, account `a1` and one message per batch code (`None` = no batch).
+async fn seeded(location: &DbLocation) -> Store {
+    let store = Store::open(location, 2, Cipher::random())
+        .await
+        .expect("store opens");
+    store
+        .upsert_tenant("t1", &obj(json!({})), false)
+        .await
+        .expect("db")
+        .expect("tenant");
+    store
+        .upsert_account("t1", "a1", &obj(json!({"host": "127.0.0.1", "port": 1})))
+        .await
+        .expect("db")
+        .expect("account");
+    let messages: Vec<Value> = [None, Some("b_1"), Some("B_1"), Some("bx1")]
+        .iter()
+        .enumerate()
+        .map(|(i, batch)| {
+            json!({"id": format!("m{i}"), "tenant_id": "t1", "from": "s@x.io",
+                   "to": ["r@x.io"], "subject": "s", "batch_code": batch})
+        })
+        .collect();
+    let intake = Intake {
+        default_tenant: Some("t1"),
+        forced_tenant: None,
+        default_priority: 2,
+        limits: Limits::default(),
+    };
+    let out = store.enqueue(&messages, intake).await.expect("enqueue");
+    assert_eq!(out.queued, 4, "{out:?}");
+    store
+}
+
+/// Ids claimed with a stale (empty) blocked list.
+async fn claim_stale(store: &Store) -> Vec<String> {
+    let now = chrono_now();
+    let mut ids: Vec<String> = store
+        .claim_with(&Blocked::default(), "r1", 100, 100, now, 60)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn suspension_after_the_blocked_read_is_honoured(location: DbLocation) {
+    // Whole tenant suspended: nothing is claimed.
+    let store = seeded(&location).await;
+    store.set_suspended("t1", Some("*")).await.expect("suspend");
+    assert_eq!(claim_stale(&store).await, Vec::<String>::new());
+    // One batch suspended: only its message stays; batch codes compare exactly (`_` is no
+    // wildcard, case counts).
+    store
+        .set_suspended("t1", Some("b_1"))
+        .await
+        .expect("suspend");
+    assert_eq!(claim_stale(&store).await, ["m0", "m2", "m3"]);
+}
+
+async fn deactivation_after_the_blocked_read_is_honoured(location: DbLocation) {
+    let store = seeded(&location).await;
+    store
+        .upsert_tenant("t1", &obj(json!({"active": false})), true)
+        .await
+        .expect("db")
+        .expect("tenant");
+    assert_eq!(claim_stale(&store).await, Vec::<String>::new());
+}
+
+/// A fresh database on the test cluster.
+async fn postgres() -> DbLocation {
+    use sqlx::Executor;
+    let admin = std::env::var("GMP_TEST_PG_URL").expect(
+        "GMP_TEST_PG_URL is not set: run ./scripts/test.sh, which starts a PostgreSQL test cluster",
+    );
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin)
+        .await
+        .expect("admin connects");
+    let name = format!("queue_{}", uuid::Uuid::new_v4().simple());
+    pool.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database");
+    DbLocation::parse(&format!("{base}/{name}")).expect("location")
+}
+
+#[tokio::test]
+async fn sqlite_suspension_after_the_blocked_read_is_honoured() {
+    suspension_after_the_blocked_read_is_honoured(DbLocation::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn sqlite_deactivation_after_the_blocked_read_is_honoured() {
+    deactivation_after_the_blocked_read_is_honoured(DbLocation::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn postgres_suspension_after_the_blocked_read_is_honoured() {
+    suspension_after_the_blocked_read_is_honoured(postgres().await).await;
+}
+
+#[tokio::test]
+async fn postgres_deactivation_after_the_blocked_read_is_honoured() {
+    deactivation_after_the_blocked_read_is_honoured(postgres().await).await;
+}
