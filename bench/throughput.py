@@ -14,7 +14,7 @@ Processes are started by this script and stopped at the end; everything listens 
 """
 import argparse, os, sys, threading, time
 
-from lib import Stack, binaries, http, peak_rss_mb, sink_ceiling, write_json
+from lib import Stack, binaries, http, load_average, peak_rss_mb, sink_ceiling, write_json
 
 
 def feeder(stack, rate, stop, body, counter, name="f"):
@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--json", default="bench-results.json")
     args = ap.parse_args()
     bins = binaries(args.profile)
-    results = {"store": args.store, "size_bytes": args.size, "machine_cores": os.cpu_count(), "runs": []}
+    results = {"store": args.store, "size_bytes": args.size, "machine_cores": os.cpu_count(), "load_before": load_average(), "runs": []}
     results["sink_ceiling_msg_per_s"] = sink_ceiling(bins, 20000 if args.duration < 10 else 100000)
     stack = Stack(args.store, bins, args.concurrency)
     try:
@@ -80,7 +80,8 @@ def main():
             results["runs"].append(run_rate(stack, rate, args))
     finally:
         stack.stop()
-    print(f"store={args.store} size={args.size}B sink ceiling={results['sink_ceiling_msg_per_s']} msg/s")
+    results["load_after"] = load_average()
+    print(f"store={args.store} size={args.size}B sink ceiling={results['sink_ceiling_msg_per_s']} msg/s load {results['load_before']} -> {results['load_after']}")
     cols = ["offered_per_s", "delivered_per_s", "backlog_slope_per_s", "proxy_cpu_s_per_1000", "postgres_cpu_s_per_1000", "db_round_trips_per_msg", "proxy_peak_rss_mb"]
     print(" | ".join(cols) + " | latency p50/p99 ms")
     for r in results["runs"]:
