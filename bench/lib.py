@@ -121,7 +121,7 @@ class Stack:
 
     def start(self, account=True):
         env = dict(os.environ)
-        for key in ("GMP_SPOOL_DIR", "GMP_CACHE_DISK_DIR"):  # the proxy does not create them
+        for key in ("GMP_SPOOL_DIR", "GMP_CACHE_DISK_DIR"):  # created here too, so that the folders exist before the proxy starts
             if self.proxy_env.get(key):
                 os.makedirs(self.proxy_env[key], exist_ok=True)
         if self.store == "postgres":

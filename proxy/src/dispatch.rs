@@ -21,6 +21,7 @@ use std::{
 };
 
 use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -69,6 +70,9 @@ impl DispatchSettings {
     }
 }
 
+/// Shortest gap between two claims when the previous one came back short but not empty.
+const RECLAIM_GAP: Duration = Duration::from_millis(20);
+
 /// The send loop of one replica.
 pub struct Dispatcher {
     store: Store,
@@ -78,8 +82,10 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     /// `<hostname>-<8 hex>`: owner of this replica's claims.
     replica: String,
-    /// Woken by intake, run-now and freed slots.
+    /// Woken by intake and run-now: the database may hold new work.
     wake: Arc<Notify>,
+    /// Woken when a send ends or outcomes are written: a slot or claim room is free again.
+    freed: Notify,
     /// Woken after each batch of outcomes, so the sync delivers their reports promptly.
     reports_wake: Arc<Notify>,
     /// Bounds sends per replica.
@@ -114,6 +120,7 @@ impl Dispatcher {
             settings,
             replica,
             wake,
+            freed: Notify::new(),
             reports_wake,
             per_account: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
@@ -126,6 +133,12 @@ impl Dispatcher {
     /// Claimed rows wait in a local queue ordered by priority and enqueue time; a row starts when
     /// both a replica slot and a slot of its account are free, so a busy account never blocks the
     /// others and priorities hold within the replica.
+    ///
+    /// Claims are paced by what the previous one found: after a full claim the loop claims again
+    /// at once; after a short one that found rows, no sooner than [`RECLAIM_GAP`] (rows may wait
+    /// behind per-account caps); after an empty one, at the idle interval (retries coming due,
+    /// expired leases). Intake and run-now wake it for an immediate claim; a finished send only
+    /// starts queued rows. Claiming on every finished send cost a statement or two per message.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_outcomes(rx));
@@ -134,19 +147,32 @@ impl Dispatcher {
         let mut tasks = tokio::task::JoinSet::new();
         // Pks of the sends started and not yet joined, by task.
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+        // When the next claim may run (see above).
+        let mut claim_at = Instant::now();
         while !shutdown.is_cancelled() {
+            let now = Instant::now();
             let outstanding = self.outstanding.load(Ordering::Acquire);
             let room = self.settings.claim_batch_size.saturating_sub(outstanding);
             let mut full = false;
-            if outstanding <= self.settings.claim_batch_size / 2 && room > 0 {
+            if now >= claim_at && outstanding <= self.settings.claim_batch_size / 2 && room > 0 {
                 match self.claim(room).await {
                     Ok(rows) => {
                         full = rows.len() == room;
+                        claim_at = if full {
+                            now
+                        } else if rows.is_empty() {
+                            now + self.settings.idle_interval
+                        } else {
+                            now + RECLAIM_GAP
+                        };
                         self.outstanding.fetch_add(rows.len(), Ordering::AcqRel);
                         queue.extend(rows);
                         queue.sort_by_key(|c| (c.priority, c.queued_us));
                     }
-                    Err(e) => warn!(error = %e, "Claim failed; retrying after the idle interval."),
+                    Err(e) => {
+                        warn!(error = %e, "Claim failed; retrying after the idle interval.");
+                        claim_at = now + self.settings.idle_interval;
+                    }
                 }
             }
             self.start_ready(&mut queue, &mut tasks, &mut running, &tx);
@@ -154,9 +180,17 @@ impl Dispatcher {
                 running.remove(&joined_id(&joined));
             }
             if !full || queue.len() >= self.settings.claim_batch_size / 2 {
+                // A claim due but held back by outstanding rows waits for them to be written.
+                let now = Instant::now();
+                let until = if claim_at > now {
+                    claim_at
+                } else {
+                    now + self.settings.idle_interval
+                };
                 tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(self.settings.idle_interval) => {}
+                    _ = self.wake.notified() => claim_at = Instant::now(),
+                    _ = self.freed.notified() => {}
+                    _ = tokio::time::sleep_until(until) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
@@ -225,8 +259,8 @@ impl Dispatcher {
     }
 
     async fn claim(&self, room: usize) -> Result<Vec<Claimed>, crate::store::StoreError> {
-        self.metrics.db_round_trips.inc_by(2);
-        self.store
+        let (rows, statements) = self
+            .store
             .claim(
                 &self.replica,
                 room as i64,
@@ -234,7 +268,9 @@ impl Dispatcher {
                 now_ts(),
                 self.settings.lease_seconds,
             )
-            .await
+            .await?;
+        self.metrics.db_round_trips.inc_by(statements);
+        Ok(rows)
     }
 
     fn account_semaphore(&self, account_pk: &str) -> Arc<Semaphore> {

@@ -44,6 +44,12 @@ impl Server {
         transport: Option<Arc<dyn Transport>>,
     ) -> anyhow::Result<Server> {
         let location = DbLocation::parse(&config.db_path)?;
+        if let Some(dir) = &config.spool_dir {
+            // Created here, so that a missing folder fails the start with its name instead of
+            // deferring every spooled attachment later.
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("GMP_SPOOL_DIR {} cannot be created", dir.display()))?;
+        }
         let cipher = load_key(&config, &location)?;
         let store = Store::open(&location, config.db_max_connections, cipher)
             .await

@@ -77,6 +77,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cipher: Arc<Cipher>,
+    /// The claim's list of blocked tenants and when it was read (see [`queue::BLOCKED_TTL`]).
+    blocked: Arc<std::sync::Mutex<Option<(std::time::Instant, queue::Blocked)>>>,
 }
 
 /// Where a `GMP_DB_PATH` points.
@@ -160,6 +162,7 @@ impl Store {
             pool,
             backend,
             cipher: Arc::new(cipher),
+            blocked: Arc::default(),
         })
     }
 

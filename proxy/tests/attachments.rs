@@ -612,3 +612,24 @@ async fn memory_probe() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_spool_folder_is_created_at_start_and_an_impossible_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::config(":memory:");
+    let spool = dir.path().join("spool").join("nested");
+    c.spool_dir = Some(spool.clone());
+    let server = start(c.clone()).await;
+    assert!(spool.is_dir(), "GMP_SPOOL_DIR created at start");
+    server.stop().await;
+    // Under a regular file no folder can exist: the start fails and names the setting.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    c.spool_dir = Some(file.join("spool"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = mailproxy::server::Server::start(c, listener, None)
+        .await
+        .err()
+        .expect("the start is refused");
+    assert!(format!("{err:#}").contains("GMP_SPOOL_DIR"), "{err:#}");
+}

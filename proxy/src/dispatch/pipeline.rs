@@ -35,7 +35,7 @@ impl Dispatcher {
     ) {
         let done = self.attempt(&row).await;
         drop(permits);
-        self.wake.notify_one();
+        self.freed.notify_one();
         if tx.send(done).is_err() {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
         }

@@ -109,10 +109,16 @@ const CLAIM_SQL: &str = "WITH candidates AS ( \
         AND {FIND}(',' || t.suspended_batches || ',', ',' || messages.batch_code || ',') > 0))) \
     RETURNING pk, id, tenant_id, account_id, account_pk, priority, payload, retry_count, queued_us";
 
+/// How long a replica reuses the list of blocked tenants. The claim's own check is authoritative
+/// (see [`CLAIM_SQL`]), so a stale list costs at most this long a wait: a tenant activated
+/// elsewhere is claimed this much later, and one suspended elsewhere only occupies candidate
+/// slots meanwhile. Changes made through this replica's store drop the list at once.
+pub const BLOCKED_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Tenants whose messages must not be claimed: inactive or wholly suspended (`*`), and the
 /// suspended batches of the others.
-#[derive(Debug, Default)]
-struct Blocked {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Blocked {
     tenants: Vec<String>,
     batches: Vec<(String, Vec<String>)>,
 }
@@ -143,7 +149,8 @@ impl Blocked {
 
 impl Store {
     /// Claims up to `limit` eligible messages for `replica`, at most `per_account` per account
-    /// (unless the account sets its own `batch_size`), in priority then enqueue order.
+    /// (unless the account sets its own `batch_size`), in priority then enqueue order. Also
+    /// returns the number of statements it ran (1, or 2 when the blocked list was refreshed).
     pub async fn claim(
         &self,
         replica: &str,
@@ -151,10 +158,33 @@ impl Store {
         per_account: i64,
         now: i64,
         lease_seconds: i64,
-    ) -> Result<Vec<Claimed>> {
-        let blocked = self.blocked_tenants().await?;
-        self.claim_with(&blocked, replica, limit, per_account, now, lease_seconds)
-            .await
+    ) -> Result<(Vec<Claimed>, u64)> {
+        let cached = self.blocked.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(at, _)| at.elapsed() < BLOCKED_TTL)
+                .map(|(_, b)| b.clone())
+        });
+        let (blocked, statements) = match cached {
+            Some(b) => (b, 1),
+            None => {
+                let b = self.blocked_tenants().await?;
+                if let Ok(mut c) = self.blocked.lock() {
+                    *c = Some((std::time::Instant::now(), b.clone()));
+                }
+                (b, 2)
+            }
+        };
+        let rows = self
+            .claim_with(&blocked, replica, limit, per_account, now, lease_seconds)
+            .await?;
+        Ok((rows, statements))
+    }
+
+    /// Drops the cached blocked list, after a change of a tenant's state through this store.
+    pub(crate) fn forget_blocked(&self) {
+        if let Ok(mut c) = self.blocked.lock() {
+            *c = None;
+        }
     }
 
     /// [`Store::claim`] with a given list of blocked tenants (a test hands it a stale one).

@@ -261,6 +261,7 @@ impl Store {
         .bind(&t.updated_at)
         .execute(&self.pool)
         .await?;
+        self.forget_blocked();
         Ok(Ok((t, created)))
     }
 
@@ -314,6 +315,7 @@ impl Store {
             .bind(now_text())
             .execute(&self.pool)
             .await?;
+        self.forget_blocked();
         Ok(())
     }
 
