@@ -43,7 +43,7 @@ def sample(stack):
 def soak(stack, args):
     stop, counter = threading.Event(), [0]
     body = ("x" * 76 + "\n") * (args.size // 77)
-    feeders = [threading.Thread(target=feeder, args=(stack, args.rate // args.feeders, stop, body, counter, f"s{i}"), daemon=True)
+    feeders = [threading.Thread(target=feeder, args=(stack, args.rate / args.feeders, stop, body, counter, f"s{i}"), daemon=True)
                for i in range(args.feeders)]
     for t in feeders:
         t.start()

@@ -18,9 +18,13 @@ from lib import Stack, binaries, http, load_average, peak_rss_mb, sink_ceiling, 
 
 
 def feeder(stack, rate, stop, body, counter, name="f"):
-    """Offers `rate` msg/s in batches every 100 ms (open loop: it never waits for delivery)."""
-    per_tick, seq, next_t = max(1, rate // 10), 0, time.time()
+    """Offers `rate` msg/s in batches every 100 ms (open loop: it never waits for delivery); the
+    fraction of a message per tick is carried over, so the offered rate is exact."""
+    seq, next_t, owed = 0, time.time(), 0.0
     while not stop.is_set():
+        owed += rate / 10
+        per_tick = int(owed)
+        owed -= per_tick
         batch = []
         for _ in range(per_tick):
             seq += 1
@@ -37,7 +41,7 @@ def run_rate(stack, rate, args):
     stop, counter = threading.Event(), [0]
     body = ("x" * 76 + "\n") * (args.size // 77)
     # Several feeders so that one slow intake request never stalls the offered load.
-    feeders = [threading.Thread(target=feeder, args=(stack, rate // args.feeders, stop, body, counter, f"f{i}"), daemon=True)
+    feeders = [threading.Thread(target=feeder, args=(stack, rate / args.feeders, stop, body, counter, f"f{i}"), daemon=True)
                for i in range(args.feeders)]
     for t in feeders:
         t.start()
