@@ -432,6 +432,17 @@ fn grafana_is_provisioned_with_datasource_and_dashboard() {
     assert!(mounts.contains(&"/etc/grafana/dashboards") && mounts.contains(&"/var/lib/grafana"));
 }
 
+/// The NetworkPolicy named `name`.
+fn network_policy(children: &[Child], name: &str) -> NetworkPolicy {
+    children
+        .iter()
+        .find_map(|c| match c {
+            Child::NetworkPolicy(p) if p.metadata.name.as_deref() == Some(name) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no NetworkPolicy {name}"))
+}
+
 /// (workload name, pod labels) of every workload.
 fn pod_labels(children: &[Child]) -> Vec<(String, BTreeMap<String, String>)> {
     children
@@ -487,17 +498,7 @@ fn only_the_proxy_reaches_the_database_and_only_proxy_prometheus_operator_the_cl
     };
     let children = desired(&running(), &secrets(), &op).expect("builds");
     let workloads = pod_labels(&children);
-    let policy = |name: &str| {
-        children
-            .iter()
-            .find_map(|c| match c {
-                Child::NetworkPolicy(p) if p.metadata.name.as_deref() == Some(name) => {
-                    Some(p.clone())
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no NetworkPolicy {name}"))
-    };
+    let policy = |name: &str| network_policy(&children, name);
     let guarded = |np: &NetworkPolicy| -> Vec<String> {
         let sel = np
             .spec
@@ -583,15 +584,7 @@ fn clients_admit_no_prometheus_peer_when_prometheus_is_off() {
     let mut pt = running();
     pt.spec.prometheus.enabled = false;
     let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
-    let np = children
-        .iter()
-        .find_map(|c| match c {
-            Child::NetworkPolicy(p) if p.metadata.name.as_deref() == Some("t-clients-ingress") => {
-                Some(p.clone())
-            }
-            _ => None,
-        })
-        .expect("clients policy");
+    let np = network_policy(&children, "t-clients-ingress");
     let peers = np.spec.and_then(|s| s.ingress).expect("ingress")[0]
         .from
         .clone()
