@@ -2,7 +2,7 @@
 //! images, and that spec changes change the objects.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use pressure_crds::{Phase, PressureTest, PressureTestStatus, SinkKind};
 
 use super::*;
@@ -469,15 +469,18 @@ fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
         .all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Every peer of every ingress rule of a policy.
+fn peers(np: &NetworkPolicy) -> Vec<&NetworkPolicyPeer> {
+    np.spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .flat_map(|r| r.from.iter().flatten())
+        .collect()
+}
+
 /// Workloads of this test whose pods a policy admits on its port.
 fn admitted(np: &NetworkPolicy, workloads: &[(String, BTreeMap<String, String>)]) -> Vec<String> {
-    let spec = np.spec.as_ref().expect("spec");
-    let peers: Vec<_> = spec
-        .ingress
-        .iter()
-        .flatten()
-        .flat_map(|r| r.from.iter().flatten())
-        .collect();
+    let peers = peers(np);
     workloads
         .iter()
         .filter(|(_, labels)| {
@@ -527,15 +530,8 @@ fn only_the_proxy_reaches_the_database_and_only_proxy_prometheus_operator_the_cl
     from.sort();
     assert_eq!(from, ["t-prometheus", "t-proxy"]);
     // The operator is admitted from its own namespace only, by its pod labels.
-    let spec = clients.spec.as_ref().expect("spec");
-    let peers: Vec<_> = spec
-        .ingress
-        .iter()
-        .flatten()
-        .flat_map(|r| r.from.iter().flatten())
-        .collect();
-    let op_peer = peers
-        .iter()
+    let op_peer = peers(&clients)
+        .into_iter()
         .find(|p| p.namespace_selector.is_some())
         .expect("operator peer");
     let ns = op_peer
@@ -585,10 +581,7 @@ fn clients_admit_no_prometheus_peer_when_prometheus_is_off() {
     pt.spec.prometheus.enabled = false;
     let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     let np = network_policy(&children, "t-clients-ingress");
-    let peers = np.spec.and_then(|s| s.ingress).expect("ingress")[0]
-        .from
-        .clone()
-        .expect("from");
+    let peers = peers(&np);
     let components: Vec<_> = peers
         .iter()
         .filter(|p| p.namespace_selector.is_none())
