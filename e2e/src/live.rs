@@ -196,21 +196,18 @@ impl LiveStack {
 
     /// The sink's `/stats`.
     pub async fn sink_stats(&self) -> anyhow::Result<SinkStatsV1> {
-        let url = format!("{}/stats", self.sink_url());
-        Ok(self
-            .http
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.get_json(&format!("{}/stats", self.sink_url())).await
     }
 
     /// A tenant client's `/stats`.
     pub async fn client_stats(&self, tenant: &str) -> anyhow::Result<ClientStatsV1> {
         let port = self.client_ports.get(tenant).context("unknown tenant")?;
-        let url = format!("http://127.0.0.1:{port}/stats");
+        self.get_json(&format!("http://127.0.0.1:{port}/stats"))
+            .await
+    }
+
+    /// `GET url` as JSON; an error status is an error.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
         Ok(self
             .http
             .get(url)
