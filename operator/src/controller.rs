@@ -110,17 +110,19 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
     if pt.metadata.generation != prev.observed_generation {
         apply::prune(&ctx.client, &ns, &name, pt).await?;
     }
+    // The event goes out before the status that shows the new phase: whoever waits for the
+    // phase (`kubectl wait --for=condition=Complete`) then finds the event that explains it.
+    if let Some(t) = &transition {
+        announce(ctx, pt, t).await;
+    }
     apply::patch_status(&ctx.client, &ns, &name, &next).await?;
-    if let Some(t) = transition {
-        announce(ctx, pt, &t).await;
-        if t.to.is_terminal() {
-            let verdict = next
-                .condition(conditions::SUCCEEDED)
-                .map_or("Unknown", |c| c.reason.as_str());
-            ctx.metrics.finished(verdict);
-            if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
-                apply::cleanup(&ctx.client, &ns, &name, pt).await?;
-            }
+    if transition.is_some_and(|t| t.to.is_terminal()) {
+        let verdict = next
+            .condition(conditions::SUCCEEDED)
+            .map_or("Unknown", |c| c.reason.as_str());
+        ctx.metrics.finished(verdict);
+        if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
+            apply::cleanup(&ctx.client, &ns, &name, pt).await?;
         }
     }
     Ok(requeue(next.phase.unwrap_or_default()))

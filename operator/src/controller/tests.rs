@@ -85,6 +85,16 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
         ] {
             assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
         }
+        // The event first, so a watcher of the phase finds it.
+        let event = server.next(echo).await;
+        assert!(
+            event
+                .uri
+                .starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
+            "{}",
+            event.uri
+        );
+        assert_eq!(event.body["reason"], json!("Provisioning"));
         let status = server.next(status_echo).await;
         assert!(
             status.uri.starts_with(
@@ -96,15 +106,6 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
         assert!(is_forced_apply(&status.uri));
         assert_eq!(status.body["status"]["phase"], json!("Provisioning"));
         assert_eq!(status.body["status"]["observedGeneration"], json!(1));
-        let event = server.next(echo).await;
-        assert!(
-            event
-                .uri
-                .starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
-            "{}",
-            event.uri
-        );
-        assert_eq!(event.body["reason"], json!("Provisioning"));
     };
     let action = scenario(reconcile(pt, ctx), script)
         .await
@@ -146,6 +147,9 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
             let c = server.next(|_| not_found()).await;
             assert!(c.uri.contains(what), "expected {what}, got {}", c.uri);
         }
+        let event = server.next(echo).await;
+        assert_eq!(event.body["type"], json!("Warning"));
+        assert_eq!(event.body["reason"], json!("PodsUnhealthy"));
         let status = server.next(status_echo).await;
         assert!(
             status.uri.contains("/pressuretests/t/status"),
@@ -173,9 +177,6 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
                 .unwrap_or_default()
                 .contains("t-proxy-abc")
         );
-        let event = server.next(echo).await;
-        assert_eq!(event.body["type"], json!("Warning"));
-        assert_eq!(event.body["reason"], json!("PodsUnhealthy"));
     };
     let action = scenario(reconcile(pt, ctx), script)
         .await
