@@ -1,13 +1,16 @@
-//! Outgoing mail: building the MIME message ([`build`]) and sending it over pooled SMTP
+//! Outgoing mail: building the MIME message ([`build`]), kept as [`formatted`] pieces whose
+//! attachments are encoded while they are sent, and sending it over pooled SMTP
 //! connections ([`pool`]). The dispatcher talks to a [`Transport`] trait object, so a unit test can
 //! plug in a stand-in; every feature test runs over real SMTP.
 
 pub mod build;
+pub mod formatted;
 pub mod pool;
 
 use futures_util::future::BoxFuture;
 use lettre::address::Envelope;
 
+use self::formatted::Formatted;
 use crate::model::retry::Failure;
 
 /// Where and how to deliver: the SMTP side of an account.
@@ -69,6 +72,6 @@ pub trait Transport: Send + Sync {
         &'a self,
         target: &'a SmtpTarget,
         envelope: &'a Envelope,
-        message: &'a [u8],
+        message: &'a Formatted,
     ) -> BoxFuture<'a, Result<Vec<RefusedRecipient>, Failure>>;
 }

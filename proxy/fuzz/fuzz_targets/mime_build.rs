@@ -1,6 +1,7 @@
 //! `mail::build::build` on payloads that passed `normalise`: never panics, and hostile header
 //! names, values and subjects cannot inject header lines (every line of the head is a header or
-//! a folded continuation, and no custom header appears twice).
+//! a folded continuation, and no custom header appears twice), and an attachment spliced into
+//! the formatted message always reaches the wire.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,11 +17,23 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut payload = Value::Object(draft.payload);
     payload["from"] = json!(draft.from.unwrap_or_else(|| "sender@example.test".into()));
-    let Ok(built) = build::build(&payload, "00000000-0000-0000-0000-000000000000", Vec::new())
-    else {
+    // One attachment, so hostile headers and bodies meet the stand-in the builder splices out.
+    let attachment = build::LoadedAttachment {
+        filename: "a.bin".into(),
+        mime: "application/octet-stream".into(),
+        content: b"fuzz".to_vec().into(),
+    };
+    let id = "00000000-0000-0000-0000-000000000000";
+    let Ok(built) = build::build(&payload, id, vec![attachment]) else {
         return;
     };
-    let text = String::from_utf8_lossy(&built.bytes);
+    let wire = built.message.to_vec();
+    assert_eq!(wire.len(), built.message.len());
+    assert!(
+        wire.windows(8).any(|w| w == b"ZnV6eg=="),
+        "the attachment is on the wire"
+    );
+    let text = String::from_utf8_lossy(&wire);
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     for line in head.split("\r\n") {
         let folded = line.starts_with(' ') || line.starts_with('\t');

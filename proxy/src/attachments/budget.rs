@@ -4,11 +4,10 @@
 //! semaphore is fair, first come first served); one larger than the whole budget takes all of it
 //! and so proceeds alone. The bytes held are exposed in `gmp_attachment_memory_bytes`.
 //!
-//! What a message reserves is its estimated peak footprint, not its raw size: the MIME builder
-//! holds the base64 form (4/3 of the raw size plus a CRLF per 76 characters), and lettre's send
-//! holds the formatted message and a dot-stuffed copy of it, so at the peak two encoded copies
-//! live at once ([`footprint`]). Measured for one 50 MiB attachment: 136 MiB of growth, against a
-//! footprint of 2 × 69.2 MiB.
+//! What a message reserves is its peak footprint while it is sent: the raw content, which the
+//! send encodes a chunk at a time (`mail::formatted`), plus one encoded chunk and lettre's
+//! dot-stuffed copy of it ([`footprint`]). Before the chunked send, one 50 MiB attachment grew
+//! the proxy by 136 MiB (two base64 copies of the whole message).
 //!
 //! Permits are KiB, so a budget up to 4 TiB fits the semaphore's `u32` requests. A budget of 0
 //! disables the bound.
@@ -34,9 +33,15 @@ pub struct BudgetGuard {
     gauge: Gauge,
 }
 
-/// The bytes a message with `raw` attachment bytes holds at its peak: two base64 copies.
+/// The bytes a message with `raw` attachment bytes holds at its peak: the content and a chunk
+/// in flight (encoded, and lettre's dot-stuffed copy of it).
 pub fn footprint(raw: u64) -> u64 {
-    raw.div_ceil(57).saturating_mul(78).saturating_mul(2)
+    const CHUNK: u64 = 2 * 78 * crate::mail::formatted::CHUNK_LINES as u64;
+    if raw == 0 {
+        0
+    } else {
+        raw.saturating_add(CHUNK)
+    }
 }
 
 impl Budget {
@@ -82,11 +87,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_footprint_is_two_encoded_copies() {
+    fn the_footprint_is_the_content_and_a_chunk() {
         assert_eq!(footprint(0), 0);
-        assert_eq!(footprint(57), 156);
+        assert_eq!(footprint(57), 57 + 2 * 78 * 1024);
         let f = footprint(50 * 1024 * 1024) as f64 / (50.0 * 1024.0 * 1024.0);
-        assert!((2.7..2.8).contains(&f), "{f}");
+        assert!((1.0..1.01).contains(&f), "{f}");
     }
 
     #[tokio::test]

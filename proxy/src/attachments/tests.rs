@@ -25,11 +25,11 @@ fn inline(n: usize) -> Value {
 async fn the_budget_is_held_until_the_loaded_attachments_are_dropped() {
     let (l, m) = loader(|c| c.attachment_memory_budget_mb = 1);
     let l = Arc::new(l);
-    let first = l.load_all(None, &inline(300 * 1024)).await.unwrap();
-    let held = budget::footprint(300 * 1024) as i64;
+    let first = l.load_all(None, &inline(400 * 1024)).await.unwrap();
+    let held = budget::footprint(400 * 1024) as i64;
     assert_eq!(m.attachment_memory.get(), held);
     let l2 = l.clone();
-    let second = tokio::spawn(async move { l2.load_all(None, &inline(300 * 1024)).await });
+    let second = tokio::spawn(async move { l2.load_all(None, &inline(400 * 1024)).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!second.is_finished(), "two footprints exceed 1 MiB");
     let (atts, guard) = first.into_parts();
@@ -40,7 +40,7 @@ async fn the_budget_is_held_until_the_loaded_attachments_are_dropped() {
     );
     drop(guard);
     let second = second.await.unwrap().unwrap();
-    assert_eq!(second.attachments[0].content.len(), 300 * 1024);
+    assert_eq!(second.attachments[0].content.len(), 400 * 1024);
     assert_eq!(m.attachment_memory.get(), held);
     drop(second);
     assert_eq!(m.attachment_memory.get(), 0);

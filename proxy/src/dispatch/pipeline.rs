@@ -172,7 +172,7 @@ impl Dispatcher {
         let started = Instant::now();
         let refused = self
             .transport
-            .send(&target, &built.envelope, &built.bytes)
+            .send(&target, &built.envelope, &built.message)
             .await;
         done.send_seconds = Some(started.elapsed().as_secs_f64());
         let refused = refused?;

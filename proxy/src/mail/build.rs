@@ -7,12 +7,13 @@ use lettre::{
     Address, Message,
     address::Envelope,
     message::{
-        Attachment, Mailbox, MultiPart, SinglePart,
-        header::{ContentType, HeaderName, HeaderValue},
+        Attachment, Body, Mailbox, MultiPart, SinglePart,
+        header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue},
     },
 };
 use serde_json::Value;
 
+use super::formatted::{Formatted, Piece};
 use crate::model::address;
 
 /// An attachment whose content is loaded.
@@ -31,8 +32,8 @@ pub struct LoadedAttachment {
 pub struct Built {
     /// Envelope sender and recipients.
     pub envelope: Envelope,
-    /// Formatted message bytes.
-    pub bytes: Vec<u8>,
+    /// The formatted message, attachments still raw (encoded as sent).
+    pub message: Formatted,
 }
 
 /// Why a payload could not become a message: always permanent.
@@ -133,38 +134,70 @@ pub fn build(
     let envelope = Envelope::new(Some(sender), rcpts)
         .map_err(|e| BuildError(format!("invalid envelope: {e}")))?;
     let body = body_part(payload);
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
     let message = if attachments.is_empty() {
         match body {
-            Body::Single(p) => builder.singlepart(p),
-            Body::Alternative(m) => builder.multipart(m),
+            TextBody::Single(p) => builder.singlepart(p),
+            TextBody::Alternative(m) => builder.multipart(m),
         }
     } else {
         let mut mixed = match body {
-            Body::Single(p) => MultiPart::mixed().singlepart(p),
-            Body::Alternative(m) => MultiPart::mixed().multipart(m),
+            TextBody::Single(p) => MultiPart::mixed().singlepart(p),
+            TextBody::Alternative(m) => MultiPart::mixed().multipart(m),
         };
-        for a in attachments {
+        for (i, a) in attachments.iter().enumerate() {
             let ct = ContentType::parse(&a.mime).unwrap_or(
                 ContentType::parse("application/octet-stream")
                     .map_err(|e| BuildError(e.to_string()))?,
             );
-            mixed = mixed.singlepart(Attachment::new(a.filename).body(a.content.to_vec(), ct));
+            let stand_in = Body::dangerous_pre_encoded(
+                placeholder(&nonce, i),
+                ContentTransferEncoding::Base64,
+            );
+            mixed = mixed.singlepart(Attachment::new(a.filename.clone()).body(stand_in, ct));
         }
         builder.multipart(mixed)
     }
     .map_err(|e| BuildError(format!("cannot build message: {e}")))?;
-    Ok(Built {
-        envelope,
-        bytes: message.formatted(),
-    })
+    let message = splice(message.formatted(), &nonce, attachments)?;
+    Ok(Built { envelope, message })
 }
 
-enum Body {
+/// The stand-in body of attachment `i`: NUL bytes and a nonce drawn for this message, so no
+/// header or text body can hold it (lettre base64-encodes a text body with a NUL byte).
+fn placeholder(nonce: &str, i: usize) -> Vec<u8> {
+    format!("\0gmp-attachment-{nonce}-{i}\0").into_bytes()
+}
+
+/// Cuts the skeleton at each stand-in and puts the attachment's content there, to be encoded
+/// while it is sent.
+fn splice(
+    skeleton: Vec<u8>,
+    nonce: &str,
+    attachments: Vec<LoadedAttachment>,
+) -> Result<Formatted, BuildError> {
+    let mut pieces = Vec::with_capacity(attachments.len() * 2 + 1);
+    let mut rest = skeleton.as_slice();
+    for (i, a) in attachments.into_iter().enumerate() {
+        let mark = placeholder(nonce, i);
+        let at = rest
+            .windows(mark.len())
+            .position(|w| w == mark.as_slice())
+            .ok_or_else(|| BuildError(format!("attachment {i} lost while formatting")))?;
+        pieces.push(Piece::Text(rest[..at].to_vec()));
+        pieces.push(Piece::Base64(a.content));
+        rest = &rest[at + mark.len()..];
+    }
+    pieces.push(Piece::Text(rest.to_vec()));
+    Ok(Formatted::new(pieces))
+}
+
+enum TextBody {
     Single(SinglePart),
     Alternative(MultiPart),
 }
 
-fn body_part(payload: &Value) -> Body {
+fn body_part(payload: &Value) -> TextBody {
     let text = payload
         .get("body")
         .and_then(Value::as_str)
@@ -173,10 +206,10 @@ fn body_part(payload: &Value) -> Body {
     let html_type = payload.get("content_type").and_then(Value::as_str) == Some("html");
     match payload.get("body_html").and_then(Value::as_str) {
         Some(html) if !html_type => {
-            Body::Alternative(MultiPart::alternative_plain_html(text, html.to_string()))
+            TextBody::Alternative(MultiPart::alternative_plain_html(text, html.to_string()))
         }
-        _ if html_type => Body::Single(SinglePart::html(text)),
-        _ => Body::Single(SinglePart::plain(text)),
+        _ if html_type => TextBody::Single(SinglePart::html(text)),
+        _ => TextBody::Single(SinglePart::plain(text)),
     }
 }
 
@@ -192,7 +225,7 @@ mod tests {
             "cc":["a@x.io"],"bcc":["c@z.io"],"subject":"Hi","body":"hello","content_type":"plain",
             "headers":{"X-Foo":"1"},"return_path":"bounce@acme.com"});
         let built = build(&payload, "pk-1", Vec::new()).unwrap();
-        let text = String::from_utf8(built.bytes).unwrap();
+        let text = String::from_utf8(built.message.to_vec()).unwrap();
         assert!(text.contains("Message-ID: <pk-1@acme.com>"), "{text}");
         assert!(text.contains("X-Genro-Mail-ID: MSG-1"));
         assert!(text.contains("X-Foo: 1"));
@@ -219,10 +252,51 @@ mod tests {
             mime: "application/pdf".into(),
             content: bytes::Bytes::from_static(b"%PDF-1.4"),
         };
-        let text = String::from_utf8(build(&payload, "pk", vec![att]).unwrap().bytes).unwrap();
+        let text =
+            String::from_utf8(build(&payload, "pk", vec![att]).unwrap().message.to_vec()).unwrap();
         assert!(text.contains("multipart/mixed"));
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("filename=\"r.pdf\""));
+    }
+
+    #[test]
+    fn attachments_go_out_exactly_as_lettre_encodes_them() {
+        let payload =
+            json!({"id":"m","from":"s@a.io","to":["t@b.io"],"subject":"s","body":"plain"});
+        // Sizes around the line (57 bytes) and chunk boundaries of the streamed encoding.
+        let chunk = 57 * crate::mail::formatted::CHUNK_LINES;
+        let atts: Vec<LoadedAttachment> = [5, 57, chunk, 2 * chunk + 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| LoadedAttachment {
+                filename: format!("f{i}.bin"),
+                mime: "application/octet-stream".into(),
+                content: bytes::Bytes::from((0..n).map(|b| (b % 253) as u8).collect::<Vec<u8>>()),
+            })
+            .collect();
+        let built = build(&payload, "pk", atts.clone()).unwrap();
+        assert_eq!(
+            built.message.attachment_bytes(),
+            atts.iter().map(|a| a.content.len()).sum::<usize>()
+        );
+        let wire = built.message.to_vec();
+        assert_eq!(wire.len(), built.message.len());
+        for a in atts {
+            let ct = ContentType::parse(&a.mime).unwrap();
+            // Always base64 (contract §6.6); lettre alone would pick 7bit for some contents.
+            let body = Body::new_with_encoding(a.content.to_vec(), ContentTransferEncoding::Base64)
+                .unwrap();
+            let part = Attachment::new(a.filename.clone())
+                .body(body, ct)
+                .formatted();
+            assert!(
+                wire.windows(part.len()).any(|w| w == part.as_slice()),
+                "{} ({} bytes) differs from lettre's base64 part",
+                a.filename,
+                a.content.len()
+            );
+        }
+        assert!(!wire.contains(&0), "no stand-in left");
     }
 
     #[test]

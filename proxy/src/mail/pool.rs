@@ -28,7 +28,7 @@ use tokio::{
     time::{Instant, timeout},
 };
 
-use super::{RefusedRecipient, SmtpTarget, TlsMode, Transport};
+use super::{RefusedRecipient, SmtpTarget, TlsMode, Transport, formatted::Formatted};
 use crate::model::retry::Failure;
 
 /// Idle time after which a connection is checked with `NOOP` before reuse.
@@ -197,7 +197,7 @@ impl SmtpPool {
     async fn transaction(
         conn: &mut AsyncSmtpConnection,
         envelope: &lettre::address::Envelope,
-        message: &[u8],
+        message: &Formatted,
     ) -> Result<Vec<RefusedRecipient>, Failure> {
         conn.command(Mail::new(envelope.from().cloned(), vec![]))
             .await
@@ -233,7 +233,10 @@ impl SmtpPool {
             return Err(f);
         }
         conn.command(Data).await.map_err(lettre_failure)?;
-        conn.message(message).await.map_err(lettre_failure)?;
+        // Chunk by chunk: lettre dot-stuffs each into a copy, so a whole message would be copied.
+        conn.message_iter(message.chunks())
+            .await
+            .map_err(lettre_failure)?;
         Ok(refused)
     }
 }
@@ -243,7 +246,7 @@ impl Transport for SmtpPool {
         &'a self,
         target: &'a SmtpTarget,
         envelope: &'a lettre::address::Envelope,
-        message: &'a [u8],
+        message: &'a Formatted,
     ) -> BoxFuture<'a, Result<Vec<RefusedRecipient>, Failure>> {
         Box::pin(async move {
             let slot = self.slot(target);
