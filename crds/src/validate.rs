@@ -403,6 +403,29 @@ fn is_dns_label(s: &str) -> bool {
         && b.last().is_some_and(|c| *c != b'-')
 }
 
+/// Bytes of a memory quantity of the form the schema accepts (`512Mi`, `1G`, `1048576`); `None`
+/// for anything else or on overflow.
+pub fn memory_bytes(s: &str) -> Option<u64> {
+    if !is_memory(s) {
+        return None;
+    }
+    let units: [(&str, u64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    let (body, unit) = units
+        .iter()
+        .find_map(|(x, u)| s.strip_suffix(x).map(|b| (b, *u)))
+        .unwrap_or((s, 1));
+    body.parse::<u64>().ok()?.checked_mul(unit)
+}
+
 /// `^[0-9]+(\.[0-9]+)?m?$`, at most 20 characters.
 fn is_cpu(s: &str) -> bool {
     let body = s.strip_suffix('m').unwrap_or(s);

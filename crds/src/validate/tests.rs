@@ -110,3 +110,13 @@ fn quantities_are_checked() {
     assert!(is_storage("10Gi") && !is_storage("10") && !is_storage("Gi"));
     assert!(is_dns_label("a-1") && !is_dns_label("-a") && !is_dns_label("a-") && !is_dns_label(""));
 }
+
+#[test]
+fn memory_quantities_convert_to_bytes() {
+    assert_eq!(memory_bytes("512Mi"), Some(512 << 20));
+    assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
+    assert_eq!(memory_bytes("2Gi"), Some(2 << 30));
+    assert_eq!(memory_bytes("1048576"), Some(1 << 20));
+    assert_eq!(memory_bytes("1.5Gi"), None);
+    assert_eq!(memory_bytes("99999999999999999Ti"), None, "overflow");
+}

@@ -58,6 +58,7 @@ pub fn seconds_str(ms: i32) -> String {
 /// expansion, and the tuning knobs.
 pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
     let t = &pt.spec.proxy.tuning;
+    let (budget_mb, cache_mb) = memory_shares(pt);
     let db_url = format!(
         "postgresql://{DB_NAME}:$(GMP_DB_PASSWORD)@{}:5432/{DB_NAME}",
         names::postgres(name)
@@ -81,7 +82,28 @@ pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
         env("GMP_POOL_SIZE", t.pool_size.to_string()),
         env("GMP_LOG_LEVEL", t.log_level.as_env()),
         env("GMP_SPOOL_DIR", "/tmp"),
+        env("GMP_ATTACHMENT_MEMORY_BUDGET_MB", budget_mb.to_string()),
+        env("GMP_CACHE_MEMORY_MAX_MB", cache_mb.to_string()),
     ]
+}
+
+/// The container's default requests and limits: cpu and memory requests, cpu and memory limits.
+const RESOURCES: [&str; 4] = ["250m", "256Mi", "1", "512Mi"];
+
+/// The attachment memory budget and the MD5 memory cache, in MiB: 40% and 10% of the container's
+/// memory limit. The proxy's own defaults (256 + 50 MiB) assume a bigger machine; under a
+/// 512Mi limit, attachments at 100 MB/s peaked at 287 MiB with them (`bench/attachments.py`),
+/// so these shares leave room for the rest of the process and the allocator.
+pub fn memory_shares(pt: &PressureTest) -> (u64, u64) {
+    let limit = pt
+        .spec
+        .proxy
+        .resources
+        .as_ref()
+        .and_then(|r| r.memory_limit.as_deref())
+        .unwrap_or(RESOURCES[3]);
+    let mib = pressure_crds::validate::memory_bytes(limit).unwrap_or(512 << 20) >> 20;
+    ((mib * 2 / 5).max(1), (mib / 10).max(1))
 }
 
 fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
@@ -89,7 +111,7 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
     let mut c = container(
         "mailproxy",
         &spec.image,
-        resources(spec.resources.as_ref(), ["250m", "256Mi", "1", "512Mi"]),
+        resources(spec.resources.as_ref(), RESOURCES),
     );
     c.command = Some(vec!["mailproxy".into()]);
     c.env = Some(proxy_env(pt, name));

@@ -192,6 +192,38 @@ fn proxy_gets_database_url_secrets_and_tuning() {
 }
 
 #[test]
+fn proxy_memory_settings_follow_its_memory_limit() {
+    let budget = |pt: &PressureTest| {
+        let children = desired(pt, &secrets(), &OperatorPeer::default()).expect("builds");
+        let c = container(&children, "t-proxy");
+        let limit = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .map(|q| q.0.clone());
+        (
+            limit,
+            env_of(&c, "GMP_ATTACHMENT_MEMORY_BUDGET_MB"),
+            env_of(&c, "GMP_CACHE_MEMORY_MAX_MB"),
+        )
+    };
+    let mut pt = running();
+    let mib = |v: &str| Some(v.to_string());
+    assert_eq!(budget(&pt), (mib("512Mi"), mib("204"), mib("51")));
+    pt.spec.proxy.resources = Some(pressure_crds::ResourcesSpec {
+        memory_limit: Some("2Gi".into()),
+        ..Default::default()
+    });
+    assert_eq!(budget(&pt), (mib("2Gi"), mib("819"), mib("204")));
+    pt.spec.proxy.resources = Some(pressure_crds::ResourcesSpec {
+        memory_limit: Some("1G".into()),
+        ..Default::default()
+    });
+    assert_eq!(budget(&pt), (mib("1G"), mib("381"), mib("95")));
+}
+
+#[test]
 fn spec_changes_change_the_objects() {
     let base = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let mut pt = running();
