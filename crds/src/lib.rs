@@ -1,12 +1,12 @@
 //! The `PressureTest` custom resource (`pressure.mailproxy.dev/v1alpha1`): the spec a user writes,
-//! the status the operator reports, and [`validate`], the same rules as the CRD schema in plain
+//! the status the operator reports, and [`validate()`], the same rules as the CRD schema in plain
 //! Rust so that the local runner (`pressure run FILE`) checks a file without a cluster.
 //!
 //! Layout:
 //! - [`spec`]: the root `PressureTest` kind, tenants, load window, thresholds, and [`spec::sut`]
 //!   (proxy, PostgreSQL, sink, observability) plus the seed's client [`profiles`];
 //! - [`status`]: phase, conditions, live figures and the final summary;
-//! - [`validate`]: pure validation with typed errors carrying a field path;
+//! - [`mod@validate`]: pure validation with typed errors carrying a field path;
 //! - [`verdict`]: the thresholds against observed values, as a pure function.
 //!
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`

@@ -1,4 +1,4 @@
-//! The kube-runtime controller: [`reconcile`] observes the children, advances the pure phase
+//! The kube-runtime controller: [`reconcile()`] observes the children, advances the pure phase
 //! machine, applies the desired objects with server-side apply, writes the status and publishes
 //! an event on each phase change; [`run`] wires the HTTP server, leader election and the
 //! controller together.

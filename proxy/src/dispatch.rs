@@ -135,7 +135,7 @@ impl Dispatcher {
     /// others and priorities hold within the replica.
     ///
     /// Claims are paced by what the previous one found: after a full claim the loop claims again
-    /// at once; after a short one that found rows, no sooner than [`RECLAIM_GAP`] (rows may wait
+    /// at once; after a short one that found rows, no sooner than `RECLAIM_GAP` (rows may wait
     /// behind per-account caps); after an empty one, at the idle interval (retries coming due,
     /// expired leases). Intake and run-now wake it for an immediate claim; a finished send only
     /// starts queued rows. Claiming on every finished send cost a statement or two per message.

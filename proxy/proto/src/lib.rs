@@ -11,7 +11,7 @@
 //! - [`prom`]: the proxy's `/metrics` series and the sink's latency histogram, parsed, with
 //!   histogram quantiles.
 //!
-//! - [`signals`] (feature `signals`): the SIGINT/SIGTERM stop signal of every binary.
+//! - `signals` (feature `signals`): the SIGINT/SIGTERM stop signal of every binary.
 //!
 //! Without features this crate depends on serde alone, so the client simulator compiles neither
 //! axum, sqlx nor kube.

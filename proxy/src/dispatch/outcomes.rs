@@ -1,7 +1,7 @@
 //! The outcome writer: collects finished attempts and writes them in batches, one transaction
 //! per batch (events plus message state), then counts them in the metrics and frees the slots
 //! they held. A batch holds every outcome that arrived during the previous write and during
-//! [`LINGER`] after its first one, so the number of transactions per message falls as the rate
+//! `LINGER` after its first one, so the number of transactions per message falls as the rate
 //! rises. The SMTP server has accepted a message before its outcome gets here: the linger delays
 //! the bookkeeping (state row, event, report), never a delivery.
 

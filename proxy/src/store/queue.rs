@@ -110,7 +110,7 @@ const CLAIM_SQL: &str = "WITH candidates AS ( \
     RETURNING pk, id, tenant_id, account_id, account_pk, priority, payload, retry_count, queued_us";
 
 /// How long a replica reuses the list of blocked tenants. The claim's own check is authoritative
-/// (see [`CLAIM_SQL`]), so a stale list costs at most this long a wait: a tenant activated
+/// (see `CLAIM_SQL`), so a stale list costs at most this long a wait: a tenant activated
 /// elsewhere is claimed this much later, and one suspended elsewhere only occupies candidate
 /// slots meanwhile. Changes made through this replica's store drop the list at once.
 pub const BLOCKED_TTL: std::time::Duration = std::time::Duration::from_secs(1);
