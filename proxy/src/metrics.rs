@@ -72,7 +72,7 @@ pub struct TenantSource {
 pub struct TenantOutcome {
     /// Tenant id.
     pub tenant_id: String,
-    /// `ok`, `http_error`, `timeout`, `invalid`.
+    /// `ok`, `http_error`, `timeout`, `invalid`, `refused` (a link-local endpoint).
     pub outcome: String,
 }
 

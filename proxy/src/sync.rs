@@ -45,6 +45,8 @@ struct Settings {
     default_priority: i64,
     limits: crate::model::submit::Limits,
     report_gap: i64,
+    /// Hosts that may be link-local (`GMP_ATTACHMENT_ALLOWED_HOSTS`).
+    allowed: crate::config::Hosts,
 }
 
 /// The sync loop of one replica.
@@ -72,10 +74,11 @@ impl Scheduler {
         wake: Arc<Notify>,
         dispatch_wake: Arc<Notify>,
     ) -> anyhow::Result<Arc<Self>> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(8)
-            .build()?;
+        // Tenants set their own endpoint: the same vetted client as attachment downloads.
+        let client = crate::attachments::resolve::client(
+            &config.attachment_allowed_hosts,
+            crate::attachments::resolve::system_lookup(),
+        );
         Ok(Arc::new(Scheduler {
             store,
             metrics,
@@ -90,6 +93,7 @@ impl Scheduler {
                 default_priority: config.default_priority.clamp(0, 3),
                 limits: config.limits(),
                 report_gap: config.sync_report_min_interval.max(0),
+                allowed: config.attachment_allowed_hosts.clone(),
             },
             replica,
             wake,
@@ -208,12 +212,19 @@ impl Scheduler {
             delivery_report: pending.iter().map(reports::entry).collect(),
             tenant_id: None,
         };
-        let raw = call::post(&self.client, &tenant, &body, s.timeout, s.max_bytes)
-            .await
-            .map_err(|f| {
-                debug!(tenant = %id, failure = f.label(), "Sync call failed.");
-                f.label()
-            })?;
+        let raw = call::post(
+            &self.client,
+            &tenant,
+            &body,
+            s.timeout,
+            s.max_bytes,
+            &s.allowed,
+        )
+        .await
+        .map_err(|f| {
+            debug!(tenant = %id, failure = f.label(), "Sync call failed.");
+            f.label()
+        })?;
         let resp = call::parse(&raw).ok_or("invalid")?;
         if !resp.messages.is_empty() {
             self.enqueue_inline(id, &resp.messages).await.map_err(db)?;

@@ -14,13 +14,21 @@ use reqwest::Url;
 use super::Fail;
 use crate::config::Hosts;
 
-/// True for addresses no attachment may be fetched from unless explicitly allowed.
+/// True for addresses no attachment may be fetched from unless explicitly allowed: IPv4
+/// 169.254.0.0/16, IPv6 fe80::/10, and IPv6 forms that carry a link-local IPv4 address (mapped
+/// `::ffff:a.b.c.d`, compatible `::a.b.c.d`, and NAT64 `64:ff9b::a.b.c.d`, which a NAT64 gateway
+/// forwards to that IPv4 address).
 pub fn link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => {
-            (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+            let s = v6.segments();
+            let embedded = [s[6].to_be_bytes(), s[7].to_be_bytes()].concat();
+            let v4 = std::net::Ipv4Addr::new(embedded[0], embedded[1], embedded[2], embedded[3]);
+            let carries_v4 = v6.to_ipv4_mapped().is_some()
+                || s[..6] == [0; 6]
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            (s[0] & 0xffc0) == 0xfe80 || (carries_v4 && v4.is_link_local())
         }
     }
 }
@@ -139,10 +147,22 @@ mod tests {
             "169.254.0.1",
             "fe80::1",
             "::ffff:169.254.1.1",
+            "::169.254.169.254",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(link_local(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "170.254.0.1", "fec0::1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "170.254.0.1",
+            "fec0::1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::169.254.169.254",
+            "2001:db8::a9fe:a9fe",
+        ] {
             assert!(!link_local(ip.parse().unwrap()), "{ip}");
         }
     }

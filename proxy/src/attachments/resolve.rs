@@ -7,7 +7,8 @@
 //! checks them before each request and each redirect hop.
 //!
 //! The client connects directly (no `HTTP_PROXY`): through a proxy, the proxy would resolve the
-//! name and the check would not hold.
+//! name and the check would not hold. The sync loop calls tenant applications with the same
+//! client, since a tenant may set its own endpoint (`sync::call::post`).
 //!
 //! [`guard`]: super::guard
 

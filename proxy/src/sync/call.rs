@@ -7,7 +7,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mailproxy_proto::sync::SyncRequestV1;
 use serde_json::Value;
+use tracing::warn;
 
+use crate::attachments::{guard, resolve};
+use crate::config::Hosts;
 use crate::store::tenants::Tenant;
 
 /// Why a call failed.
@@ -19,6 +22,8 @@ pub enum CallFailure {
     Timeout,
     /// 2xx, but not a JSON object or `ok` not true.
     Invalid,
+    /// The endpoint is a link-local address (by literal or by name) not explicitly allowed.
+    Refused,
 }
 
 impl CallFailure {
@@ -28,6 +33,7 @@ impl CallFailure {
             CallFailure::Http => "http_error",
             CallFailure::Timeout => "timeout",
             CallFailure::Invalid => "invalid",
+            CallFailure::Refused => "refused",
         }
     }
 }
@@ -109,20 +115,36 @@ pub fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Value>) -> reqwest:
 }
 
 /// Makes the call; Ok carries the raw 2xx body.
+///
+/// `client` is the vetted client of [`crate::attachments::resolve::client`]: a tenant may set its
+/// own `client_base_url`, so the call refuses link-local addresses (cloud metadata) like an
+/// attachment download does, by literal here and by name in the client's resolver, unless the
+/// host is in `allowed` (`GMP_ATTACHMENT_ALLOWED_HOSTS`). It follows no redirect (a 3xx is a
+/// failed call) and uses no `HTTP_PROXY`.
 pub async fn post(
     client: &reqwest::Client,
     tenant: &Tenant,
     body: &SyncRequestV1,
     timeout: Duration,
     max_bytes: usize,
+    allowed: &Hosts,
 ) -> Result<Vec<u8>, CallFailure> {
-    let url = url(tenant).ok_or(CallFailure::Http)?;
+    let url = url(tenant)
+        .and_then(|u| reqwest::Url::parse(&u).ok())
+        .ok_or(CallFailure::Http)?;
+    if let Err(refused) = guard::check_literal(&url, allowed) {
+        warn!(tenant = %tenant.id, reason = %refused.why, "Sync endpoint refused.");
+        return Err(CallFailure::Refused);
+    }
     let req = with_auth(
         client.post(url).json(body).timeout(timeout),
         tenant.client_auth.as_ref(),
     );
     let resp = req.send().await.map_err(|e| {
-        if e.is_timeout() {
+        if let Some(refused) = resolve::refusal(&e) {
+            warn!(tenant = %tenant.id, reason = %refused, "Sync endpoint refused.");
+            CallFailure::Refused
+        } else if e.is_timeout() {
             CallFailure::Timeout
         } else {
             CallFailure::Http
@@ -154,6 +176,10 @@ pub async fn post(
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -168,6 +194,93 @@ mod tests {
         assert!(!parse(br#"{"ok":"yes"}"#).unwrap().ok);
         assert!(parse(b"[1]").is_none());
         assert!(parse(b"<html>").is_none());
+    }
+
+    /// A tenant application on loopback: `/sync` answers a redirect to `/elsewhere`, which
+    /// counts its calls; `/ok` answers `{"ok": true}`.
+    async fn app() -> (u16, Arc<AtomicUsize>) {
+        use axum::{Json, Router, http::StatusCode, routing::post};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let router = Router::new()
+            .route(
+                "/sync",
+                post(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]) }),
+            )
+            .route(
+                "/elsewhere",
+                post(move || async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Json(serde_json::json!({"ok": true}))
+                }),
+            )
+            .route(
+                "/ok",
+                post(|| async { Json(serde_json::json!({"ok": true})) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (port, hits)
+    }
+
+    /// Resolves `app.test` to a link-local address and to loopback, `metadata.test` to a
+    /// link-local address only.
+    fn lookup() -> resolve::Lookup {
+        Arc::new(|host: String| {
+            Box::pin(async move {
+                let ll: IpAddr = "169.254.169.254".parse().unwrap();
+                Ok(match host.as_str() {
+                    "app.test" => vec![ll, IpAddr::from([127, 0, 0, 1])],
+                    "metadata.test" => vec![ll],
+                    _ => vec![],
+                })
+            })
+        })
+    }
+
+    async fn call(base: String, path: &str) -> Result<Vec<u8>, CallFailure> {
+        let allowed = Hosts::default();
+        let client = resolve::client(&allowed, lookup());
+        let tenant = Tenant {
+            id: "t".into(),
+            client_base_url: Some(base),
+            client_sync_path: Some(path.into()),
+            ..Tenant::default()
+        };
+        let body = SyncRequestV1 {
+            delivery_report: vec![],
+            tenant_id: None,
+        };
+        post(
+            &client,
+            &tenant,
+            &body,
+            Duration::from_secs(5),
+            1 << 20,
+            &allowed,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn tenant_endpoints_are_vetted_like_attachment_downloads() {
+        let (port, hits) = app().await;
+        // A name resolves through the vetted resolver: the link-local answer is dropped and
+        // loopback is used (the system resolver knows no `app.test`).
+        assert!(call(format!("http://app.test:{port}"), "/ok").await.is_ok());
+        // A name with only link-local answers, and a link-local literal: refused, no connection.
+        let refused = Err(CallFailure::Refused);
+        assert_eq!(
+            call(format!("http://metadata.test:{port}"), "/ok").await,
+            refused
+        );
+        assert_eq!(call("http://169.254.169.254".into(), "/ok").await, refused);
+        assert_eq!(call("http://[fe80::1]:9".into(), "/ok").await, refused);
+        // A redirect is not followed: the call fails and the target is never called.
+        let redirected = call(format!("http://127.0.0.1:{port}"), "/sync").await;
+        assert_eq!(redirected, Err(CallFailure::Http));
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
     }
 
     #[test]
