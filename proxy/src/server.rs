@@ -8,7 +8,7 @@ use anyhow::Context;
 use rand::RngCore;
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     attachments::Loader,
@@ -271,6 +271,13 @@ async fn refresh_gauges(
                     .pending_by_tenant
                     .get_or_create(&TenantLabel { tenant_id: tenant })
                     .set(n);
+            }
+        }
+        if tick.is_multiple_of(5) {
+            match store.refresh_planner_stats().await {
+                Ok(t) if !t.is_empty() => debug!(tables = ?t, "Refreshed planner statistics."),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "Refreshing planner statistics failed."),
             }
         }
         if tick.is_multiple_of(60) {

@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use crate::{
     config::Config,
     metrics::{Metrics, TenantLabel, TenantOutcome, TenantSource},
-    store::{Store, messages::Intake, now_ts},
+    store::{Store, messages::Intake, now_ts, sync_state::SyncDone},
 };
 
 /// Backoff after the n-th consecutive failure: `min(300, 5 × 2^(n − 1))` seconds.
@@ -48,6 +48,9 @@ struct Settings {
     /// Hosts that may be link-local (`GMP_ATTACHMENT_ALLOWED_HOSTS`).
     allowed: crate::config::Hosts,
 }
+
+/// The shortest time between two scheduling rounds.
+const ROUND_GAP: Duration = Duration::from_millis(10);
 
 /// The sync loop of one replica.
 pub struct Scheduler {
@@ -102,10 +105,20 @@ impl Scheduler {
         }))
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`. Wakes (run-now, dispatch outcomes, finished calls) start a
+    /// scheduling round at once, but rounds are at least [`ROUND_GAP`] apart: under load the
+    /// wakes come hundreds of times a second and each round is a query.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut calls = tokio::task::JoinSet::new();
+        let mut last_round: Option<Instant> = None;
         while !shutdown.is_cancelled() {
+            if let Some(wait) = last_round.and_then(|t| ROUND_GAP.checked_sub(t.elapsed())) {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            last_round = Some(Instant::now());
             self.start_due(&mut calls).await;
             while calls.try_join_next().is_some() {}
             tokio::select! {
@@ -235,8 +248,21 @@ impl Scheduler {
         let now = now_ts();
         let refused_ids = resp.error.iter().cloned().collect();
         let (acked, refused) = reports::settle(&pending, &refused_ids);
+        let dnd_until = resp
+            .next_sync_after
+            .filter(|t| *t > now as f64)
+            .map(|t| t.ceil() as i64);
+        let more_reports = pending.len() as i64 >= s.report_batch;
+        let done = SyncDone {
+            now,
+            dnd_until,
+            requested: dnd_until.is_none() && (resp.queued > 0 || more_reports),
+            acked: &acked,
+            refused: &refused,
+        };
+        // One transaction settles the reports and releases the lease.
         self.store
-            .settle_reports(&acked, &refused, now)
+            .sync_succeeded(id, &self.replica, &done)
             .await
             .map_err(db)?;
         let label = TenantLabel {
@@ -253,16 +279,6 @@ impl Scheduler {
         if !resp.not_found.is_empty() {
             debug!(tenant = %id, ids = ?resp.not_found, "Client does not know some reported ids.");
         }
-        let dnd = resp
-            .next_sync_after
-            .filter(|t| *t > now as f64)
-            .map(|t| t.ceil() as i64);
-        let more_reports = pending.len() as i64 >= s.report_batch;
-        let requested = dnd.is_none() && (resp.queued > 0 || more_reports);
-        self.store
-            .sync_succeeded(id, &self.replica, now, dnd, requested)
-            .await
-            .map_err(db)?;
         Ok(())
     }
 

@@ -27,6 +27,9 @@ pg_up() {
   # Tests trade durability for speed; benchmarks (PG_DURABLE=1) keep PostgreSQL's durable defaults.
   local settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   [ "${PG_DURABLE:-0}" = 1 ] && settings=""
+  # PG_EXTRA_SETTINGS adds server settings, e.g. "-c shared_preload_libraries=pg_stat_statements"
+  # to see which statements a benchmark spends PostgreSQL's time on.
+  settings="$settings ${PG_EXTRA_SETTINGS:-}"
   pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/postgres.log" \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $settings -c max_connections=400 -c shared_buffers=256MB" \
     start >/dev/null || { cat "$dir/postgres.log" >&2; return 1; }

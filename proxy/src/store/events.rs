@@ -8,6 +8,37 @@ use sqlx::Row;
 
 use super::{Result, Store, queue::placeholders};
 
+/// Marks events reported (acknowledged) or counts a refusal, a statement per 500 ids, on the
+/// caller's connection (the sync call's closing transaction, `Store::sync_succeeded`).
+pub(crate) async fn settle_reports(
+    conn: &mut sqlx::AnyConnection,
+    acked: &[i64],
+    refused: &[i64],
+    now: i64,
+) -> Result<()> {
+    for (ids, sql) in [
+        (
+            acked,
+            "UPDATE message_events SET reported_ts = $1 WHERE id IN ({})",
+        ),
+        (
+            refused,
+            "UPDATE message_events SET report_attempts = report_attempts + 1 WHERE id IN ({})",
+        ),
+    ] {
+        for chunk in ids.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = sql.replace("{}", &params.join(", "));
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
 /// One unreported event, ready to become a delivery report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingReport {
@@ -72,31 +103,6 @@ impl Store {
         Ok(row
             .try_get::<bool, _>("x")
             .or_else(|_| row.try_get::<i64, _>("x").map(|v| v != 0))?)
-    }
-
-    /// Marks events reported (acknowledged) or counts a refusal, in one statement each.
-    pub async fn settle_reports(&self, acked: &[i64], refused: &[i64], now: i64) -> Result<()> {
-        for (ids, sql) in [
-            (
-                acked,
-                "UPDATE message_events SET reported_ts = $1 WHERE id IN ({})",
-            ),
-            (
-                refused,
-                "UPDATE message_events SET report_attempts = report_attempts + 1 WHERE id IN ({})",
-            ),
-        ] {
-            for chunk in ids.chunks(500) {
-                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-                let sql = sql.replace("{}", &params.join(", "));
-                let mut q = sqlx::query(&sql).bind(now);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&self.pool).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Lists a tenant's messages as MessageRecords (§3.5).

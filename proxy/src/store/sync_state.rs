@@ -5,6 +5,21 @@ use sqlx::Row;
 
 use super::{Result, Store};
 
+/// What a successful sync call settles.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncDone<'a> {
+    /// When the call ended.
+    pub now: i64,
+    /// The client's do-not-disturb instant, if any.
+    pub dnd_until: Option<i64>,
+    /// Call again at once (the client has more, or more reports wait).
+    pub requested: bool,
+    /// Event ids the client acknowledged.
+    pub acked: &'a [i64],
+    /// Event ids the client refused.
+    pub refused: &'a [i64],
+}
+
 impl Store {
     /// Tenants due for a sync call now, least recently synced first (§4.5 rules 1–4), skipping
     /// tenants backing off or leased by a replica. A tenant without any SMTP account is not
@@ -60,15 +75,11 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Records a successful call and releases the lease.
-    pub async fn sync_succeeded(
-        &self,
-        id: &str,
-        replica: &str,
-        now: i64,
-        dnd_until: Option<i64>,
-        requested: bool,
-    ) -> Result<()> {
+    /// Records a successful call in one transaction: the acknowledged reports marked reported,
+    /// the refused ones counted, the tenant's next-call state set and its lease released.
+    pub async fn sync_succeeded(&self, id: &str, replica: &str, done: &SyncDone<'_>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        super::events::settle_reports(&mut tx, done.acked, done.refused, done.now).await?;
         sqlx::query(
             "UPDATE tenants SET last_sync_ts = $3, dnd_until = $4, sync_requested = $5, \
                sync_failures = 0, sync_retry_at = NULL, sync_claimed_by = NULL, sync_claimed_until = NULL \
@@ -76,11 +87,12 @@ impl Store {
         )
         .bind(id)
         .bind(replica)
-        .bind(now)
-        .bind(dnd_until)
-        .bind(i64::from(requested))
-        .execute(&self.pool)
+        .bind(done.now)
+        .bind(done.dnd_until)
+        .bind(i64::from(done.requested))
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -128,3 +128,67 @@ async fn postgres_suspension_after_the_blocked_read_is_honoured() {
 async fn postgres_deactivation_after_the_blocked_read_is_honoured() {
     deactivation_after_the_blocked_read_is_honoured(postgres().await).await;
 }
+
+/// PostgreSQL: once messages and events change enough, the store analyses them (they start with
+/// no statistics) and then leaves them alone until they change again.
+#[tokio::test]
+async fn postgres_planner_statistics_follow_a_growing_queue() {
+    let location = postgres().await;
+    let store = seeded(&location).await;
+    let analysed = || async {
+        let rows = sqlx::query(
+            "SELECT relname::text AS name FROM pg_stat_user_tables \
+             WHERE relname::text IN ('messages', 'message_events') AND last_analyze IS NOT NULL \
+             ORDER BY relname",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("stats");
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "name").expect("name"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        store.refresh_planner_stats().await.expect("refresh"),
+        Vec::<String>::new()
+    );
+    let messages: Vec<Value> = (0..1500)
+        .map(|i| json!({"id": format!("bulk{i}"), "from": "s@x.io", "to": ["r@x.io"], "subject": "s"}))
+        .collect();
+    let intake = Intake {
+        default_tenant: Some("t1"),
+        forced_tenant: None,
+        default_priority: 2,
+        limits: Limits::default(),
+    };
+    for chunk in messages.chunks(500) {
+        store.enqueue(chunk, intake).await.expect("enqueue");
+    }
+    // Table statistics reach the view within about a second of the commit.
+    let mut refreshed = Vec::new();
+    for _ in 0..50 {
+        refreshed = store.refresh_planner_stats().await.expect("refresh");
+        if !refreshed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(refreshed, ["messages"]);
+    assert_eq!(analysed().await, ["messages"]);
+    assert_eq!(
+        store.refresh_planner_stats().await.expect("refresh"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_needs_no_planner_statistics() {
+    let store = seeded(&DbLocation::SqliteMemory).await;
+    assert!(
+        store
+            .refresh_planner_stats()
+            .await
+            .expect("refresh")
+            .is_empty()
+    );
+}
