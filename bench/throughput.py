@@ -12,7 +12,7 @@ statement counter), proxy peak RSS, and the sink's own ceiling measured in the s
 Usage: bench/throughput.py --store postgres --rates 1000,2500,4000 --duration 60 --warmup 15
 Processes are started by this script and stopped at the end; everything listens on 127.0.0.1.
 """
-import argparse, os, sys, threading, time
+import argparse, os, sys, threading, time, urllib.error
 
 from lib import Stack, binaries, http, load_average, peak_rss_mb, sink_ceiling, write_json
 
@@ -31,17 +31,25 @@ def feeder(stack, rate, stop, body, counter, name="f"):
             batch.append({"id": f"b{rate}-{name}-{seq}", "to": ["rcpt@sink.test"], "subject": f"bench {seq}", "body": body,
                           "headers": {"X-Pressure-Created-Us": str(int(time.time() * 1e6)), "X-Pressure-Tenant": "bench"}})
         for i in range(0, len(batch), 1000):
-            http("POST", stack.base + "/commands/add-messages", {"tenant_id": "bench", "messages": batch[i:i + 1000]})
+            part = batch[i:i + 1000]
+            try:
+                out = http("POST", stack.base + "/commands/add-messages", {"tenant_id": "bench", "messages": part})
+                refused = len(out.get("rejected") or []) if isinstance(out, dict) else 0
+            except urllib.error.HTTPError:  # every message of the request refused
+                refused = len(part)
+            if refused:
+                counter[1] += refused  # a harness fault (duplicate ids, limits): the run fails
         counter[0] += len(batch)
         next_t += 0.1
         time.sleep(max(0.0, next_t - time.time()))
 
 
-def run_rate(stack, rate, args):
-    stop, counter = threading.Event(), [0]
+def run_rate(stack, rate, args, idx):
+    """One measured window at `rate`; `idx` keeps message ids unique when a rate repeats."""
+    stop, counter = threading.Event(), [0, 0]
     body = ("x" * 76 + "\n") * (args.size // 77)
     # Several feeders so that one slow intake request never stalls the offered load.
-    feeders = [threading.Thread(target=feeder, args=(stack, rate / args.feeders, stop, body, counter, f"f{i}"), daemon=True)
+    feeders = [threading.Thread(target=feeder, args=(stack, rate / args.feeders, stop, body, counter, f"r{idx}f{i}"), daemon=True)
                for i in range(args.feeders)]
     for t in feeders:
         t.start()
@@ -55,7 +63,7 @@ def run_rate(stack, rate, args):
     dt = b["t"] - a["t"]; delivered = b["delivered"] - a["delivered"]; sent = max(1.0, b["sent"] - a["sent"])
     per_k = lambda key: round((b[key] - a[key]) / max(1, delivered) * 1000, 3)
     stack.drain()  # before the next rate
-    return {"offered_per_s": rate, "fed_total": offered, "delivered_per_s": round(delivered / dt, 1), "backlog_slope_per_s": round((b["pending"] - a["pending"]) / dt, 1),
+    return {"offered_per_s": rate, "fed_total": offered, "refused_by_proxy": counter[1], "delivered_per_s": round(delivered / dt, 1), "backlog_slope_per_s": round((b["pending"] - a["pending"]) / dt, 1),
             "latency_ms": b["latency"], "proxy_cpu_s_per_1000": per_k("proxy_cpu"), "postgres_cpu_s_per_1000": per_k("pg_cpu"),
             "sink_cpu_s_per_1000": per_k("sink_cpu"), "db_round_trips_per_msg": round((b["round_trips"] - a["round_trips"]) / sent, 4),
             "proxy_peak_rss_mb": round(peak_rss_mb(stack.proxy.pid), 1)}
@@ -80,8 +88,8 @@ def main():
     stack = Stack(args.store, bins, args.concurrency)
     try:
         stack.start()
-        for rate in [int(r) for r in args.rates.split(",")]:
-            results["runs"].append(run_rate(stack, rate, args))
+        for idx, rate in enumerate(int(r) for r in args.rates.split(",")):
+            results["runs"].append(run_rate(stack, rate, args, idx))
     finally:
         stack.stop()
     results["load_after"] = load_average()
@@ -92,6 +100,9 @@ def main():
         lat = r["latency_ms"]
         print(" | ".join(str(r[c]) for c in cols) + f" | {lat.get('p50')}/{lat.get('p99')}")
     write_json(args.json, results)
+    refused = sum(r["refused_by_proxy"] for r in results["runs"])
+    if refused:
+        sys.exit(f"the proxy refused {refused} offered messages: the figures above do not measure the offered rate")
     if args.smoke and not all(r["delivered_per_s"] > 0 for r in results["runs"]):
         sys.exit("benchmark smoke run: nothing was delivered")
 
