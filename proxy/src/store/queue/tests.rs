@@ -13,6 +13,16 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
 }
 
+/// Intake of messages for tenant `t1`, priority 2.
+fn intake_t1() -> Intake<'static> {
+    Intake {
+        default_tenant: Some("t1"),
+        forced_tenant: None,
+        default_priority: 2,
+        limits: Limits::default(),
+    }
+}
+
 /// A store with tenant `t1`, account `a1` and one message per batch code (`None` = no batch).
 async fn seeded(location: &DbLocation) -> Store {
     let store = Store::open(location, 2, Cipher::random())
@@ -36,12 +46,7 @@ async fn seeded(location: &DbLocation) -> Store {
                    "to": ["r@x.io"], "subject": "s", "batch_code": batch})
         })
         .collect();
-    let intake = Intake {
-        default_tenant: Some("t1"),
-        forced_tenant: None,
-        default_priority: 2,
-        limits: Limits::default(),
-    };
+    let intake = intake_t1();
     let out = store.enqueue(&messages, intake).await.expect("enqueue");
     assert_eq!(out.queued, 4, "{out:?}");
     store
@@ -155,12 +160,7 @@ async fn postgres_planner_statistics_follow_a_growing_queue() {
     let messages: Vec<Value> = (0..1500)
         .map(|i| json!({"id": format!("bulk{i}"), "from": "s@x.io", "to": ["r@x.io"], "subject": "s"}))
         .collect();
-    let intake = Intake {
-        default_tenant: Some("t1"),
-        forced_tenant: None,
-        default_priority: 2,
-        limits: Limits::default(),
-    };
+    let intake = intake_t1();
     for chunk in messages.chunks(500) {
         store.enqueue(chunk, intake).await.expect("enqueue");
     }
