@@ -409,17 +409,7 @@ pub fn memory_bytes(s: &str) -> Option<u64> {
     if !is_memory(s) {
         return None;
     }
-    let units: [(&str, u64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    let (body, unit) = units
+    let (body, unit) = MEMORY_UNITS
         .iter()
         .find_map(|(x, u)| s.strip_suffix(x).map(|b| (b, *u)))
         .unwrap_or((s, 1));
@@ -435,10 +425,24 @@ fn is_cpu(s: &str) -> bool {
     s.len() <= 20 && all_digits(whole) && frac_ok
 }
 
+/// The suffixes of a memory quantity and their bytes (binary ones first: `Mi` before `M`).
+const MEMORY_UNITS: [(&str, u64); 8] = [
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+    ("Ti", 1 << 40),
+    ("k", 1_000),
+    ("M", 1_000_000),
+    ("G", 1_000_000_000),
+    ("T", 1_000_000_000_000),
+];
+
 /// `^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$`, at most 20 characters.
 fn is_memory(s: &str) -> bool {
-    let suffixes = ["Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"];
-    let body = suffixes.iter().find_map(|x| s.strip_suffix(x)).unwrap_or(s);
+    let body = MEMORY_UNITS
+        .iter()
+        .find_map(|(x, _)| s.strip_suffix(x))
+        .unwrap_or(s);
     s.len() <= 20 && all_digits(body)
 }
 

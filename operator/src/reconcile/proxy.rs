@@ -102,7 +102,11 @@ pub fn memory_shares(pt: &PressureTest) -> (u64, u64) {
         .as_ref()
         .and_then(|r| r.memory_limit.as_deref())
         .unwrap_or(RESOURCES[3]);
-    let mib = pressure_crds::validate::memory_bytes(limit).unwrap_or(512 << 20) >> 20;
+    // The schema admits only quantities `memory_bytes` reads; the default is the fallback.
+    let bytes = pressure_crds::validate::memory_bytes(limit)
+        .or_else(|| pressure_crds::validate::memory_bytes(RESOURCES[3]))
+        .unwrap_or_default();
+    let mib = bytes >> 20;
     ((mib * 2 / 5).max(1), (mib / 10).max(1))
 }
 

@@ -7,7 +7,7 @@
 //! host is listed explicitly. Every redirect hop is checked like the first request. Refusals are
 //! permanent failures.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use reqwest::Url;
 
@@ -23,12 +23,12 @@ pub fn link_local(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            let embedded = [s[6].to_be_bytes(), s[7].to_be_bytes()].concat();
-            let v4 = std::net::Ipv4Addr::new(embedded[0], embedded[1], embedded[2], embedded[3]);
-            let carries_v4 = v6.to_ipv4_mapped().is_some()
-                || s[..6] == [0; 6]
-                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
-            (s[0] & 0xffc0) == 0xfe80 || (carries_v4 && v4.is_link_local())
+            // Mapped and compatible forms, then the NAT64 prefix with the IPv4 address last.
+            let v4 = v6.to_ipv4().or_else(|| {
+                (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+                    .then(|| Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])))
+            });
+            (s[0] & 0xffc0) == 0xfe80 || v4.is_some_and(|v4| v4.is_link_local())
         }
     }
 }

@@ -39,13 +39,6 @@ impl Formatted {
         Formatted { pieces }
     }
 
-    /// A message formatted as one text.
-    pub fn text(bytes: Vec<u8>) -> Self {
-        Formatted {
-            pieces: vec![Piece::Text(bytes)],
-        }
-    }
-
     /// The message's length in bytes (before SMTP dot-stuffing).
     pub fn len(&self) -> usize {
         self.pieces

@@ -1,5 +1,7 @@
 //! The claim honours a suspension or deactivation that lands after the blocked list was read,
-//! on SQLite and on PostgreSQL (a fresh database of the test cluster, `GMP_TEST_PG_URL`).
+//! on SQLite and on PostgreSQL (a fresh database of the test cluster, `GMP_TEST_PG_URL`); and the
+//! planner statistics of the queue's tables follow its growth (`store::planner`), which needs the
+//! same seeded stores.
 
 use serde_json::{Map, Value, json};
 
