@@ -9,11 +9,13 @@
 //! which hands the connector only vetted addresses.
 //!
 //! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
-//! `{MD5:…}` marker) through the [`cache`] with one shared download per key ([`Loader`]'s single
-//! flight), the others straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS`
-//! downloads at once, each under `GMP_ATTACHMENT_TIMEOUT_SECONDS`. Downloads stream into a
-//! [`spool`]; only once all are loaded does the message reserve its peak footprint in the memory
-//! [`budget`] and read the spools into memory. The reservation travels with the result
+//! `{MD5:…}` marker) through the [`cache`] with one shared download per tenant, source and key
+//! ([`Loader`]'s single flight; content that does not match its key is never shared), the others
+//! straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS` downloads at once, each
+//! under `GMP_ATTACHMENT_TIMEOUT_SECONDS`. Downloads stream into a [`spool`]; only once all are
+//! loaded does the message reserve its peak footprint in the memory [`budget`] and read the
+//! spools into memory, unless a reservation made before its large payload was read (inline
+//! content, decoded under it) already covers that. The reservation travels with the result
 //! ([`Loaded`]) and must be kept until the message is sent.
 
 pub mod base64;
@@ -109,7 +111,9 @@ impl Fail {
     }
 }
 
-pub(crate) type Flight = Arc<OnceCell<Result<(Fetched, &'static str), Fail>>>;
+/// One download shared by concurrent loads; `Ok(None)` when its content did not match the key
+/// (kept by the load that fetched it, see `load.rs`).
+pub(crate) type Flight = Arc<OnceCell<Result<Option<(Fetched, &'static str)>, Fail>>>;
 
 /// Loads the attachments of messages; one per replica (it owns the cache, the HTTP client, the
 /// download slots and the memory budget).

@@ -124,6 +124,16 @@ pub struct Config {
     /// Longest subject in characters; longer is `subject too long`.
     #[arg(long, env = "GMP_MAX_SUBJECT_CHARS", default_value_t = 998)]
     pub max_subject_chars: usize,
+    /// Largest total of one message's inline (`base64`) attachments in MiB, decoded; more is
+    /// the rejection `inline attachments too large`. Inline content is stored in the message
+    /// and held in memory while it is sent, so it is bounded at intake.
+    #[arg(long, env = "GMP_MAX_INLINE_ATTACHMENT_MB", default_value_t = 10)]
+    pub max_inline_attachment_mb: u64,
+    /// Starts of a message's send without an outcome (the replica died while sending it, e.g.
+    /// out of memory) after which it is parked with an `error` report instead of being sent
+    /// again. Counted for messages with inline content (payloads over 64 KiB).
+    #[arg(long, env = "GMP_MAX_STARTS_WITHOUT_OUTCOME", default_value_t = 3)]
+    pub max_starts_without_outcome: i64,
     /// Hosts that `http_url` attachments (and endpoint URLs named by a message) may fetch
     /// from, comma-separated; empty means only the host of the tenant's `client_base_url`.
     /// Link-local addresses (169.254.0.0/16, fe80::/10) are refused unless listed here.
@@ -203,6 +213,7 @@ impl Config {
             max_headers: self.max_headers,
             max_header_value_bytes: self.max_header_value_bytes,
             max_subject_chars: self.max_subject_chars,
+            max_inline_attachment_bytes: self.max_inline_attachment_mb.saturating_mul(1024 * 1024),
         }
     }
 

@@ -154,6 +154,12 @@ pub struct Metrics {
     pub attachment_memory: Gauge,
     /// Database statements issued by the dispatcher and sync (round-trip accounting).
     pub db_round_trips: Counter,
+    /// Outcomes of finished sends held in memory because the database did not take them yet.
+    pub outcomes_unwritten: Gauge,
+    /// Outcomes discarded because this replica no longer held the message's claim.
+    pub outcomes_stale: Counter,
+    /// Messages parked with an error after being started too often without an outcome.
+    pub parked: Counter,
 }
 
 impl Metrics {
@@ -181,6 +187,9 @@ impl Metrics {
             md5_mismatch: Family::default(),
             attachment_memory: Gauge::default(),
             db_round_trips: Counter::default(),
+            outcomes_unwritten: Gauge::default(),
+            outcomes_stale: Counter::default(),
+            parked: Counter::default(),
             registry: Registry::default(),
         };
         r.register("gmp_sent", "Total sent emails", m.sent.clone());
@@ -270,6 +279,21 @@ impl Metrics {
             "gmp_db_round_trips",
             "Database statements of the dispatch and sync paths",
             m.db_round_trips.clone(),
+        );
+        r.register(
+            "gmp_outcomes_unwritten",
+            "Outcomes of finished sends waiting for the database",
+            m.outcomes_unwritten.clone(),
+        );
+        r.register(
+            "gmp_outcomes_stale",
+            "Outcomes discarded because another replica had taken the message over",
+            m.outcomes_stale.clone(),
+        );
+        r.register(
+            "gmp_messages_parked",
+            "Messages parked with an error after repeated starts without an outcome",
+            m.parked.clone(),
         );
         // The upstream dashboard expects a zero series before the first send.
         let default = AccountLabels::new("default", None, None);

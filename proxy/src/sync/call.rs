@@ -55,8 +55,13 @@ pub struct Response {
     pub messages: Vec<Value>,
 }
 
-/// Parses a response body: None when it is not a JSON object.
+/// Parses a response body: None when it is not a JSON object, or holds more values than a
+/// request body may (`http::input::MAX_JSON_VALUES`, a bounded parse).
 pub fn parse(body: &[u8]) -> Option<Response> {
+    use crate::http::input::{MAX_JSON_VALUES, json_values_over};
+    if json_values_over(body, MAX_JSON_VALUES) {
+        return None;
+    }
     let v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object()?;
     let ids = |k: &str| -> Vec<String> {
