@@ -1,6 +1,10 @@
 """Compares the built archives with the Dockerfiles and the references the project names.
 
     check_images.py DIR/index.tsv
+    docker image inspect IMAGE | check_images.py --docker-inspect NAME
+
+The second form compares what `docker build` made from deploy/docker/NAME's Dockerfile with the
+same expectations, so the kind workflow proves both ways agree.
 
 For mailproxy, client-sim and pressure-operator the image config read back from the archive must
 carry the entrypoint, command, user, exposed ports, environment, working directory, volumes and
@@ -17,6 +21,7 @@ import tarfile
 
 import image_recipes
 import images_yaml
+import dockerfile
 from dockerfile import final_stage
 from oci_layout import normalise
 
@@ -56,15 +61,40 @@ def actual_config(config):
         "Entrypoint": c.get("Entrypoint"),
         "Cmd": c.get("Cmd"),
         "User": c.get("User"),
-        "ExposedPorts": sorted(c.get("ExposedPorts", {})),
+        "ExposedPorts": sorted(c.get("ExposedPorts") or {}),
         "Env": c.get("Env"),
-        "WorkingDir": c.get("WorkingDir"),
-        "Volumes": sorted(c.get("Volumes", {})),
-        "Healthcheck": c.get("Healthcheck"),
+        "WorkingDir": c.get("WorkingDir") or None,
+        "Volumes": sorted(c.get("Volumes") or {}),
+        "Healthcheck": _health(c.get("Healthcheck")),
     }
 
 
+def _health(hc):
+    """A health check with Docker's defaults filled in for what it leaves out, other keys dropped."""
+    if not hc:
+        return None
+    ns = 1_000_000_000
+    defaults = {"Interval": dockerfile.HEALTH_DEFAULTS["interval"] * ns,
+                "Timeout": dockerfile.HEALTH_DEFAULTS["timeout"] * ns,
+                "StartPeriod": 0, "Retries": dockerfile.HEALTH_DEFAULTS["retries"]}
+    return {"Test": hc.get("Test"), **{k: hc.get(k) or d for k, d in defaults.items()}}
+
+
+def docker_inspect(name):
+    """Compares `docker image inspect` JSON on stdin with the Dockerfile of `name`."""
+    config = json.load(sys.stdin)[0]["Config"]
+    want, got = expected_config(name), actual_config({"config": config})
+    # Docker adds nothing to these fields, but the base image may bring its own env entries.
+    got["Env"] = [e for e in got["Env"] or [] if e.split("=")[0] in {w.split("=")[0] for w in want["Env"]}]
+    errors = [f"{name}: {k} is {got[k]!r} in the docker image, {want[k]!r} expected"
+              for k in want if want[k] != got[k]]
+    print("\n".join(errors) or f"{name}: docker build agrees with build-images.sh")
+    sys.exit(1 if errors else 0)
+
+
 def main():
+    if sys.argv[1] == "--docker-inspect":
+        docker_inspect(sys.argv[2])
     rows = images_yaml.read_index(sys.argv[1])
     refs = image_recipes.references()
     errors = []

@@ -75,6 +75,7 @@ SQL
     case "$f" in
       *.sh)
         echo "postgres-entrypoint: running $f"
+        # shellcheck disable=SC1090 # the user's init scripts
         if [ -x "$f" ]; then "$f"; else . "$f"; fi
         ;;
       *.sql)
