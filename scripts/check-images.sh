@@ -65,6 +65,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 failures=()
+# With pipefail, `cmd | grep -q` fails when grep exits before cmd has written everything (SIGPIPE):
+# pipelines here end in a grep that reads all its input, its output sent to /dev/null.
 check() {
   local name=$1
   shift
@@ -115,7 +117,7 @@ ctr --address "$sock" version >/dev/null 2>&1 || { tail -n 30 "$work/containerd.
 printf '\n==> Import\n'
 while IFS=$'\t' read -r name reference path _; do
   [ "$name" = name ] && continue
-  imported() { ctr_ images import "$2" >/dev/null && ctr_ images ls -q | grep -qx "$1"; }
+  imported() { ctr_ images import "$2" >/dev/null && ctr_ images ls -q | grep -x "$1"; } >/dev/null
   check "ctr -n $ns images import $name.oci.tar holds $reference" imported "$reference" "$path"
 done <"$dir/index.tsv"
 
@@ -198,7 +200,7 @@ if has postgres; then
     pg_login pg1 "$pg_password" "select current_user, current_database(), current_setting('listen_addresses'),
       current_setting('data_checksums'), current_setting('max_connections'), current_setting('server_encoding'),
       current_setting('lc_collate')" | tee /dev/stderr |
-      grep -qx "mailproxy|mailproxy|\*|on|100|UTF8|C.UTF-8"
+      grep -x "mailproxy|mailproxy|\*|on|100|UTF8|C.UTF-8" >/dev/null
   }
   check "password login from $pg_addr: user and database mailproxy, listen '*', checksums, -c args" login_ok
   wrong_refused() {
@@ -248,7 +250,7 @@ if has pressure-operator; then
   help_runs() {
     containers+=(operator)
     ctr_ run --rm --read-only --cgroup /mail-pressure-check/operator "$(ref pressure-operator)" operator \
-      /usr/local/bin/pressure-operator --help | tee /dev/stderr | grep -qi usage
+      /usr/local/bin/pressure-operator --help | tee /dev/stderr | grep -i usage >/dev/null
   }
   check "pressure-operator --help runs" help_runs
 fi
@@ -277,7 +279,7 @@ if has postgres; then
   check "postgres starts again on the same volume" start_postgres pg2
   pid=$(task_pid pg2)
   [ -n "$pid" ] && nsenter -t "$pid" -n ip addr add "$pg_addr/32" dev lo
-  kept() { pg_login pg2 "$pg_password" "select v from kept" | grep -qx 'still here'; }
+  kept() { pg_login pg2 "$pg_password" "select v from kept" | grep -x 'still here'; } >/dev/null
   check "the row written before the restart is still there" kept
   reused() {
     grep -q 'ready to accept connections' "$work/logs/pg2.log" && ! grep -q 'initialised' "$work/logs/pg2.log"
