@@ -64,6 +64,7 @@ for name in "${names[@]}"; do
       { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || apt_install busybox-static
       ;;
     pause) command -v gcc >/dev/null || apt_install gcc libc6-dev ;;
+    *) echo "build-images: unknown image '$name'; known: mailproxy client-sim pressure-operator postgres pause" >&2; exit 2 ;;
   esac
 done
 command -v strip >/dev/null || apt_install binutils

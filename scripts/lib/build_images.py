@@ -96,7 +96,7 @@ def main():
     names = args.names or NAMES
     unknown = [n for n in names if n not in NAMES]
     if unknown:
-        sys.exit(f"unknown image {', '.join(unknown)}; known: {', '.join(NAMES)}")
+        sys.exit(f"build-images: unknown image {', '.join(unknown)}; known: {', '.join(NAMES)}")
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     try:
