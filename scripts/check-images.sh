@@ -16,6 +16,8 @@
 #    - mailproxy on that database: its HEALTHCHECK command passes and /health answers.
 #    - client-sim serve and sink: their health checks pass and /health answers.
 #    - pressure-operator --help runs; pause stops cleanly on SIGTERM.
+#    - mailpit (if built) takes a mail on 1025 and lists it on 8025; prometheus (if built) gets
+#      ready with the operator's arguments.
 # Needs root (containerd). Exits 1 naming each failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -270,6 +272,48 @@ if has pause; then
     return 1
   }
   check "pause runs and stops on SIGTERM" pause_stops
+fi
+
+if has mailpit; then
+  printf '\n==> mailpit (as the operator runs a MailHog-kind sink: uid 1000, emptyDir /tmp)\n'
+  mkdir -p "$work/mailpit-tmp" && chmod 1777 "$work/mailpit-tmp"
+  start_mailpit() {
+    run mailpit "$(ref mailpit)" --env MH_STORAGE=memory \
+      --mount "type=bind,src=$work/mailpit-tmp,dst=/tmp,options=rbind:rw" --
+    ready mailpit 30 ctr_ task exec --exec-id hc mailpit /usr/local/bin/mailpit readyz
+  }
+  check "mailpit starts; mailpit readyz passes" start_mailpit
+  mail_arrives() {
+    local pid
+    pid=$(task_pid mailpit)
+    in_netns "$pid" python3 -c 'import smtplib
+s = smtplib.SMTP("127.0.0.1", 1025, timeout=10)
+s.sendmail("check@example.com", ["sink@example.com"], "Subject: check-images\r\n\r\nbody\r\n")
+s.quit()' &&
+      in_netns "$pid" curl -fsS --max-time 5 http://127.0.0.1:8025/api/v1/messages | tee /dev/stderr |
+      grep '"total":1' >/dev/null
+  }
+  check "a mail sent over SMTP on 1025 is listed by the API on 8025" mail_arrives
+fi
+
+if has prometheus; then
+  printf '\n==> prometheus (the operator Deployment arguments, uid 65534)\n'
+  mkdir -p "$work/prom-config" "$work/prom-data" && chmod 1777 "$work/prom-data"
+  printf 'global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ["127.0.0.1:9090"]\n' \
+    >"$work/prom-config/prometheus.yml"
+  start_prometheus() {
+    run prometheus "$(ref prometheus)" \
+      --mount "type=bind,src=$work/prom-config,dst=/etc/prometheus,options=rbind:ro" \
+      --mount "type=bind,src=$work/prom-data,dst=/prometheus,options=rbind:rw" \
+      -- /bin/prometheus --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus \
+      --storage.tsdb.retention.time=1d --web.enable-lifecycle
+    local pid
+    pid=$(task_pid prometheus)
+    ready prometheus 60 in_netns "$pid" curl -fsS --max-time 5 http://127.0.0.1:9090/-/ready
+  }
+  check "prometheus starts; /-/ready (the readiness probe) answers" start_prometheus
+  check "prometheus reports version 2.53.0" sh -c "nsenter -t $(task_pid prometheus) -n \
+    curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/status/buildinfo | grep '\"version\":\"2.53.0\"' >/dev/null"
 fi
 
 if has postgres; then

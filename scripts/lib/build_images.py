@@ -20,7 +20,7 @@ import image_recipes
 import images_yaml
 from oci_layout import normalise, write_archive
 
-NAMES = ["mailproxy", "client-sim", "pressure-operator", "postgres", "pause"]
+NAMES = ["mailproxy", "client-sim", "pressure-operator", "postgres", "pause", "mailpit", "prometheus"]
 # Bump when the layout writer changes what it writes for the same inputs.
 WRITER_VERSION = "1"
 
@@ -30,7 +30,9 @@ def arch():
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-def recipe(name, bin_dir, version, scratch):
+def recipe(name, bin_dir, version, scratch, out):
+    if name in image_recipes.GO_IMAGES:
+        return image_recipes.go_image(name, os.path.join(out, ".go"))
     if name in image_recipes.DOCKERFILES:
         return image_recipes.ours(name, os.path.join(bin_dir, name), version)
     if name == "postgres":
@@ -43,7 +45,7 @@ def build(name, reference, out, bin_dir, version):
     meta_path = os.path.join(out, ".meta", name + ".json")
     archive = os.path.join(out, name + ".oci.tar")
     with tempfile.TemporaryDirectory() as scratch:
-        entries, config = recipe(name, bin_dir, version, scratch)
+        entries, config = recipe(name, bin_dir, version, scratch, out)
         key_input = json.dumps([WRITER_VERSION, normalise(reference), arch(), config,
                                 sorted(e.fingerprint() for e in entries)], sort_keys=True)
         key = hashlib.sha256(key_input.encode()).hexdigest()

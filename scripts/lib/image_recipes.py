@@ -5,7 +5,9 @@ libraries `ldd` says it links (with the dynamic loader), CA certificates, /etc/p
 /etc/group with the Dockerfile's user, /tmp; run-time settings from deploy/docker/*.Dockerfile;
 references from the chart's values and the CRD's defaults. postgres: Debian's postgresql-15 as
 installed on this machine with an entrypoint that does what the official image does with the
-POSTGRES_* variables. pause: the CRI sandbox image, a static C program.
+POSTGRES_* variables. pause: the CRI sandbox image, a static C program. mailpit and
+prometheus: static binaries built from their Go modules (pinned versions, wrapper modules that
+repeat the upstream replace/exclude lines, as `go install pkg@version` refuses those).
 """
 
 import os
@@ -59,8 +61,35 @@ def references():
         "pressure-operator": f"{repo.group(1)}:{tag.group(1) or app.group(1)}",
         "postgres": f"localhost/mail-pressure/postgres-debian:{PG_MAJOR}",
         "pause": "localhost/mail-pressure/pause:1",
+        **{name: g["reference"] for name, g in GO_IMAGES.items()},
     }
 
+
+# Third-party programs built from their Go modules. Mailpit stands in for MailHog (whose module
+# does not build here); the operator runs a MailHog-kind sink as uid 1000 and Prometheus as 65534.
+GO_IMAGES = {
+    "mailpit": {
+        "module": "github.com/axllent/mailpit", "version": "v1.33.1",
+        "package": "github.com/axllent/mailpit", "go": "1.26.0",
+        "ldflags": "-X github.com/axllent/mailpit/config.Version=v1.33.1",
+        "directives": [],
+        "reference": "localhost/mail-pressure/mailpit:v1.33.1",
+    },
+    "prometheus": {
+        # Prometheus 2.53.0 (the CRD default's version) is module version v0.53.0.
+        "module": "github.com/prometheus/prometheus", "version": "v0.53.0",
+        "package": "github.com/prometheus/prometheus/cmd/prometheus", "go": "1.22",
+        "ldflags": "-X github.com/prometheus/common/version.Version=2.53.0",
+        "directives": [
+            "replace k8s.io/klog => github.com/simonpasquier/klog-gokit v0.3.0",
+            "replace k8s.io/klog/v2 => github.com/simonpasquier/klog-gokit/v3 v3.3.0",
+            "exclude github.com/linode/linodego v1.0.0",
+            "exclude github.com/grpc-ecosystem/grpc-gateway v1.14.7",
+            "exclude google.golang.org/api v0.30.0",
+        ],
+        "reference": "localhost/mail-pressure/prometheus:v2.53.0",
+    },
+}
 
 DOCKERFILES = {
     "mailproxy": "deploy/docker/mailproxy.Dockerfile",
@@ -111,9 +140,13 @@ def _usr_merge(entries):
 
 
 def _accounts(entries, user, uid, gid, home, shell="/usr/sbin/nologin"):
-    passwd = (f"root:x:0:0:root:/root:{shell}\n{user}:x:{uid}:{gid}::{home}:{shell}\n"
-              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    group = f"root:x:0:\n{user}:x:{gid}:\nnogroup:x:65534:\n"
+    passwd = f"root:x:0:0:root:/root:{shell}\n"
+    group = "root:x:0:\n"
+    if uid != 65534:
+        passwd += f"{user}:x:{uid}:{gid}::{home}:{shell}\n"
+        group += f"{user}:x:{gid}:\n"
+    passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    group += "nogroup:x:65534:\n"
     entries["etc/passwd"] = Entry("etc/passwd", "file", data=passwd.encode())
     entries["etc/group"] = Entry("etc/group", "file", data=group.encode())
     # glibc resolves names with files then DNS (cluster DNS via the resolv.conf the runtime mounts).
@@ -276,3 +309,86 @@ def pause(scratch):
                          "org.opencontainers.image.description":
                              "sandbox (pause) image built from scripts/lib/pause.c"}}
     return entries, config
+
+
+def go_binary(name, cache):
+    """Builds (once per version) the static binary of GO_IMAGES[name] in `cache`; returns its path."""
+    g = GO_IMAGES[name]
+    src = os.path.join(cache, name)
+    binary = os.path.join(src, name)
+    stamp = os.path.join(src, "stamp")
+    want = f"{g['module']}@{g['version']} {g['ldflags']}"
+    try:
+        with open(stamp) as f:
+            if f.read() == want and os.path.isfile(binary):
+                return binary
+    except OSError:
+        pass
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "go.mod"), "w") as f:
+        f.write("\n".join([f"module local/{name}-image", "", f"go {g['go']}", "",
+                           f"require {g['module']} {g['version']}", "", *g["directives"], ""]))
+    with open(os.path.join(src, "tools.go"), "w") as f:
+        f.write(f'//go:build tools\n\npackage tools\n\nimport _ "{g["package"]}"\n')
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    for cmd in (["go", "mod", "tidy"],
+                ["go", "build", "-trimpath", "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"]]):
+        out = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RecipeError(f"{name}: {' '.join(cmd)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+    with open(stamp, "w") as f:
+        f.write(want)
+    return binary
+
+
+def _static(binary, dest, entries):
+    entries[dest] = Entry(dest, "file", source=binary, mode=0o755)
+    if _ldd(binary):
+        raise RecipeError(f"{binary} is not static (CGO_ENABLED=0 expected)")
+
+
+PROMETHEUS_CONFIG = b"""# Default of localhost/mail-pressure/prometheus: scrape itself. The operator mounts its own.
+global:
+  scrape_interval: 15s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["localhost:9090"]
+"""
+
+
+def go_image(name, cache):
+    """Entries and config of a Go-built third-party image."""
+    g = GO_IMAGES[name]
+    binary = go_binary(name, cache)
+    entries = {}
+    _base(entries)
+    _ca_certificates(entries)
+    version = g["reference"].rsplit(":", 1)[1]
+    labels = {"org.opencontainers.image.title": name, "org.opencontainers.image.version": version,
+              "org.opencontainers.image.description":
+                  f"{name} built from the Go module {g['module']}@{g['version']} by "
+                  "scripts/build-images.sh; not the official image"}
+    path_env = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    if name == "mailpit":
+        _static(binary, "usr/local/bin/mailpit", entries)
+        _accounts(entries, "mailpit", 1000, 1000, "/data")
+        entries["data"] = Entry("data", "dir", mode=0o750, uid=1000, gid=1000)
+        config = {"User": "1000:1000", "Entrypoint": ["/usr/local/bin/mailpit"], "WorkingDir": "/data",
+                  "Env": [path_env, "MP_DISABLE_VERSION_CHECK=true"],
+                  "ExposedPorts": {"1025/tcp": {}, "8025/tcp": {}},
+                  "Healthcheck": {"Test": ["CMD", "/usr/local/bin/mailpit", "readyz"],
+                                  "Interval": 15_000_000_000, "Timeout": 5_000_000_000,
+                                  "StartPeriod": 10_000_000_000, "Retries": 3},
+                  "Labels": labels}
+    else:
+        _static(binary, "usr/bin/prometheus", entries)
+        _accounts(entries, "nobody", 65534, 65534, "/nonexistent")
+        entries["etc/prometheus/prometheus.yml"] = Entry("etc/prometheus/prometheus.yml", "file",
+                                                         data=PROMETHEUS_CONFIG)
+        entries["prometheus"] = Entry("prometheus", "dir", mode=0o755, uid=65534, gid=65534)
+        config = {"User": "65534:65534", "Entrypoint": ["/bin/prometheus"],
+                  "Cmd": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"],
+                  "WorkingDir": "/prometheus", "Env": [path_env],
+                  "ExposedPorts": {"9090/tcp": {}}, "Volumes": {"/prometheus": {}}, "Labels": labels}
+    return list(entries.values()), config
