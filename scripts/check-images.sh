@@ -41,6 +41,8 @@ fi
 command -v psql >/dev/null || { echo "check-images: psql missing: apt-get install postgresql-client-15" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/check-images.XXXXXX)
+# The containers' cgroups, one parent per run so that two runs at once do not share them.
+cgroup=/${work##*/}
 sock=$work/containerd.sock
 ns=k8s.io
 containerd_pid=""
@@ -60,7 +62,7 @@ cleanup() {
   awk -v w="$work" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$work"
   # The (now empty) cgroups runc made for the containers.
-  for cg in /sys/fs/cgroup/*/mail-pressure-check /sys/fs/cgroup/mail-pressure-check; do
+  for cg in /sys/fs/cgroup/*"$cgroup" /sys/fs/cgroup"$cgroup"; do
     [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
   done
 }
@@ -134,7 +136,7 @@ run() {
   [ $# -gt 0 ] && shift
   args=("$@")
   containers+=("$name")
-  ctr_ run -d --read-only --cgroup "/mail-pressure-check/$name" --log-uri "file://$work/logs/$name.log" \
+  ctr_ run -d --read-only --cgroup "$cgroup/$name" --log-uri "file://$work/logs/$name.log" \
     "${opts[@]}" "$image" "$name" "${args[@]}" >/dev/null
 }
 task_pid() { ctr_ task ls | awk -v n="$1" '$1 == n {print $2}'; }
@@ -251,7 +253,7 @@ if has pressure-operator; then
   printf '\n==> pressure-operator\n'
   help_runs() {
     containers+=(operator)
-    ctr_ run --rm --read-only --cgroup /mail-pressure-check/operator "$(ref pressure-operator)" operator \
+    ctr_ run --rm --read-only --cgroup "$cgroup/operator" "$(ref pressure-operator)" operator \
       /usr/local/bin/pressure-operator --help | tee /dev/stderr | grep -i usage >/dev/null
   }
   check "pressure-operator --help runs" help_runs
