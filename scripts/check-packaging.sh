@@ -548,6 +548,8 @@ versions = {refs[n].rsplit(":", 1)[1] for n in image_recipes.DOCKERFILES}
 sys.exit(0 if len(versions) == 1 else f"chart and CRD defaults name different versions: {versions}")
 PY
 }
+check "image helpers' unit tests (scripts/lib/test_images.py)" "fix scripts/lib or the test named above" \
+  python3 -m unittest discover -s scripts/lib -p test_images.py
 check "build-images.sh reads the Dockerfiles, the chart's image and the CRD defaults" \
   "keep deploy/docker/*.Dockerfile to the instructions scripts/lib/dockerfile.py reads, one version everywhere" \
   images_inputs_readable
