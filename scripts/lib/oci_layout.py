@@ -1,8 +1,8 @@
 """Writes a one-layer OCI image archive, byte for byte the same for the same inputs.
 
 The archive is an OCI image layout in a tar (oci-layout, index.json, blobs/sha256/...) that also
-carries Docker's manifest.json, so `ctr images import`, `kind load image-archive`, `podman load`
-and `docker load` all take it. The index names the image with both `io.containerd.image.name`
+carries Docker's manifest.json, for `ctr images import` and `kind load image-archive` (and
+`podman load` / `docker load`, which read that file). The index names the image with both `io.containerd.image.name`
 (what containerd's importer uses) and `org.opencontainers.image.ref.name`, each the full
 reference, so containerd holds exactly the name a pod spec resolves to. Every tar entry has a
 fixed owner, time and order and gzip writes no name or time, which is what makes the output
