@@ -52,6 +52,10 @@ scripts/fuzz-smoke.sh
 step "Packaging: charts, manifests, dashboard, compose, workflows"
 scripts/check-packaging.sh
 
+step "Images without a Docker engine (scripts/build-images.sh, each proven under containerd)"
+scripts/build-images.sh --profile debug
+scripts/check-images.sh
+
 step "Kubernetes control plane (built once from Go modules, then cached)"
 e2e/control-plane.sh up "$work/k8s"
 e2e/smoke.sh "$work/k8s"
