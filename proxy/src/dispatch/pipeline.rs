@@ -77,6 +77,9 @@ impl Dispatcher {
             Ok(loaded) => loaded,
             Err(parked) => return Ok(parked),
         };
+        self.store
+            .open_attachment_auth(&mut payload)
+            .map_err(internal)?;
         let tenant = self
             .directory
             .tenant(&row.tenant_id)
