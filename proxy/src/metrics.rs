@@ -94,6 +94,13 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// Label `kind` of `gmp_http_timeouts_total`: `header` or `body`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpTimeoutLabel {
+    /// Which part of the request was too slow.
+    pub kind: String,
+}
+
 fn send_buckets() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 30.0,
@@ -154,6 +161,12 @@ pub struct Metrics {
     pub attachment_memory: Gauge,
     /// Database statements issued by the dispatcher and sync (round-trip accounting).
     pub db_round_trips: Counter,
+    /// Open HTTP connections.
+    pub http_connections: Gauge,
+    /// HTTP connections refused over `GMP_HTTP_MAX_CONNECTIONS`.
+    pub http_refused: Counter,
+    /// Requests whose head or body did not arrive in time.
+    pub http_timeouts: Family<HttpTimeoutLabel, Counter>,
 }
 
 impl Metrics {
@@ -181,6 +194,9 @@ impl Metrics {
             md5_mismatch: Family::default(),
             attachment_memory: Gauge::default(),
             db_round_trips: Counter::default(),
+            http_connections: Gauge::default(),
+            http_refused: Counter::default(),
+            http_timeouts: Family::default(),
             registry: Registry::default(),
         };
         r.register("gmp_sent", "Total sent emails", m.sent.clone());
@@ -270,6 +286,21 @@ impl Metrics {
             "gmp_db_round_trips",
             "Database statements of the dispatch and sync paths",
             m.db_round_trips.clone(),
+        );
+        r.register(
+            "gmp_http_connections",
+            "Open HTTP connections",
+            m.http_connections.clone(),
+        );
+        r.register(
+            "gmp_http_connections_refused",
+            "HTTP connections refused over GMP_HTTP_MAX_CONNECTIONS",
+            m.http_refused.clone(),
+        );
+        r.register(
+            "gmp_http_timeouts",
+            "Requests whose head or body did not arrive in time",
+            m.http_timeouts.clone(),
         );
         // The upstream dashboard expects a zero series before the first send.
         let default = AccountLabels::new("default", None, None);
