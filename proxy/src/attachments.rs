@@ -4,9 +4,10 @@
 //! and described `Attachment fetch failed for <filename>: <why>`.
 //!
 //! URLs are checked by [`guard`] before any connection, redirect hops included: a URL a message
-//! names reaches only the tenant's host or hosts the operator allowed, and no download reaches a
-//! link-local address, by literal or by name: the client resolves names through [`resolve`],
-//! which hands the connector only vetted addresses.
+//! names reaches only the tenant's host or hosts the operator allowed, and no download reaches an
+//! internal address (loopback, private, link-local, ...) the operator did not list, by literal or
+//! by name: the client resolves names through [`resolve`], which hands the connector only vetted
+//! addresses.
 //!
 //! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
 //! `{MD5:…}` marker) through the [`cache`] with one shared download per tenant, source and key
@@ -42,7 +43,10 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use self::{budget::Budget, cache::Cache, spool::Fetched};
 pub use self::{budget::BudgetGuard, load::Loaded};
-use crate::{config::Config, metrics::Metrics};
+use crate::{
+    config::{Config, Hosts},
+    metrics::Metrics,
+};
 
 /// A failed load, with the contract's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +126,9 @@ pub struct Loader {
     config: Config,
     /// Load durations, sizes, cache hits.
     metrics: Arc<Metrics>,
+    /// `GMP_ATTACHMENT_ALLOWED_HOSTS` plus the host of `GMP_ATTACHMENT_BASE_URL`, which the
+    /// operator configured and may therefore be internal.
+    allowed: Hosts,
     client: reqwest::Client,
     cache: Cache,
     budget: Budget,
@@ -132,8 +139,21 @@ pub struct Loader {
 impl Loader {
     /// A loader with the replica's settings.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let mut allowed = config.attachment_allowed_hosts.clone();
+        if let Some(host) = config
+            .attachment_base_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+            })
+        {
+            allowed.0.push(host);
+        }
         Loader {
-            client: resolve::client(&config.attachment_allowed_hosts, resolve::system_lookup()),
+            client: resolve::client(&allowed, resolve::system_lookup()),
+            allowed,
             cache: Cache::new(config, metrics.cache_requests.clone()),
             budget: Budget::new(
                 config.attachment_memory_budget_mb,

@@ -226,7 +226,7 @@ impl Loader {
         let mut w = SpoolWriter::new(c.spool_dir.clone(), cap);
         let base = c.attachment_base_url.as_deref();
         let tenant_base = tenant.and_then(|t| t.client_base_url.as_deref());
-        let allowed = &c.attachment_allowed_hosts;
+        let allowed = &self.allowed;
         match s.mode {
             "endpoint" | "http_url" => {
                 let t = if s.mode == "endpoint" {
@@ -235,13 +235,17 @@ impl Loader {
                     endpoint::http_url(s.path, s.auth, tenant)?
                 };
                 let named = s.mode == "http_url" || endpoint::names_url(s.path);
-                let check =
-                    |u: &reqwest::Url| guard::check_hop(u, named, tenant_base, base, allowed);
+                // Redirect hops are host-checked in every mode (issue 15, item 3).
+                let check = |u: &reqwest::Url, hop: bool| {
+                    guard::check_hop(u, named || hop, tenant_base, base, allowed)
+                };
                 http::download(&self.client, &t, &check, &mut w, s.raw_name, cap).await?;
             }
             _ => {
-                let real = filesystem::resolve(c.attachment_base_dir.as_deref(), s.path).await?;
-                filesystem::read(&real, s.path, &mut w, s.raw_name, cap).await?;
+                // Each tenant reads only `<base>/<tenant_id>/` (issue 15, item 8).
+                let base_dir = c.attachment_base_dir.as_deref();
+                let file = filesystem::open(base_dir, tenant.map(|t| t.id.as_str()), s.path);
+                filesystem::read(file.await?, s.path, &mut w, s.raw_name, cap).await?;
             }
         }
         w.finish()
