@@ -56,6 +56,12 @@ pub struct Config {
     /// but loopback.
     #[arg(long, env = "GMP_ALLOW_REMOTE_WITHOUT_TOKEN", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub allow_remote_without_token: bool,
+    /// Let a tenant's own token change where the proxy connects for it (`client_base_url`,
+    /// `client_sync_path`, `client_attachment_path`, `client_auth`). Off: only the admin token
+    /// may, and a tenant token naming one of them is refused with 403, so a tenant cannot point
+    /// the proxy's requests (and its `client_auth` credentials) at another address.
+    #[arg(long, env = "GMP_TENANT_ENDPOINT_SELF_SERVICE", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub tenant_endpoint_self_service: bool,
     /// Encryption key for secrets at rest: base64 of 32 bytes.
     #[arg(long, env = "MAIL_PROXY_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,

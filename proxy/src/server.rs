@@ -121,6 +121,7 @@ impl Server {
             retention_seconds: config.retention_seconds,
             report_max_attempts: config.report_max_attempts,
             limits: config.limits(),
+            tenant_endpoint_self_service: config.tenant_endpoint_self_service,
         };
         let app = router(state, config.max_request_bytes);
         tasks.push(tokio::spawn(listen::serve(
