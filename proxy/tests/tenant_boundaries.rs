@@ -398,7 +398,9 @@ async fn connection_fields_are_admin_only_unless_allowed(db: Db) {
             .find(|k| k.starts_with("client_"))
             .unwrap()
             .clone();
-        let (s, b) = t1.call(Method::PUT, "/tenant/t1", Some(patch.clone())).await;
+        let (s, b) = t1
+            .call(Method::PUT, "/tenant/t1", Some(patch.clone()))
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{patch}: {b}");
         assert!(b["detail"].as_str().unwrap().contains(&field), "{b}");
         let mut generated = patch.clone();
@@ -408,13 +410,24 @@ async fn connection_fields_are_admin_only_unless_allowed(db: Db) {
     }
     let (_, tenant) = admin.get("/tenant/t1").await;
     assert_eq!(tenant["client_base_url"], app, "{tenant}");
-    assert_eq!(tenant["name"], Value::Null, "a refused patch changes nothing");
-    assert!(tenant.get("client_sync_path").is_none_or(Value::is_null), "{tenant}");
+    assert_eq!(
+        tenant["name"],
+        Value::Null,
+        "a refused patch changes nothing"
+    );
+    assert!(
+        tenant.get("client_sync_path").is_none_or(Value::is_null),
+        "{tenant}"
+    );
     // Other fields stay the tenant's; the admin may change the connection fields.
     let ok = t1.call(Method::PUT, "/tenant/t1", Some(json!({"name": "T"})));
     assert_eq!(ok.await.0, StatusCode::OK);
     let (s, b) = admin
-        .call(Method::PUT, "/tenant/t1", Some(json!({"client_sync_path": "/sync"})))
+        .call(
+            Method::PUT,
+            "/tenant/t1",
+            Some(json!({"client_sync_path": "/sync"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     server.stop().await;
@@ -432,9 +445,16 @@ async fn connection_fields_are_admin_only_unless_allowed(db: Db) {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = t1
-        .post("/tenants/update", json!({"tenant_id": "t1", "active": false}))
+        .post(
+            "/tenants/update",
+            json!({"tenant_id": "t1", "active": false}),
+        )
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "still no lift of its own state: {b}");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "still no lift of its own state: {b}"
+    );
     server.stop().await;
 }
 
@@ -473,7 +493,8 @@ async fn cross_site_requests_are_refused_without_a_token(db: Db) {
         let (s, b) = from_origin(Method::POST, &suspend, Some(&origin)).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{origin}: {b}");
         assert!(b["detail"].as_str().unwrap().contains("Cross-site"), "{b}");
-        let (s, _) = from_origin(Method::GET, &format!("{}/tenants", api.base), Some(&origin)).await;
+        let (s, _) =
+            from_origin(Method::GET, &format!("{}/tenants", api.base), Some(&origin)).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{origin}");
     }
     let (_, tenant) = api.get("/tenant/victim").await;
@@ -482,7 +503,10 @@ async fn cross_site_requests_are_refused_without_a_token(db: Db) {
     let (s, b) = from_origin(Method::POST, &suspend, Some(&same)).await;
     assert_eq!(s, StatusCode::OK, "same-origin: {b}");
     let activate = format!("{}/commands/activate?tenant_id=victim", api.base);
-    assert_eq!(from_origin(Method::POST, &activate, None).await.0, StatusCode::OK);
+    assert_eq!(
+        from_origin(Method::POST, &activate, None).await.0,
+        StatusCode::OK
+    );
     server.stop().await;
     // With a token, a request is judged by its token, not its Origin.
     let server = start(config(&tdb.url)).await;

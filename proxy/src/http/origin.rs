@@ -19,7 +19,11 @@ use super::AppState;
 use crate::error::AppError;
 
 /// Middleware: refuses cross-site requests while no admin token is configured.
-pub async fn refuse_cross_site(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn refuse_cross_site(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if state.api_token.is_none()
         && let Err(why) = check(req.headers())
     {
@@ -37,7 +41,9 @@ fn check(headers: &HeaderMap) -> Result<(), String> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().map_err(|_| "unreadable Origin".to_string())?;
+    let origin = origin
+        .to_str()
+        .map_err(|_| "unreadable Origin".to_string())?;
     let (scheme, authority) = origin
         .split_once("://")
         .ok_or_else(|| format!("Origin {origin:?} is not this server"))?;
