@@ -68,7 +68,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         if json_values_over(&bytes, MAX_JSON_VALUES) {
             return Err(AppError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body has more than {MAX_JSON_VALUES} JSON values"),
+                format!("Request body has more than {MAX_JSON_VALUES} JSON values"),
             ));
         }
         serde_json::from_slice(&bytes)
