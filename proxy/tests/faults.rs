@@ -544,6 +544,9 @@ async fn unsent(url: &str) -> (i64, i64) {
     counts
 }
 
+/// An unsent row: id, claimed_by, claimed_until, deferred_ts, retries, events.
+type UnsentRow = (String, Option<String>, Option<i64>, Option<i64>, i64, i64);
+
 /// How PostgreSQL goes away.
 #[derive(Debug, Clone, Copy)]
 enum Away {
@@ -718,15 +721,14 @@ async fn postgres_away_loses_nothing_and_sends_once(away: Away) {
     );
     if !delivered || !all_sent {
         let pool = sqlx::PgPool::connect(&cluster.url).await.unwrap();
-        let rows: Vec<(String, Option<String>, Option<i64>, Option<i64>, i64, i64)> =
-            sqlx::query_as(
-                "SELECT id, claimed_by, claimed_until, deferred_ts, retry_count, \
+        let rows: Vec<UnsentRow> = sqlx::query_as(
+            "SELECT id, claimed_by, claimed_until, deferred_ts, retry_count, \
              (SELECT count(*) FROM message_events e WHERE e.message_pk = m.pk) \
              FROM messages m WHERE smtp_ts IS NULL ORDER BY id LIMIT 20",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         println!("unsent (id, claimed_by, claimed_until, deferred_ts, retries, events): {rows:?}");
         let log = proxy.output();
         for l in log
