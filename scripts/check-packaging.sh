@@ -568,7 +568,7 @@ check ".dockerignore excludes target folders and .git" "add target* and .git to 
 step "GitHub workflows"
 check "shellcheck of the packaging scripts" "fix the lines named above" \
   shellcheck scripts/check-packaging.sh scripts/check-packaging-cluster.sh scripts/generate-manifests.sh \
-  scripts/build-images.sh scripts/check-images.sh scripts/lib/postgres-entrypoint.sh
+  scripts/build-images.sh scripts/check-images.sh scripts/lib/postgres-entrypoint.sh scripts/check-compose.sh
 check "actionlint .github/workflows (with shellcheck on run: blocks)" "fix the workflow lines named above" \
   actionlint -no-color .github/workflows/*.yml
 check "workflows match the GitHub workflow schema" "fix .github/workflows/*.yml" \
