@@ -163,7 +163,7 @@ dump() {
     podman logs --tail 25 "$c" 2>&1 || true
   done
   for f in "$work"/*.log; do
-    [ -s "$f" ] && [ "$f" != "$work/events.log" ] || continue
+    if [ ! -s "$f" ] || [ "$f" = "$work/events.log" ]; then continue; fi
     echo "---- $f (last 40 lines)"
     tail -n 40 "$f"
   done
