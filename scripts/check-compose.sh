@@ -276,7 +276,8 @@ healthy() {
 healthy mail-pressure_db_1 60 || fail "db not healthy (pg_isready) within 60 s"
 say "db healthy (pg_isready)"
 healthy mail-pressure_mailproxy_1 90 || fail "mailproxy not healthy within 90 s"
-say "mailproxy healthy (mailproxy healthcheck)"
+say "mailproxy healthy (mailproxy healthcheck; restarted $(podman inspect mail-pressure_mailproxy_1 \
+  --format '{{.RestartCount}}') times while PostgreSQL started)"
 
 # 1. Setup: exits 0 after registering the tenants.
 setup_rc=$(timeout 150 podman wait mail-pressure_setup_1) || fail "setup did not finish within 150 s"
