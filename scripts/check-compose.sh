@@ -273,14 +273,14 @@ healthy() {
     sleep 1
   done
 }
-healthy mail-pressure_db_1 60 || fail "db not healthy (pg_isready) within 60 s"
+healthy mail-pressure_db_1 180 || fail "db not healthy (pg_isready) within 180 s"
 say "db healthy (pg_isready)"
-healthy mail-pressure_mailproxy_1 90 || fail "mailproxy not healthy within 90 s"
+healthy mail-pressure_mailproxy_1 180 || fail "mailproxy not healthy within 180 s"
 say "mailproxy healthy (mailproxy healthcheck; restarted $(podman inspect mail-pressure_mailproxy_1 \
   --format '{{.RestartCount}}') times while PostgreSQL started)"
 
 # 1. Setup: exits 0 after registering the tenants.
-setup_rc=$(timeout 150 podman wait mail-pressure_setup_1) || fail "setup did not finish within 150 s"
+setup_rc=$(timeout 300 podman wait mail-pressure_setup_1) || fail "setup did not finish within 300 s"
 podman logs mail-pressure_setup_1 >"$work/setup.log" 2>&1 || true
 [ "$setup_rc" = 0 ] || fail "setup exited $setup_rc"
 grep -q "Setup complete" "$work/setup.log" || fail "setup exited 0 without 'Setup complete'"
@@ -300,16 +300,16 @@ PY
 }
 sink_url="http://$PRESSURE_HOST_IP:8026/stats"
 received() { http_json "$sink_url" 'j["total"]["received"]' 2>/dev/null || echo 0; }
-deadline=$(( $(date +%s) + 90 ))
+deadline=$(( $(date +%s) + 180 ))
 first=0
 until first=$(received) && [ "$first" -gt 0 ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "no mail at the sink within 90 s of setup"
+  [ "$(date +%s)" -lt "$deadline" ] || fail "no mail at the sink within 180 s of setup"
   sleep 1
 done
 say "2. mail arrives: the sink received $first"
-deadline=$(( $(date +%s) + 60 ))
+deadline=$(( $(date +%s) + 120 ))
 until second=$(received) && [ "$second" -gt "$first" ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "the sink's count did not grow past $first within 60 s"
+  [ "$(date +%s)" -lt "$deadline" ] || fail "the sink's count did not grow past $first within 120 s"
   sleep 1
 done
 say "   and grows: $first -> $second"
@@ -325,7 +325,7 @@ say "podman-compose up -d --scale client-high-volume=3"
 "${pc[@]}" up -d --no-build --scale client-high-volume=3 >"$work/scale.log" 2>&1 ||
   fail "podman-compose up -d --scale client-high-volume=3 (see $work/scale.log below)"
 hv=()
-deadline=$(( $(date +%s) + 60 ))
+deadline=$(( $(date +%s) + 180 ))
 while :; do
   mapfile -t hv < <(podman ps --filter label=com.docker.compose.service=client-high-volume \
     --filter status=running --format '{{.Names}}' | sort)
@@ -335,7 +335,7 @@ while :; do
 done
 [ ${#hv[@]} -eq 3 ] || fail "${#hv[@]} high-volume clients running, not 3"
 for c in "${hv[@]}"; do
-  healthy "$c" 30 || fail "$c not healthy within 30 s"
+  healthy "$c" 180 || fail "$c not healthy within 180 s"
   port=$(podman port "$c" 8080/tcp | head -1)
   s=$(http_json "http://$port/stats" '"client_id=%s sync_calls=%s" % (j["client_id"], j["sync_calls"])') ||
     fail "$c: /stats on $port did not answer"
