@@ -109,13 +109,28 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/check-compose.XXXXXX")
 ip_forward_before=$(sysctl -n net.ipv4.ip_forward)
 had_run_containers=0; [ -e /run/containers ] && had_run_containers=1
-aardvark_pidfile=/run/containers/networks/aardvark-dns/aardvark.pid
-aardvark_before=""
-[ -s "$aardvark_pidfile" ] && aardvark_before=$(cat "$aardvark_pidfile")
-had_chain() { iptables -t "$1" -S "$2" >/dev/null 2>&1; }
-nv_nat_chains=(NETAVARK-HOSTPORT-DNAT NETAVARK-HOSTPORT-MASQ NETAVARK-HOSTPORT-SETMARK)
-had_nv_nat=0; had_chain nat NETAVARK-HOSTPORT-DNAT && had_nv_nat=1
-had_nv_filter=0; had_chain filter NETAVARK_FORWARD && had_nv_filter=1
+# aardvark-dns (netavark's DNS server) processes and netavark's iptables chains that exist
+# before the run belong to someone else and are left alone.
+aardvark_before=" $(pgrep -x aardvark-dns | tr '\n' ' ') "
+netavark_chains() { iptables -t "$1" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^NETAVARK/ {print $2}'; }
+nv_before_nat=" $(netavark_chains nat | tr '\n' ' ') "
+nv_before_filter=" $(netavark_chains filter | tr '\n' ' ') "
+# Deletes the NETAVARK chains of TABLE that were not there before the run, and every rule that
+# jumps to them (netavark leaves its base chains behind, and more when a teardown failed).
+drop_new_chains() { # TABLE " CHAINS BEFORE "
+  local table=$1 before=$2 chain rule new=()
+  for chain in $(netavark_chains "$table"); do
+    case $before in *" $chain "*) ;; *) new+=("$chain") ;; esac
+  done
+  [ ${#new[@]} -gt 0 ] || return 0
+  for chain in "${new[@]}"; do
+    iptables -t "$table" -S | grep -E -- "-j $chain( |\$)" | while read -r rule; do
+      eval "iptables -t $table -D ${rule#-A }" || true # -S quotes comments: eval keeps them whole
+    done
+  done
+  for chain in "${new[@]}"; do iptables -t "$table" -F "$chain" || true; done
+  for chain in "${new[@]}"; do iptables -t "$table" -X "$chain" || true; done
+}
 egress_rule=()
 egress_rule6=()
 
@@ -186,36 +201,19 @@ cleanup() {
     podman network prune -f
     podman rmi -fa
   } >/dev/null 2>&1 || true
-  # aardvark-dns exits when its last network is gone; make sure, by the pid it wrote.
-  if [ -s "$aardvark_pidfile" ]; then
-    local pid
-    pid=$(cat "$aardvark_pidfile")
-    if [ -n "$pid" ] && [ "$pid" != "$aardvark_before" ] && kill -0 "$pid" 2>/dev/null &&
-      grep -q aardvark-dns "/proc/$pid/cmdline" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-    fi
-  fi
+  # aardvark-dns exits when its last network is gone; make sure (by pid: only ones this run started).
+  local pid
+  for pid in $(pgrep -x aardvark-dns); do
+    case $aardvark_before in *" $pid "*) ;; *) kill "$pid" 2>/dev/null || true ;; esac
+  done
   if [ ${#egress_rule[@]} -gt 0 ]; then
     iptables -t mangle -D PREROUTING "${egress_rule[@]}" 2>/dev/null || true
   fi
   if [ ${#egress_rule6[@]} -gt 0 ]; then
     ip6tables -t mangle -D PREROUTING "${egress_rule6[@]}" 2>/dev/null || true
   fi
-  if [ "$had_nv_nat" = 0 ] && had_chain nat NETAVARK-HOSTPORT-DNAT; then
-    iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j NETAVARK-HOSTPORT-DNAT 2>/dev/null || true
-    iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j NETAVARK-HOSTPORT-DNAT 2>/dev/null || true
-    iptables -t nat -D POSTROUTING -j NETAVARK-HOSTPORT-MASQ 2>/dev/null || true
-    local c
-    for c in "${nv_nat_chains[@]}"; do
-      iptables -t nat -F "$c" 2>/dev/null || true
-      iptables -t nat -X "$c" 2>/dev/null || true
-    done
-  fi
-  if [ "$had_nv_filter" = 0 ] && had_chain filter NETAVARK_FORWARD; then
-    iptables -D FORWARD -m comment --comment "netavark firewall plugin rules" -j NETAVARK_FORWARD 2>/dev/null || true
-    iptables -F NETAVARK_FORWARD 2>/dev/null || true
-    iptables -X NETAVARK_FORWARD 2>/dev/null || true
-  fi
+  drop_new_chains nat "$nv_before_nat"
+  drop_new_chains filter "$nv_before_filter"
   sysctl -qw net.ipv4.ip_forward="$ip_forward_before" || true
   # Overlay mounts of this run's storage, deepest first.
   awk -v w="$work" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
