@@ -106,13 +106,12 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Podman state of this run, and what the host had before it (to restore it exactly).
-work=$(mktemp -d "${TMPDIR:-/tmp}/check-compose.XXXXXX")
 ip_forward_before=$(sysctl -n net.ipv4.ip_forward)
 had_run_containers=0; [ -e /run/containers ] && had_run_containers=1
 # aardvark-dns (netavark's DNS server) processes and netavark's iptables chains that exist
 # before the run belong to someone else and are left alone.
-aardvark_before=" $(pgrep -x aardvark-dns | tr '\n' ' ') "
-netavark_chains() { iptables -t "$1" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^NETAVARK/ {print $2}'; }
+aardvark_before=" $(pgrep -x aardvark-dns | tr '\n' ' ' || :) "
+netavark_chains() { { iptables -t "$1" -S 2>/dev/null || :; } | awk '$1 == "-N" && $2 ~ /^NETAVARK/ {print $2}'; }
 nv_before_nat=" $(netavark_chains nat | tr '\n' ' ') "
 nv_before_filter=" $(netavark_chains filter | tr '\n' ' ') "
 # Deletes the NETAVARK chains of TABLE that were not there before the run, and every rule that
@@ -134,40 +133,6 @@ drop_new_chains() { # TABLE " CHAINS BEFORE "
 egress_rule=()
 egress_rule6=()
 
-nofile=$(ulimit -Hn)
-[ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ] && nofile=65536
-mkdir -p "$work/tmp" "$work/networks"
-cat >"$work/containers.conf" <<EOF
-[containers]
-# No CAP_SYS_RESOURCE here: limits above the current hard ones are refused (rootful podman's
-# defaults are nofile 1048576, nproc 4194304; conmon runs with nproc 32768).
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=4096:4096"]
-
-[engine]
-# crun 1.8 refuses this machine's hybrid cgroup layout; runc 1.1 runs with it.
-runtime = "runc"
-# No systemd here.
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$work/events.log"
-tmp_dir = "$work/tmp"
-
-[network]
-network_backend = "netavark"
-# Networks of this run only (podman's default network is never used).
-network_config_dir = "$work/networks"
-EOF
-cat >"$work/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$work/storage"
-runroot = "$work/run"
-EOF
-export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
-export PRESSURE_HOST_IP=${PRESSURE_HOST_IP:-127.0.0.1}
-export SMTP_SINK_HOST=sink
-compose=(deploy/compose/docker-compose.pressure.yml deploy/compose/docker-compose.local.yml)
-pc=("$venv/bin/podman-compose" -f "${compose[0]}" -f "${compose[1]}")
 
 dump() {
   echo "---- podman ps -a"
@@ -187,8 +152,14 @@ dump() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  set +e # clean up as much as possible, whatever fails
+  # podman only ever on this run's storage: never the machine's default one.
+  if [ "${CONTAINERS_CONF:-}" != "$work/containers.conf" ] || [ ! -f "$CONTAINERS_CONF" ]; then
+    rm -rf "$work"
+    exit "$rc"
+  fi
   if [ "$rc" != 0 ]; then
-    dump >&2 || true
+    dump >&2
   fi
   if [ "$keep" = 1 ]; then
     echo "check-compose: --keep: left running; state in $work (CONTAINERS_CONF=$CONTAINERS_CONF" \
@@ -225,9 +196,45 @@ cleanup() {
   fi
   exit "$rc"
 }
+work=$(mktemp -d "${TMPDIR:-/tmp}/check-compose.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ] && nofile=65536
+mkdir -p "$work/tmp" "$work/networks"
+cat >"$work/containers.conf" <<EOF
+[containers]
+# No CAP_SYS_RESOURCE here: limits above the current hard ones are refused (rootful podman's
+# defaults are nofile 1048576, nproc 4194304; conmon runs with nproc 32768).
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=4096:4096"]
+
+[engine]
+# crun 1.8 refuses this machine's hybrid cgroup layout; runc 1.1 runs with it.
+runtime = "runc"
+# No systemd here.
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$work/events.log"
+tmp_dir = "$work/tmp"
+
+[network]
+network_backend = "netavark"
+# Networks of this run only (podman's default network is never used).
+network_config_dir = "$work/networks"
+EOF
+cat >"$work/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$work/storage"
+runroot = "$work/run"
+EOF
+export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
+export PRESSURE_HOST_IP=${PRESSURE_HOST_IP:-127.0.0.1}
+export SMTP_SINK_HOST=sink
+compose=(deploy/compose/docker-compose.pressure.yml deploy/compose/docker-compose.local.yml)
+pc=("$venv/bin/podman-compose" -f "${compose[0]}" -f "${compose[1]}")
 
 # Host ports the stack publishes at fixed numbers (db, sink, three clients): free?
 for port in 5432 8026 8082 8084 8085; do
