@@ -318,6 +318,10 @@ until second=$(received) && [ "$second" -gt "$first" ]; do
   sleep 1
 done
 say "   and grows: $first -> $second"
+verdict=$(http_json "$sink_url" '"%d %d %d" % (j["total"]["attachments_verified"], j["total"]["attachment_mismatches"], j["total"]["duplicates"])')
+read -r verified mismatches duplicates <<<"$verdict"
+[ "$mismatches" = 0 ] || fail "the sink found $mismatches attachments whose MD5 does not match"
+say "   attachments' MD5 checked by the sink: $verified, mismatches $mismatches; duplicates $duplicates"
 
 # 3. A client's /stats answers on its host port (the seed's curl).
 stats=$(http_json "http://$PRESSURE_HOST_IP:8082/stats" \
