@@ -59,6 +59,9 @@ step "Images without a Docker engine (scripts/build-images.sh, each proven under
 scripts/build-images.sh --profile debug mailproxy client-sim pressure-operator postgres pause
 scripts/check-images.sh
 
+step "Compose quick start with podman (scripts/check-compose.sh)"
+scripts/check-compose.sh
+
 step "Kubernetes control plane (built once from Go modules, then cached)"
 e2e/control-plane.sh up "$work/k8s"
 e2e/smoke.sh "$work/k8s"
