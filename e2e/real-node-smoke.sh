@@ -52,10 +52,15 @@ token=token-$RANDOM$RANDOM
 # pod_done NAME: wait until the pod NAME has run to completion, then print its log;
 # fail with the log when it did not succeed.
 pod_done() {
-  k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$1" --timeout="$WAIT" >/dev/null 2>&1 || {
+  local phase deadline=$((SECONDS + ${WAIT%s}))
+  while phase=$(k -n "$NS" get pod "$1" -o jsonpath='{.status.phase}') && [[ $phase != Succeeded && $phase != Failed ]]; do
+    ((SECONDS < deadline)) || break
+    sleep 1
+  done
+  if [[ $phase != Succeeded ]]; then
     k -n "$NS" logs "$1" >&2 || true
-    fail "pod $1 did not succeed (phase $(k -n "$NS" get pod "$1" -o jsonpath='{.status.phase}'))"
-  }
+    fail "pod $1 did not succeed (phase $phase)"
+  fi
   k -n "$NS" logs "$1"
 }
 
@@ -108,25 +113,29 @@ ctr --address "$sock" -n k8s.io tasks ls | awk -v id="$id" '$1 == id && $3 == "R
 say "ok: pod web Ready on $NODE, containerd task $id RUNNING"
 
 # 2. Resolve the Service by name and fetch from it.
-run_pod dns "nslookup web.$NS.svc.cluster.local && wget -q -T 5 -O - http://web/index.html"
+# nslookup is busybox's own DNS client; getent and wget use glibc's resolver with the
+# pod's search path. (busybox 1.35's wget -T crashes: timeout(1) bounds it instead.)
+run_pod dns "nslookup web.$NS.svc.cluster.local && echo getent: \$(getent hosts web | cut -d' ' -f1) &&
+  timeout 10 wget -q -O - http://web/index.html"
 out=$(pod_done dns)
 grep -qx "$token" <<<"$out" || fail "pod dns did not fetch the page through Service web: $out"
 svc_ip=$(k -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')
-grep -q "$svc_ip" <<<"$out" || fail "nslookup did not answer the Service's ClusterIP $svc_ip: $out"
-say "ok: a pod resolved web.$NS.svc.cluster.local to $svc_ip and fetched the page through it"
+grep -q "Address: $svc_ip" <<<"$out" || fail "nslookup did not answer the Service's ClusterIP $svc_ip: $out"
+grep -qx "getent: $svc_ip" <<<"$out" || fail "getent hosts web did not give the Service's ClusterIP $svc_ip: $out"
+say "ok: a pod resolved web and web.$NS.svc.cluster.local to $svc_ip and fetched the page through it"
 
 # 3. The API server through the kubernetes Service, authenticated by the pod's token.
-run_pod api 'tok=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token) &&
-  wget -q -T 10 -O - --no-check-certificate --header "Authorization: Bearer $tok" \
-    --header "Content-Type: application/json" \
-    --post-data "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"SelfSubjectReview\"}" \
-    "https://kubernetes.default.svc/apis/authentication.k8s.io/v1/selfsubjectreviews"'
+run_pod api 'sa=/var/run/secrets/kubernetes.io/serviceaccount
+  body="{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"SelfSubjectReview\"}"
+  printf "POST /apis/authentication.k8s.io/v1/selfsubjectreviews HTTP/1.1\r\nHost: kubernetes.default.svc\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" \
+    "$(cat $sa/token)" "${#body}" "$body" |
+    timeout 20 openssl s_client -quiet -connect kubernetes.default.svc:443 -servername kubernetes.default.svc \
+      -CAfile $sa/ca.crt -verify_return_error -verify_hostname kubernetes.default.svc'
 out=$(pod_done api)
 grep -q "\"username\":\"system:serviceaccount:$NS:default\"" <<<"$out" ||
   fail "the API server did not recognise the pod's ServiceAccount: $out"
-say "ok: a pod reached the API server at https://kubernetes.default.svc as system:serviceaccount:$NS:default"
-# busybox wget does not check certificates: check from the node that the API
-# server's certificate is valid for the kubernetes Service's address.
+say "ok: a pod reached the API server at https://kubernetes.default.svc (certificate verified against its ServiceAccount CA) as system:serviceaccount:$NS:default"
+# In-cluster clients (client-go, kube-rs) use the Service's IP: the certificate must hold it too.
 nsenter --net="/run/netns/$(cat "$DIR/node/netns")" -- \
   curl -fsS --cacert "$DIR"/kwok/clusters/*/pki/ca.crt https://10.96.0.1/version >/dev/null ||
   fail "the API server certificate is not valid for https://10.96.0.1 (the kubernetes Service)"
@@ -136,13 +145,17 @@ say "ok: the API server certificate verifies for https://10.96.0.1"
 host_ip=$(ip -4 -o route get 192.0.2.1 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1) }')
 host_ip=${host_ip:-192.0.2.1}
 veth_host=10.251.$(cat "$DIR/node/slot").1 # the host end of the node's veth
+web_ip=$(k -n "$NS" get pod web -o jsonpath='{.status.podIP}')
 run_pod egress "ip route; if ip route | grep -q default; then echo HAS-DEFAULT-ROUTE; fi
   for target in 192.0.2.1:80 1.1.1.1:443 $host_ip:22 $veth_host:22; do
     if nc -w 3 \${target%:*} \${target#*:} </dev/null 2>/dev/null; then echo REACHED \$target; fi
   done
+  # The same probe must reach the web pod, or a failing nc would prove nothing.
+  if nc -w 3 $web_ip 8080 </dev/null; then echo control-reached; fi
   echo egress-done"
 out=$(pod_done egress)
 grep -q egress-done <<<"$out" || fail "egress pod did not finish: $out"
+grep -q control-reached <<<"$out" || fail "the egress probe could not even reach pod web ($web_ip:8080): $out"
 ! grep -q HAS-DEFAULT-ROUTE <<<"$out" || fail "a pod has a default route: $out"
 ! grep -q REACHED <<<"$out" || fail "a pod reached an address past the node: $out"
 say "ok: pods have no default route and reach nothing past the node (tried 192.0.2.1, 1.1.1.1, $host_ip:22, $veth_host:22)"

@@ -183,6 +183,8 @@ componentsPatches:
       # (system:masters), which the kubelet trusts through the cluster CA.
       - {key: kubelet-client-certificate, value: "$CLUSTER_DIR/pki/admin.crt"}
       - {key: kubelet-client-key, value: "$CLUSTER_DIR/pki/admin.key"}
+      # The node's name means nothing to the host's resolver: use its address.
+      - {key: kubelet-preferred-address-types, value: "InternalIP"}
   - name: kwok-controller
     extraArgs:
       # kwok must not fake the real node: only nodes kwokctl made (annotated).

@@ -32,7 +32,7 @@ SERVICE_KUBERNETES_IP=10.96.0.1
 SERVICE_DNS_IP=10.96.0.10
 PAUSE_REF=localhost/mail-pressure/pause:1
 PROBE_REF=localhost/mail-pressure/probe:1
-NODE_PACKAGES=(containerd runc containernetworking-plugins iptables busybox-static)
+NODE_PACKAGES=(containerd runc containernetworking-plugins iptables busybox-static openssl)
 CNI_BIN_DIR=/usr/lib/cni # where Debian's containernetworking-plugins puts them
 # Host sysctls the kubelet sets at start (pkg/kubelet/cm: setupKernelTunables).
 KUBELET_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
@@ -127,6 +127,9 @@ node_net_up() {
   "${nx[@]}" ip link add cni0 type bridge
   "${nx[@]}" ip addr add "$BRIDGE_IP/24" dev cni0
   "${nx[@]}" ip link set cni0 up
+  # Connections the node itself opens to a Service (the kubelet's, ours in the
+  # checks) need a route before kube-proxy's OUTPUT DNAT picks the endpoint.
+  "${nx[@]}" ip route add "$SERVICE_CIDR" dev cni0
   # Forwarding between the bridge and eth0 inside the node netns only (per netns).
   "${nx[@]}" sysctl -qw net.ipv4.ip_forward=1
   # Bridged pod-to-pod replies must pass iptables so kube-proxy's DNAT of a
@@ -274,8 +277,19 @@ node_images() {
       die "gcc -static failed for e2e/real-node/pause.c (Debian: gcc, libc6-dev)"
     python3 "$REPO/e2e/real-node/oci_image.py" "$own/pause.oci.tar" "$PAUSE_REF" '["/pause"]' "$own/pause:/pause"
   fi
+  # The probe: busybox-static, plus Debian's getent (glibc's resolver, as
+  # applications use it) and openssl (busybox's TLS cannot talk to the API
+  # server, and does not verify certificates), with the shared libraries and
+  # NSS modules they load. A static glibc loads NSS modules too: hence them.
+  printf 'hosts: files dns\n' >"$own/nsswitch.conf"
+  local libs=() lib
+  for lib in /lib/x86_64-linux-gnu/{libc.so.6,libnss_files.so.2,libnss_dns.so.2,libresolv.so.2,libssl.so.3,libcrypto.so.3} \
+    /lib64/ld-linux-x86-64.so.2; do
+    libs+=("$(readlink -f "$lib"):$lib")
+  done
   python3 "$REPO/e2e/real-node/oci_image.py" "$own/probe.oci.tar" "$PROBE_REF" '["/bin/sh"]' \
-    /bin/busybox:/bin/busybox --busybox
+    /bin/busybox:/bin/busybox /usr/bin/getent:/bin/getent /usr/bin/openssl:/bin/openssl \
+    "$own/nsswitch.conf:/etc/nsswitch.conf" "${libs[@]}" --busybox
   local archives=("$own/probe.oci.tar")
   [[ -f $own/pause.oci.tar && ! -x $REPO/scripts/build-images.sh ]] && archives+=("$own/pause.oci.tar")
   if [[ -f $out/index.tsv && -x $REPO/scripts/build-images.sh ]]; then
@@ -368,7 +382,9 @@ node_pids() {
 node_down() {
   node_env "$1"
   [[ -d $NDIR ]] || return 0
-  local pid name pids
+  local pid name pids ids
+  # Every container and sandbox id containerd ran, for the host paths keyed by id.
+  mapfile -t ids < <(ls "$NDIR/containerd/state/io.containerd.runtime.v2.task/k8s.io" 2>/dev/null)
   # Kubelet first (it would restart containers), then containers, then the rest.
   for name in kubelet kube-proxy coredns; do
     pid=$(cat "$NDIR/pids/$name.pid" 2>/dev/null || true)
@@ -383,7 +399,7 @@ node_down() {
     mapfile -t pids < <(node_pids)
     ((${#pids[@]} == 0)) && break
     if ((SECONDS >= deadline)); then
-      note "killing leftover real-node processes: ${pids[*]}"
+      note "killing leftover real-node processes: $(for p in "${pids[@]}"; do tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-60; echo; done)"
       kill -KILL "${pids[@]}" 2>/dev/null || true
       sleep 0.5
       mapfile -t pids < <(node_pids)
@@ -408,5 +424,11 @@ node_down() {
   # Paths the kubelet and libcni hard-code, only the entries of this node.
   find /var/log/containers -maxdepth 1 -type l -lname "$NDIR/*" -delete 2>/dev/null || true
   rm -f /var/lib/cni/results/"$CNI_NET"-* 2>/dev/null || true
+  local id
+  for id in "${ids[@]}"; do
+    rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true
+    # containerd 1.6 puts each shim's socket at /run/containerd/s/sha256(address/namespace/id).
+    rm -f "/run/containerd/s/$(printf '%s' "$SOCK/k8s.io/$id" | sha256sum | cut -d' ' -f1)"
+  done
   rm -rf "$NDIR" "$DIR/images.yaml"
 }
