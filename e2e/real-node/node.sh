@@ -394,20 +394,26 @@ node_down() {
   ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
   pid=$(cat "$NDIR/pids/containerd.pid" 2>/dev/null || true)
   [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 10))
+  # The daemons get 10 s to exit; the shims then only wait for a containerd
+  # that is gone (they outlive it by design), so they and anything else left
+  # are killed at once.
+  local deadline=$((SECONDS + 10)) daemons
   while :; do
-    mapfile -t pids < <(node_pids)
-    ((${#pids[@]} == 0)) && break
-    if ((SECONDS >= deadline)); then
-      note "killing leftover real-node processes: $(for p in "${pids[@]}"; do tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-60; echo; done)"
-      kill -KILL "${pids[@]}" 2>/dev/null || true
-      sleep 0.5
-      mapfile -t pids < <(node_pids)
-      ((${#pids[@]} == 0)) || note "warning: processes still running: ${pids[*]}"
-      break
-    fi
-    sleep 0.3
+    daemons=()
+    for name in kubelet kube-proxy coredns containerd; do
+      pid=$(cat "$NDIR/pids/$name.pid" 2>/dev/null || true)
+      [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && daemons+=("$pid")
+    done
+    ((${#daemons[@]} == 0 || SECONDS >= deadline)) && break
+    sleep 0.2
   done
+  mapfile -t pids < <(node_pids)
+  if ((${#pids[@]} > 0)); then
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    deadline=$((SECONDS + 5))
+    while mapfile -t pids < <(node_pids) && ((${#pids[@]} > 0 && SECONDS < deadline)); do sleep 0.2; done
+    ((${#pids[@]} == 0)) || note "warning: real-node processes still running: ${pids[*]}"
+  fi
   # Every mount below DIR/node (container root file systems, pod volumes,
   # pod netns bind mounts), deepest first.
   local m
