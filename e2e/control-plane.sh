@@ -256,8 +256,12 @@ cmd_up() {
   cmd_build
   dir=$(abs_dir "$1")
   if [[ -f $dir/cluster-name ]]; then
-    if (cmd_status "$dir") 2>/dev/null; then note "already up in $dir"; return 0; fi
-    note "stale state in $dir: cleaning it first"
+    # A running cluster is reused, unless a real node is asked for and it has none.
+    if { [[ -d $dir/node ]] || ((!REAL_NODE)); } && (cmd_status "$dir") 2>/dev/null; then
+      note "already up in $dir"
+      return 0
+    fi
+    note "stale state in $dir, or no real node in it: cleaning it first"
     cmd_down "$dir"
   fi
   cluster_env "$dir"
