@@ -10,7 +10,8 @@ node_configs() {
   # The node's components reach the API server through the veth (the host
   # DNATs to loopback); the certificate carries 10.251.I.1 (kwokctl SANs).
   sed "s#server: https://127.0.0.1:$port#server: https://$HOST_IP:$port#" "$DIR/kubeconfig" >"$NDIR/kubeconfig"
-  grep -q "server: https://$HOST_IP:$port" "$NDIR/kubeconfig" || die "cannot rewrite the server of $DIR/kubeconfig"
+  grep -q "server: https://$HOST_IP:$port" "$NDIR/kubeconfig" ||
+    { note "ERROR: cannot rewrite the server of $DIR/kubeconfig"; return 1; }
   chmod 600 "$NDIR/kubeconfig"
 
   cat >"$NDIR/containerd.toml" <<EOF

@@ -107,12 +107,12 @@ pick_slot() {
 # node_net_up: the node netns, its veth to the host, the empty pod bridge.
 node_net_up() {
   mkdir -p "$NDIR"
-  SLOT=$(pick_slot)
+  SLOT=$(pick_slot) || return 1
   printf '%s\n' "$SLOT" >"$NDIR/slot"
   printf '%s\n' "$NETNS" >"$NDIR/netns"
   slot_addresses "$SLOT"
-  ip netns add "$NETNS"
-  ip link add "$VETH_HOST" type veth peer name eth0 netns "$NETNS"
+  ip netns add "$NETNS" || return 1
+  ip link add "$VETH_HOST" type veth peer name eth0 netns "$NETNS" || return 1
   ip addr add "$HOST_IP/30" dev "$VETH_HOST"
   ip link set "$VETH_HOST" up
   # The pod subnet is reachable from the host only through our veth, so the
@@ -269,13 +269,13 @@ node_images() {
     note "building the project's images: scripts/build-images.sh ${PRESSURE_BUILD_IMAGES_ARGS:---profile debug}"
     # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
     "$REPO/scripts/build-images.sh" ${PRESSURE_BUILD_IMAGES_ARGS:---profile debug} >"$NDIR/logs/build-images.log" 2>&1 ||
-      { tail -30 "$NDIR/logs/build-images.log" >&2; die "scripts/build-images.sh failed (log: $NDIR/logs/build-images.log)"; }
+      { tail -30 "$NDIR/logs/build-images.log" >&2; { note "ERROR: scripts/build-images.sh failed (log: $NDIR/logs/build-images.log)"; return 1; }; }
   else
     # Fallback until scripts/build-images.sh exists: the pause image alone.
     note "scripts/build-images.sh not found: building only a fallback pause image"
     gcc -static -Os -s -o "$own/pause" "$REPO/e2e/real-node/pause.c" ||
-      die "gcc -static failed for e2e/real-node/pause.c (Debian: gcc, libc6-dev)"
-    python3 "$REPO/e2e/real-node/oci_image.py" "$own/pause.oci.tar" "$PAUSE_REF" '["/pause"]' "$own/pause:/pause"
+      { note "ERROR: gcc -static failed for e2e/real-node/pause.c (Debian: gcc, libc6-dev)"; return 1; }
+    python3 "$REPO/e2e/real-node/oci_image.py" "$own/pause.oci.tar" "$PAUSE_REF" '["/pause"]' "$own/pause:/pause" || return 1
   fi
   # The probe: busybox-static, plus Debian's getent (glibc's resolver, as
   # applications use it) and openssl (busybox's TLS cannot talk to the API
@@ -289,7 +289,7 @@ node_images() {
   done
   python3 "$REPO/e2e/real-node/oci_image.py" "$own/probe.oci.tar" "$PROBE_REF" '["/bin/sh"]' \
     /bin/busybox:/bin/busybox /usr/bin/getent:/bin/getent /usr/bin/openssl:/bin/openssl \
-    "$own/nsswitch.conf:/etc/nsswitch.conf" "${libs[@]}" --busybox
+    "$own/nsswitch.conf:/etc/nsswitch.conf" "${libs[@]}" --busybox || return 1
   local archives=("$own/probe.oci.tar")
   [[ -f $own/pause.oci.tar && ! -x $REPO/scripts/build-images.sh ]] && archives+=("$own/pause.oci.tar")
   if [[ -f $out/index.tsv && -x $REPO/scripts/build-images.sh ]]; then
@@ -297,12 +297,12 @@ node_images() {
   fi
   for archive in "${archives[@]}"; do
     "${CTR[@]}" images import --all-platforms "$archive" >>"$NDIR/logs/images.log" 2>&1 ||
-      { tail -5 "$NDIR/logs/images.log" >&2; die "ctr images import $archive failed"; }
+      { tail -5 "$NDIR/logs/images.log" >&2; { note "ERROR: ctr images import $archive failed"; return 1; }; }
   done
   "${CTR[@]}" images check >>"$NDIR/logs/images.log" 2>&1 || true
   local held
   held=$("${CTR[@]}" images ls -q)
-  grep -qx "$PAUSE_REF" <<<"$held" || die "containerd holds no $PAUSE_REF after the import"
+  grep -qx "$PAUSE_REF" <<<"$held" || { note "ERROR: containerd holds no $PAUSE_REF after the import"; return 1; }
   if [[ -f $out/images.yaml && -x $REPO/scripts/build-images.sh ]]; then
     cp "$out/images.yaml" "$DIR/images.yaml"
   else
@@ -316,7 +316,7 @@ node_images() {
 node_pre_up() {
   node_preflight
   node_env "$1"
-  node_net_up
+  node_net_up || return 1
   node_kwokctl_config "$NDIR/kwokctl.yaml"
 }
 
@@ -325,15 +325,16 @@ node_up() {
   port=$("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}')
   port=${port##*:}
   ca=$CLUSTER_DIR/pki/ca.crt
-  [[ -f $ca ]] || die "no cluster CA at $ca"
-  node_firewall "$port"
-  node_configs "$port" "$ca"
-  node_cgroups_up
-  sysctls_save
+  [[ -f $ca ]] || { note "ERROR: no cluster CA at $ca"; return 1; }
+  # Called in an `||` list, where set -e does not apply: every step checks.
+  node_firewall "$port" || return 1
+  node_configs "$port" "$ca" || return 1
+  node_cgroups_up || return 1
+  sysctls_save || return 1
 
   node_start containerd containerd --config "$NDIR/containerd.toml"
   retry 60 "containerd on $SOCK" "${CTR[@]}" version || { tail -20 "$NDIR/logs/containerd.log" >&2; return 1; }
-  node_images
+  node_images || return 1
 
   node_start kubelet "$NODE_DIR/kubelet" --config "$NDIR/kubelet.yaml" --kubeconfig "$NDIR/kubeconfig" \
     --root-dir "$NDIR/kubelet" --cert-dir "$NDIR/kubelet/pki" --hostname-override "$NODE_NAME" \
