@@ -94,6 +94,7 @@ cgroupDriver: cgroupfs
 cgroupRoot: /$CGROUP_NAME
 # The CI VMs run cgroup v1; kubelet 1.35+ refuses it unless told otherwise.
 failCgroupV1: false
+# A developer's machine may have swap on; the kubelet would refuse to start.
 failSwapOn: false
 # Serve (logs, exec) on the node IP inside the node netns only.
 address: $NODE_IP
