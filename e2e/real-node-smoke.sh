@@ -125,6 +125,7 @@ grep -qx "getent: $svc_ip" <<<"$out" || fail "getent hosts web did not give the 
 say "ok: a pod resolved web and web.$NS.svc.cluster.local to $svc_ip and fetched the page through it"
 
 # 3. The API server through the kubernetes Service, authenticated by the pod's token.
+# shellcheck disable=SC2016 # expanded by the pod's shell
 run_pod api 'sa=/var/run/secrets/kubernetes.io/serviceaccount
   body="{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"SelfSubjectReview\"}"
   printf "POST /apis/authentication.k8s.io/v1/selfsubjectreviews HTTP/1.1\r\nHost: kubernetes.default.svc\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s" \

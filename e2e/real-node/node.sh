@@ -198,8 +198,9 @@ node_cgroups_up() {
   local d
   while read -r d; do mkdir -p "$d"; done < <(cgroup_roots)
   if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
-    local ctl
-    for ctl in $(cat /sys/fs/cgroup/cgroup.controllers); do
+    local ctl ctls
+    read -ra ctls </sys/fs/cgroup/cgroup.controllers
+    for ctl in "${ctls[@]}"; do
       echo "+$ctl" >"/sys/fs/cgroup/$CGROUP_NAME/cgroup.subtree_control" 2>/dev/null || true
     done
   fi
@@ -389,12 +390,12 @@ node_down() {
   # Kubelet first (it would restart containers), then containers, then the rest.
   for name in kubelet kube-proxy coredns; do
     pid=$(cat "$NDIR/pids/$name.pid" 2>/dev/null || true)
-    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+    if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   mapfile -t pids < <(cgroup_pids)
   ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
   pid=$(cat "$NDIR/pids/containerd.pid" 2>/dev/null || true)
-  [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+  if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
   # The daemons get 10 s to exit; the shims then only wait for a containerd
   # that is gone (they outlive it by design), so they and anything else left
   # are killed at once.
