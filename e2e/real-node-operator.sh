@@ -216,7 +216,7 @@ say "ok: kubectl get pressuretests showed live figures in $live of $(wc -l <"$se
 
 # The status figures are the sink's: nothing lost, duplicates bounded, attachments intact.
 read -r generated delivered duplicates mismatches < <(field "$name" \
-  '{.status.figures.generated} {.status.figures.delivered} {.status.figures.duplicates} {.status.figures.attachmentMismatches}')
+  '{.status.figures.generated} {.status.figures.delivered} {.status.figures.duplicates} {.status.figures.attachmentMismatches}{"\n"}')
 say "figures: generated=$generated delivered=$delivered duplicates=$duplicates attachmentMismatches=$mismatches"
 [[ $generated =~ ^[0-9]+$ && $generated -gt 0 ]] || fail "no messages generated"
 [[ $delivered =~ ^[0-9]+$ ]] || fail "the sink's delivered count is missing from the status"
