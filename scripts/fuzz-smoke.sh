@@ -57,11 +57,11 @@ for entry in "${crates[@]}"; do
   echo "== building $dir"
   start=$(date +%s)
   (cd "$root/$dir" && RUSTFLAGS="${flags[*]}" CARGO_TARGET_DIR="$target_dir" \
-    cargo build --profile fuzz-smoke --locked --target "$triple" --bins)
+    cargo build --release --locked --target "$triple" --bins)
   echo "   built in $(( $(date +%s) - start )) s"
   for t in $targets; do
     wanted "$t" || continue
-    bin="$target_dir/$triple/fuzz-smoke/$t"
+    bin="$target_dir/$triple/release/$t"
     corpus="$corpus_root/$t"
     mkdir -p "$corpus"
     seeds="$root/$dir/seeds/$t"
