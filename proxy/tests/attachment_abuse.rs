@@ -287,8 +287,20 @@ async fn inline_attachments_cannot_take_the_replica_down() {
     );
     assert!(died.is_none(), "the replica stays up: {}", proxy.output());
     assert!(delivered, "every message delivered");
+    // The sink has every message; their outcomes are written a moment later.
+    let recorded = wait_for(30, || {
+        let api = api.clone();
+        async move {
+            let good = statuses(&api, "good").await;
+            good.len() == 100 && good.iter().all(|(_, s, _)| s == "sent")
+        }
+    })
+    .await;
     let good = statuses(&api, "good").await;
-    assert!(good.iter().all(|(_, s, _)| s == "sent"), "{good:?}");
+    assert!(
+        recorded,
+        "every ordinary message recorded as sent: {good:?}"
+    );
     proxy.terminate().await;
 }
 

@@ -202,7 +202,9 @@ fn connection_lost(e: &crate::store::StoreError) -> bool {
             let Some(code) = db.code() else {
                 return true;
             };
-            if code.bytes().all(|b| b.is_ascii_digit()) {
+            // PostgreSQL's SQLSTATEs have five characters, often all digits ("55000": database
+            // not accepting connections); SQLite's result codes have at most four digits.
+            if code.len() < 5 && code.bytes().all(|b| b.is_ascii_digit()) {
                 // SQLite's result codes: only busy and locked pass.
                 return matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
             }
