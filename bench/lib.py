@@ -133,13 +133,14 @@ class Stack:
         else:
             db = os.path.join(self.tmp, "mail.db")
         self.smtp, self.sink_http, self.proxy_port = free_port(), free_port(), free_port()
-        self.sink = self.spawn([self.bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{self.smtp}", "--http-listen", f"127.0.0.1:{self.sink_http}"], env)
+        self.sink = self.spawn([self.bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{self.smtp}", "--http-listen", f"127.0.0.1:{self.sink_http}", "--allow-reset"], env)
         c = str(self.concurrency)
         penv = dict(env, GMP_DB_PATH=db, GMP_HOST="127.0.0.1", GMP_PORT=str(self.proxy_port), GMP_API_TOKEN=TOKEN,
                     MAIL_PROXY_ENCRYPTION_KEY=KEY, GMP_LOG_LEVEL="WARNING", GMP_SCHEDULER_ACTIVE="false",
                     GMP_MAX_CONCURRENT_SENDS=c, GMP_MAX_SENDS_PER_ACCOUNT=c,
                     GMP_BATCH_SIZE_PER_ACCOUNT="500", GMP_CLAIM_BATCH_SIZE="500", GMP_POOL_SIZE=c,
-                    GMP_SEND_LOOP_INTERVAL="0.05")
+                    GMP_SEND_LOOP_INTERVAL="0.05",
+                    GMP_ATTACHMENT_ALLOWED_HOSTS="127.0.0.1")  # the clients run on loopback, refused unless listed
         penv.update(self.proxy_env)
         self.proxy = self.spawn([self.bins["mailproxy"]], penv)
         self.base = f"http://127.0.0.1:{self.proxy_port}"

@@ -9,7 +9,7 @@
 //! - [`stats`]: per-tenant figures, latency histograms, duplicate detection, metrics.
 //! - [`faults`]: injected 451/550 replies, dropped connections and delays.
 //! - [`mime`]: the fast attachment walker (boundaries, streamed base64 decode and MD5).
-//! - [`http`]: `/stats`, `/metrics`, `/reset`, `/health`.
+//! - [`http`]: `/stats`, `/metrics`, `/reset` (only with `--allow-reset`), `/health`.
 //! - [`maildir`]: optional storage.
 //!
 //! Run it with `client-sim sink`, or in-process with [`run`] (or [`SinkState::new`] plus
@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -42,7 +43,7 @@ pub struct SinkArgs {
     /// SMTP listening address (use 0.0.0.0:1025 in a container).
     #[arg(long, env = "SINK_SMTP_LISTEN", default_value = "127.0.0.1:1025")]
     pub smtp_listen: SocketAddr,
-    /// HTTP listening address for /stats, /metrics, /reset, /health.
+    /// HTTP listening address for /stats, /metrics, /reset (see `--allow-reset`), /health.
     #[arg(long, env = "SINK_HTTP_LISTEN", default_value = "127.0.0.1:8025")]
     pub http_listen: SocketAddr,
     /// Keep every accepted message in this Maildir (default: parse and discard).
@@ -69,6 +70,17 @@ pub struct SinkArgs {
     /// Host name in the greeting and EHLO reply.
     #[arg(long, env = "SINK_HOSTNAME", default_value = "sink.localhost")]
     pub hostname: String,
+    /// Seconds an SMTP session may send nothing (in a command or in message data) before it is
+    /// answered 421 and closed (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    #[arg(long, env = "SINK_IDLE_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub idle_timeout_seconds: u64,
+    /// SMTP sessions open at once; a session beyond this is answered 421 and closed.
+    #[arg(long, env = "SINK_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Answer `POST /reset` (clears the figures); refused with 403 unless set, so that nothing
+    /// else on the network can wipe a run's figures.
+    #[arg(long, env = "SINK_ALLOW_RESET")]
+    pub allow_reset: bool,
 }
 
 /// Resolved sink configuration.
@@ -82,6 +94,12 @@ pub struct SinkConfig {
     pub max_message_bytes: u64,
     /// Greeting host name.
     pub hostname: String,
+    /// A session sending nothing for this long is answered 421 and closed.
+    pub idle_timeout: Duration,
+    /// Sessions open at once.
+    pub max_connections: usize,
+    /// `POST /reset` is answered (else 403).
+    pub allow_reset: bool,
 }
 
 impl Default for SinkConfig {
@@ -91,6 +109,9 @@ impl Default for SinkConfig {
             maildir: None,
             max_message_bytes: 209_715_200,
             hostname: "sink.localhost".to_owned(),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+            allow_reset: false,
         }
     }
 }
@@ -111,6 +132,9 @@ impl SinkArgs {
             maildir: self.maildir.clone(),
             max_message_bytes: self.max_message_bytes,
             hostname: self.hostname.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds.max(1)),
+            max_connections: self.max_connections.max(1),
+            allow_reset: self.allow_reset,
         })
     }
 }
@@ -124,8 +148,11 @@ pub struct SinkState {
     pub stats: SinkStats,
     /// Bounds big-message parsing to the two cores this runs on.
     big_messages: Semaphore,
-    /// Bounds the connections buffering a big message at once (memory).
+    /// Bounds the connections buffering a big message at once (memory). A permit is released
+    /// when the message ends or its session does (idle timeout included).
     big_buffers: Arc<Semaphore>,
+    /// Bounds the sessions open at once (`max_connections`).
+    sessions: Arc<Semaphore>,
     /// The multi-line EHLO reply, built once.
     ehlo_reply: String,
     connections: AtomicU64,
@@ -141,6 +168,7 @@ impl SinkState {
                 .await
                 .map_err(|e| Error::io("creating the maildir", e))?;
         }
+        let sessions = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let ehlo_reply = format!(
             "250-{}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-SIZE {}\r\n\
              250 AUTH PLAIN LOGIN\r\n",
@@ -151,6 +179,7 @@ impl SinkState {
             stats: SinkStats::new(),
             big_messages: Semaphore::new(2),
             big_buffers: Arc::new(Semaphore::new(2)),
+            sessions,
             ehlo_reply,
             connections: AtomicU64::new(0),
             messages: AtomicU64::new(0),

@@ -103,7 +103,11 @@ async fn lettre_messages_are_counted_and_verified() {
 
 #[tokio::test]
 async fn duplicate_message_ids_and_unknown_tenants_are_flagged() {
-    let sink = common::start_sink(SinkConfig::default()).await;
+    let sink = common::start_sink(SinkConfig {
+        allow_reset: true,
+        ..SinkConfig::default()
+    })
+    .await;
     let mut c = common::RawSmtp::connect(sink.smtp).await;
     assert!(c.cmd("EHLO t").await.contains("PIPELINING"));
     let abc = base64::engine::general_purpose::STANDARD.encode("abc");

@@ -107,6 +107,8 @@ impl LiveStack {
         set(&mut env, "GMP_HOST", "127.0.0.1");
         set(&mut env, "GMP_PORT", &self.proxy_port.to_string());
         set(&mut env, "GMP_SPOOL_DIR", &spool.display().to_string());
+        // The clients run on loopback here, not behind the Services the Deployment lists.
+        set(&mut env, "GMP_ATTACHMENT_ALLOWED_HOSTS", "127.0.0.1");
         let url = format!("{}/health", self.proxy_url());
         self.spawn("proxy", &binary("mailproxy")?, &[], &env, &url)
             .await

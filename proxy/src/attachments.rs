@@ -4,16 +4,19 @@
 //! and described `Attachment fetch failed for <filename>: <why>`.
 //!
 //! URLs are checked by [`guard`] before any connection, redirect hops included: a URL a message
-//! names reaches only the tenant's host or hosts the operator allowed, and no download reaches a
-//! link-local address, by literal or by name: the client resolves names through [`resolve`],
-//! which hands the connector only vetted addresses.
+//! names reaches only the tenant's host or hosts the operator allowed, and no download reaches an
+//! internal address (loopback, private, link-local, ...) the operator did not list, by literal or
+//! by name: the client resolves names through [`resolve`], which hands the connector only vetted
+//! addresses.
 //!
 //! A message's attachments load concurrently: keyed ones (`content_md5`, else the filename's
-//! `{MD5:…}` marker) through the [`cache`] with one shared download per key ([`Loader`]'s single
-//! flight), the others straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS`
-//! downloads at once, each under `GMP_ATTACHMENT_TIMEOUT_SECONDS`. Downloads stream into a
-//! [`spool`]; only once all are loaded does the message reserve its peak footprint in the memory
-//! [`budget`] and read the spools into memory. The reservation travels with the result
+//! `{MD5:…}` marker) through the [`cache`] with one shared download per tenant, source and key
+//! ([`Loader`]'s single flight; content that does not match its key is never shared), the others
+//! straight from their origin, at most `GMP_MAX_CONCURRENT_ATTACHMENTS` downloads at once, each
+//! under `GMP_ATTACHMENT_TIMEOUT_SECONDS`. Downloads stream into a [`spool`]; only once all are
+//! loaded does the message reserve its peak footprint in the memory [`budget`] and read the
+//! spools into memory, unless a reservation made before its large payload was read (inline
+//! content, decoded under it) already covers that. The reservation travels with the result
 //! ([`Loaded`]) and must be kept until the message is sent.
 
 pub mod base64;
@@ -40,7 +43,10 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use self::{budget::Budget, cache::Cache, spool::Fetched};
 pub use self::{budget::BudgetGuard, load::Loaded};
-use crate::{config::Config, metrics::Metrics};
+use crate::{
+    config::{Config, Hosts},
+    metrics::Metrics,
+};
 
 /// A failed load, with the contract's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +115,9 @@ impl Fail {
     }
 }
 
-pub(crate) type Flight = Arc<OnceCell<Result<(Fetched, &'static str), Fail>>>;
+/// One download shared by concurrent loads; `Ok(None)` when its content did not match the key
+/// (kept by the load that fetched it, see `load.rs`).
+pub(crate) type Flight = Arc<OnceCell<Result<Option<(Fetched, &'static str)>, Fail>>>;
 
 /// Loads the attachments of messages; one per replica (it owns the cache, the HTTP client, the
 /// download slots and the memory budget).
@@ -118,6 +126,9 @@ pub struct Loader {
     config: Config,
     /// Load durations, sizes, cache hits.
     metrics: Arc<Metrics>,
+    /// `GMP_ATTACHMENT_ALLOWED_HOSTS` plus the host of `GMP_ATTACHMENT_BASE_URL`, which the
+    /// operator configured and may therefore be internal.
+    allowed: Hosts,
     client: reqwest::Client,
     cache: Cache,
     budget: Budget,
@@ -128,8 +139,21 @@ pub struct Loader {
 impl Loader {
     /// A loader with the replica's settings.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let mut allowed = config.attachment_allowed_hosts.clone();
+        if let Some(host) = config
+            .attachment_base_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+            })
+        {
+            allowed.0.push(host);
+        }
         Loader {
-            client: resolve::client(&config.attachment_allowed_hosts, resolve::system_lookup()),
+            client: resolve::client(&allowed, resolve::system_lookup()),
+            allowed,
             cache: Cache::new(config, metrics.cache_requests.clone()),
             budget: Budget::new(
                 config.attachment_memory_budget_mb,

@@ -60,6 +60,12 @@ pub struct Config {
     /// but loopback.
     #[arg(long, env = "GMP_ALLOW_REMOTE_WITHOUT_TOKEN", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub allow_remote_without_token: bool,
+    /// Let a tenant's own token change where the proxy connects for it (`client_base_url`,
+    /// `client_sync_path`, `client_attachment_path`, `client_auth`). Off: only the admin token
+    /// may, and a tenant token naming one of them is refused with 403, so a tenant cannot point
+    /// the proxy's requests (and its `client_auth` credentials) at another address.
+    #[arg(long, env = "GMP_TENANT_ENDPOINT_SELF_SERVICE", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub tenant_endpoint_self_service: bool,
     /// Encryption key for secrets at rest: base64 of 32 bytes.
     #[arg(long, env = "MAIL_PROXY_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
@@ -125,6 +131,16 @@ pub struct Config {
         default_value_t = 604_800
     )]
     pub retention_seconds: i64,
+    /// Seconds a client has to send a request head; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, env = "GMP_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub http_header_timeout_seconds: u64,
+    /// Seconds a client has to send a whole request body, from the end of its head (408 after).
+    #[arg(long, env = "GMP_HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub http_body_timeout_seconds: u64,
+    /// HTTP connections open at once; a connection beyond this is answered 503 and closed.
+    #[arg(long, env = "GMP_HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub http_max_connections: usize,
     /// Largest REST body or sync response in bytes.
     #[arg(long, env = "GMP_MAX_REQUEST_BYTES", default_value_t = 67_108_864)]
     pub max_request_bytes: usize,
@@ -140,9 +156,21 @@ pub struct Config {
     /// Longest subject in characters; longer is `subject too long`.
     #[arg(long, env = "GMP_MAX_SUBJECT_CHARS", default_value_t = 998)]
     pub max_subject_chars: usize,
+    /// Largest total of one message's inline (`base64`) attachments in MiB, decoded; more is
+    /// the rejection `inline attachments too large`. Inline content is stored in the message
+    /// and held in memory while it is sent, so it is bounded at intake.
+    #[arg(long, env = "GMP_MAX_INLINE_ATTACHMENT_MB", default_value_t = 10)]
+    pub max_inline_attachment_mb: u64,
+    /// Starts of a message's send without an outcome (the replica died while sending it, e.g.
+    /// out of memory) after which it is parked with an `error` report instead of being sent
+    /// again. Counted for messages with inline content (payloads over 64 KiB).
+    #[arg(long, env = "GMP_MAX_STARTS_WITHOUT_OUTCOME", default_value_t = 3)]
+    pub max_starts_without_outcome: i64,
     /// Hosts that `http_url` attachments (and endpoint URLs named by a message) may fetch
     /// from, comma-separated; empty means only the host of the tenant's `client_base_url`.
-    /// Link-local addresses (169.254.0.0/16, fe80::/10) are refused unless listed here.
+    /// Internal addresses (loopback, private, CGNAT, ULA, unspecified, link-local) are refused
+    /// for every download and sync call unless the host is listed here by name or address, or
+    /// the address lies in a listed CIDR range (e.g. `127.0.0.1`, `10.96.0.0/12`).
     #[arg(long, env = "GMP_ATTACHMENT_ALLOWED_HOSTS", default_value = "", value_parser = parse_hosts)]
     pub attachment_allowed_hosts: Hosts,
     /// Seconds between periodic syncs of a tenant.
@@ -219,6 +247,7 @@ impl Config {
             max_headers: self.max_headers,
             max_header_value_bytes: self.max_header_value_bytes,
             max_subject_chars: self.max_subject_chars,
+            max_inline_attachment_bytes: self.max_inline_attachment_mb.saturating_mul(1024 * 1024),
         }
     }
 
@@ -234,6 +263,15 @@ impl Config {
             (Some(h), _) if !h.trim().is_empty() => h.trim(),
             (_, Some(_)) => "0.0.0.0",
             (_, None) => "127.0.0.1",
+        }
+    }
+
+    /// The HTTP listener's limits (`GMP_HTTP_*`).
+    pub fn http_limits(&self) -> crate::server::listen::Limits {
+        crate::server::listen::Limits {
+            header_timeout: Duration::from_secs(self.http_header_timeout_seconds.max(1)),
+            body_timeout: Duration::from_secs(self.http_body_timeout_seconds.max(1)),
+            max_connections: self.http_max_connections.max(1),
         }
     }
 
@@ -260,15 +298,64 @@ impl Delays {
     }
 }
 
-/// Host names (lower case), from a comma-separated list.
+/// `GMP_ATTACHMENT_ALLOWED_HOSTS`: host names, IP addresses and CIDR ranges (lower case), from a
+/// comma-separated list; `*` lets a message name any host (but opens no internal address).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hosts(pub Vec<String>);
 
 impl Hosts {
-    /// True when `host` is listed (case-insensitive; IPv6 with or without brackets).
+    /// True when `host` is listed by name or address (case-insensitive; IPv6 with or without
+    /// brackets), or is an address literal inside a listed range.
     pub fn contains(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.0.iter().any(|h| h.eq_ignore_ascii_case(host))
+            || host.parse().is_ok_and(|ip| self.covers(ip))
+    }
+
+    /// True when `ip` is a listed address or lies in a listed CIDR range.
+    pub fn covers(&self, ip: std::net::IpAddr) -> bool {
+        self.0
+            .iter()
+            .filter_map(|h| Cidr::parse(h))
+            .any(|r| r.contains(ip))
+    }
+}
+
+/// An address range `addr/len` (a bare address is a range of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `fd00::/8`, `127.0.0.1` or `::1`; None for host names and bad lengths.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a.parse().ok()?, Some(l.parse::<u8>().ok()?)),
+            None => (s.parse().ok()?, None),
+        };
+        let max = if matches!(addr, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let len = len.unwrap_or(max);
+        (len <= max).then_some(Cidr { addr, len })
+    }
+
+    /// True when `ip` is in the range (an IPv4 range does not match IPv6 addresses).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let prefix = |a: u128, b: u128, bits: u32| {
+            let shift = bits - u32::from(self.len);
+            shift >= bits || (a >> shift) == (b >> shift)
+        };
+        match (self.addr, ip) {
+            (V4(a), V4(b)) => prefix(u32::from(a).into(), u32::from(b).into(), 32),
+            (V6(a), V6(b)) => prefix(a.into(), b.into(), 128),
+            _ => false,
+        }
     }
 }
 
@@ -279,8 +366,11 @@ fn parse_hosts(s: &str) -> Result<Hosts, String> {
         .filter(|h| !h.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    match hosts.iter().find(|h| h.contains(['/', ' ', '@'])) {
-        Some(bad) => Err(format!("expected host names or addresses, got {bad:?}")),
+    let bad = |h: &&String| h.contains([' ', '@']) || (h.contains('/') && Cidr::parse(h).is_none());
+    match hosts.iter().find(bad) {
+        Some(bad) => Err(format!(
+            "expected host names, addresses or CIDR ranges (10.0.0.0/8), got {bad:?}"
+        )),
         None => Ok(Hosts(hosts)),
     }
 }
@@ -327,5 +417,19 @@ mod tests {
         assert!(err.to_string().contains("--retry-delays"), "{err}");
         assert!(parse_bool("maybe").is_err());
         assert_eq!(parse_bool("Yes"), Ok(true));
+        assert!(parse_hosts("files.example, 10.0.0.0/33").is_err());
+        assert!(parse_hosts("a b").is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_are_names_addresses_or_ranges() {
+        let h = parse_hosts("Files.Example, 10.0.0.0/8, [::1], fd00::/8, 127.0.0.1").unwrap();
+        assert!(h.contains("files.example") && h.contains("[::1]") && h.contains("10.1.2.3"));
+        assert!(!h.contains("other.example") && !h.contains("11.0.0.1"));
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(h.covers(ip("10.255.0.1")) && h.covers(ip("127.0.0.1")) && h.covers(ip("fd12::1")));
+        assert!(!h.covers(ip("127.0.0.2")) && !h.covers(ip("fe80::1")) && !h.covers(ip("::2")));
+        let any = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(any.contains(ip("8.8.8.8")) && !any.contains(ip("::1")));
     }
 }

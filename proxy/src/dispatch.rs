@@ -3,16 +3,17 @@
 //! outcomes in batches ([`outcomes`]).
 //!
 //! There is no batch barrier: a slow message holds only its own slot, and the next claim is made
-//! as soon as fewer than half a claim's worth of messages are outstanding. Leases of claimed rows
-//! are extended every third of the lease, so a replica that dies loses nothing: its leases expire
-//! and another replica (or itself, restarted) sends the rows.
+//! as soon as fewer than half a claim's worth of messages are outstanding. Leases of the rows in
+//! flight (claimed, outcome not yet written) are extended every third of the lease, so a replica
+//! that dies loses nothing: its leases expire and another replica (or itself, restarted) sends
+//! the rows.
 
 pub mod directory;
 pub mod outcomes;
 pub mod pipeline;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -52,6 +53,8 @@ pub struct DispatchSettings {
     pub max_retries: i64,
     /// Retry delays.
     pub retry_delays: Delays,
+    /// Starts of a large message without an outcome before it is parked.
+    pub max_starts_without_outcome: i64,
 }
 
 impl DispatchSettings {
@@ -66,6 +69,7 @@ impl DispatchSettings {
             idle_interval: c.send_loop_interval(),
             max_retries: c.max_retries.max(0),
             retry_delays: c.retry_delays.clone(),
+            max_starts_without_outcome: c.max_starts_without_outcome.max(1),
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Dispatcher {
     per_account: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Claimed rows whose outcome is not yet written.
     outstanding: AtomicUsize,
+    /// Their pks: the rows whose leases are extended.
+    in_flight: Mutex<HashSet<String>>,
     directory: directory::Directory,
 }
 
@@ -124,6 +130,7 @@ impl Dispatcher {
             reports_wake,
             per_account: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
+            in_flight: Mutex::default(),
         })
     }
 
@@ -141,7 +148,7 @@ impl Dispatcher {
     /// starts queued rows. Claiming on every finished send cost a statement or two per message.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(self.clone().write_outcomes(rx));
+        let writer = tokio::spawn(self.clone().write_outcomes(rx, shutdown.clone()));
         let leases = tokio::spawn(self.clone().extend_leases(shutdown.clone()));
         let mut queue: Vec<Claimed> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
@@ -166,6 +173,8 @@ impl Dispatcher {
                             now + RECLAIM_GAP
                         };
                         self.outstanding.fetch_add(rows.len(), Ordering::AcqRel);
+                        self.lock_in_flight()
+                            .extend(rows.iter().map(|c| c.pk.clone()));
                         queue.extend(rows);
                         queue.sort_by_key(|c| (c.priority, c.queued_us));
                     }
@@ -219,6 +228,7 @@ impl Dispatcher {
             .map(|c| c.pk.clone())
             .chain(running.into_values())
             .collect();
+        self.forget(pks.iter().map(String::as_str));
         if !pks.is_empty() {
             match self.store.release_claims(&self.replica, &pks).await {
                 Ok(()) => info!(
@@ -287,13 +297,26 @@ impl Dispatcher {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.cancelled() => return,
             }
-            if self.outstanding.load(Ordering::Acquire) == 0 {
+            let pks: Vec<String> = self.lock_in_flight().iter().cloned().collect();
+            if pks.is_empty() {
                 continue;
             }
             let until = now_ts() + self.settings.lease_seconds;
-            if let Err(e) = self.store.extend_leases(&self.replica, until).await {
+            if let Err(e) = self.store.extend_leases(&self.replica, &pks, until).await {
                 warn!(error = %e, "Lease extension failed.");
             }
+        }
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops rows from the in-flight set: their outcome is written, given up or released.
+    fn forget<'a>(&self, pks: impl Iterator<Item = &'a str>) {
+        let mut set = self.lock_in_flight();
+        for pk in pks {
+            set.remove(pk);
         }
     }
 

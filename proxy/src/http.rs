@@ -12,6 +12,7 @@ pub mod commands_v1;
 pub mod health_v1;
 pub mod input;
 pub mod messages_v1;
+pub mod origin;
 pub mod tenants_v1;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub report_max_attempts: i64,
     /// Size limits of one message (`GMP_MAX_RECIPIENTS`, `GMP_MAX_HEADERS`, ...).
     pub limits: crate::model::submit::Limits,
+    /// `GMP_TENANT_ENDPOINT_SELF_SERVICE`: tenant tokens may change their connection fields.
+    pub tenant_endpoint_self_service: bool,
 }
 
 /// Every route of both dialects.
@@ -131,5 +134,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::refuse_cross_site,
+        ))
         .with_state(state)
 }

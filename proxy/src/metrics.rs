@@ -94,6 +94,13 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// Label `kind` of `gmp_http_timeouts_total`: `header` or `body`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpTimeoutLabel {
+    /// Which part of the request was too slow.
+    pub kind: String,
+}
+
 fn send_buckets() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 30.0,
@@ -154,6 +161,18 @@ pub struct Metrics {
     pub attachment_memory: Gauge,
     /// Database statements issued by the dispatcher and sync (round-trip accounting).
     pub db_round_trips: Counter,
+    /// Outcomes of finished sends held in memory because the database did not take them yet.
+    pub outcomes_unwritten: Gauge,
+    /// Outcomes discarded because this replica no longer held the message's claim.
+    pub outcomes_stale: Counter,
+    /// Messages parked with an error after being started too often without an outcome.
+    pub parked: Counter,
+    /// Open HTTP connections.
+    pub http_connections: Gauge,
+    /// HTTP connections refused over `GMP_HTTP_MAX_CONNECTIONS`.
+    pub http_refused: Counter,
+    /// Requests whose head or body did not arrive in time.
+    pub http_timeouts: Family<HttpTimeoutLabel, Counter>,
 }
 
 impl Metrics {
@@ -181,6 +200,12 @@ impl Metrics {
             md5_mismatch: Family::default(),
             attachment_memory: Gauge::default(),
             db_round_trips: Counter::default(),
+            outcomes_unwritten: Gauge::default(),
+            outcomes_stale: Counter::default(),
+            parked: Counter::default(),
+            http_connections: Gauge::default(),
+            http_refused: Counter::default(),
+            http_timeouts: Family::default(),
             registry: Registry::default(),
         };
         r.register("gmp_sent", "Total sent emails", m.sent.clone());
@@ -270,6 +295,36 @@ impl Metrics {
             "gmp_db_round_trips",
             "Database statements of the dispatch and sync paths",
             m.db_round_trips.clone(),
+        );
+        r.register(
+            "gmp_outcomes_unwritten",
+            "Outcomes of finished sends waiting for the database",
+            m.outcomes_unwritten.clone(),
+        );
+        r.register(
+            "gmp_outcomes_stale",
+            "Outcomes discarded because another replica had taken the message over",
+            m.outcomes_stale.clone(),
+        );
+        r.register(
+            "gmp_messages_parked",
+            "Messages parked with an error after repeated starts without an outcome",
+            m.parked.clone(),
+        );
+        r.register(
+            "gmp_http_connections",
+            "Open HTTP connections",
+            m.http_connections.clone(),
+        );
+        r.register(
+            "gmp_http_connections_refused",
+            "HTTP connections refused over GMP_HTTP_MAX_CONNECTIONS",
+            m.http_refused.clone(),
+        );
+        r.register(
+            "gmp_http_timeouts",
+            "Requests whose head or body did not arrive in time",
+            m.http_timeouts.clone(),
         );
         // The upstream dashboard expects a zero series before the first send.
         let default = AccountLabels::new("default", None, None);

@@ -1,6 +1,8 @@
 //! Wiring and lifecycle of a replica (contract §2): configuration → key → database → loops →
-//! HTTP server; on shutdown, stop claiming, let sends in flight finish for up to 10 s, release
-//! the claims of messages not started, close the pool.
+//! HTTP server ([`listen`]: timeouts and a connection cap); on shutdown, stop claiming, let sends
+//! in flight finish for up to 10 s, release the claims of messages not started, close the pool.
+
+pub mod listen;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -116,17 +118,16 @@ impl Server {
             retention_seconds: config.retention_seconds,
             report_max_attempts: config.report_max_attempts,
             limits: config.limits(),
+            tenant_endpoint_self_service: config.tenant_endpoint_self_service,
         };
         let app = router(state, config.max_request_bytes);
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                warn!(error = %e, "HTTP server stopped with an error.");
-            }
-        }));
+        tasks.push(tokio::spawn(listen::serve(
+            listener,
+            app,
+            config.http_limits(),
+            metrics.clone(),
+            shutdown.clone(),
+        )));
         info!(%addr, database = location.backend().as_str(), replica = %replica, "Mail proxy listening.");
         Ok(Server {
             addr,

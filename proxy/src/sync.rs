@@ -45,7 +45,7 @@ struct Settings {
     default_priority: i64,
     limits: crate::model::submit::Limits,
     report_gap: i64,
-    /// Hosts that may be link-local (`GMP_ATTACHMENT_ALLOWED_HOSTS`).
+    /// Hosts and ranges that may be internal (`GMP_ATTACHMENT_ALLOWED_HOSTS`).
     allowed: crate::config::Hosts,
 }
 

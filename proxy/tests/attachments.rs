@@ -129,12 +129,14 @@ async fn s03_filesystem_is_confined_to_the_base_dir(db: Db) {
     let (sink, tdb) = (Sink::start().await, database(db).await);
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    std::fs::create_dir_all(base.join("testmount")).unwrap();
-    std::fs::write(base.join("testmount/doc.pdf"), PDF).unwrap();
+    // Each tenant reads its own folder, `<base>/<tenant_id>/`.
+    let mine = base.join("s03");
+    std::fs::create_dir_all(mine.join("testmount")).unwrap();
+    std::fs::write(mine.join("testmount/doc.pdf"), PDF).unwrap();
     std::fs::write(root.path().join("outside.txt"), b"secret").unwrap();
     std::os::unix::fs::symlink(
         root.path().join("outside.txt"),
-        base.join("testmount/link.txt"),
+        mine.join("testmount/link.txt"),
     )
     .unwrap();
     let mut c = common::config(&tdb.url);
@@ -142,7 +144,7 @@ async fn s03_filesystem_is_confined_to_the_base_dir(db: Db) {
     let server = start(c).await;
     let api = Api::new(&server);
     api.setup_tenant("s03", sink.port).await;
-    let abs = base.join("testmount/doc.pdf").display().to_string();
+    let abs = mine.join("testmount/doc.pdf").display().to_string();
     let out = root.path().join("outside.txt").display().to_string();
     let one = |id: &str, name: &str, path: &str| {
         msg(id, json!([{"filename": name, "storage_path": path}]))
@@ -192,6 +194,67 @@ async fn s03_filesystem_is_confined_to_the_base_dir(db: Db) {
         "Attachment fetch failed for dir.bin: Not a regular file: testmount:"
     );
     assert_eq!(sink.count(), 2);
+    server.stop().await;
+}
+
+/// Issue 15, item 8: a tenant cannot read another tenant's files, whichever way it names them.
+async fn filesystem_attachments_are_per_tenant(db: Db) {
+    let (sink, tdb) = (Sink::start().await, database(db).await);
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    for tenant in ["fsa", "fsb"] {
+        std::fs::create_dir_all(base.join(tenant).join("docs")).unwrap();
+    }
+    std::fs::write(base.join("fsa/docs/payslip.pdf"), b"%PDF-1.4 a's payslip").unwrap();
+    let mut c = common::config(&tdb.url);
+    c.attachment_base_dir = Some(base.clone());
+    c.max_retries = 0;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("fsa", sink.port).await;
+    api.setup_tenant("fsb", sink.port).await;
+    let theirs = base.join("fsa/docs/payslip.pdf").display().to_string();
+    let one = |id: &str, path: &str, mode: &str| {
+        msg(
+            id,
+            json!([{"filename": "p.pdf", "storage_path": path, "fetch_mode": mode}]),
+        )
+    };
+    add(
+        &api,
+        "fsb",
+        vec![
+            one("abs", &theirs, "filesystem"),
+            one("up", "docs:../../fsa/docs/payslip.pdf", "filesystem"),
+            one("rel", "../fsa/docs/payslip.pdf", "filesystem"),
+            one("mount", "fsa:docs/payslip.pdf", "filesystem"),
+        ],
+    )
+    .await;
+    add(
+        &api,
+        "fsa",
+        vec![one("own", "docs:payslip.pdf", "filesystem")],
+    )
+    .await;
+    let r = settle(&api, "fsb", 4, 10).await;
+    let outside = "Attachment fetch failed for p.pdf: Path outside attachment base directory";
+    for id in ["abs", "up", "rel"] {
+        let rec = by_id(&r, id);
+        assert_eq!(
+            (rec["status"].as_str(), rec["error"].as_str()),
+            (Some("error"), Some(outside)),
+            "{id}"
+        );
+    }
+    // A mount is a folder of the tenant's own folder, not another tenant.
+    let rec = by_id(&r, "mount");
+    assert_eq!(
+        rec["error"],
+        "Attachment fetch failed for p.pdf: File not found: fsa:docs/payslip.pdf"
+    );
+    assert_eq!(settle(&api, "fsa", 1, 10).await[0]["status"], "sent");
+    assert_eq!(sink.count(), 1, "only the owner's own message went out");
     server.stop().await;
 }
 
@@ -419,8 +482,8 @@ async fn s05_all_modes_in_one_run(db: Db) {
         Files::start().await,
     );
     let base = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(base.path().join("testmount")).unwrap();
-    std::fs::write(base.path().join("testmount/doc.pdf"), PDF).unwrap();
+    std::fs::create_dir_all(base.path().join("s05/testmount")).unwrap();
+    std::fs::write(base.path().join("s05/testmount/doc.pdf"), PDF).unwrap();
     let mut c = common::config(&tdb.url);
     c.attachment_base_dir = Some(base.path().into());
     c.max_retries = 0;
@@ -517,6 +580,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 on_both_stores!(
     s02_base64_attachments_arrive_intact,
     s03_filesystem_is_confined_to_the_base_dir,
+    filesystem_attachments_are_per_tenant,
     s04_endpoint_posts_with_tenant_auth_and_classifies_failures,
     marker_cache_shares_one_download,
     http_url_cap_and_timeout,

@@ -3,7 +3,9 @@
 //! `/metrics` with made-up tenant names; a tenant cannot lift its own suspension or extend its own
 //! key, and a suspended tenant's token is refused; JSON bodies must say `application/json`; an
 //! attachment's own credentials are not stored in clear; the proxy without an admin token listens
-//! on loopback only and says so, and never shows the database password.
+//! on loopback only and says so, and never shows the database password. Also the contract
+//! amendment of 2026-12-03 (a tenant token may not change where the proxy connects for it unless
+//! `GMP_TENANT_ENDPOINT_SELF_SERVICE` allows it) and, without a token, no cross-site requests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -360,12 +362,166 @@ async fn attachment_credentials_are_not_stored_in_clear(db: Db) {
     server.stop().await;
 }
 
+/// Contract amendment of 2026-12-03: where the proxy connects for a tenant is the admin's to set.
+/// A tenant token naming a connection field is refused (403 naming it) on both dialects and
+/// nothing changes; with `GMP_TENANT_ENDPOINT_SELF_SERVICE` the tenant may set them.
+async fn connection_fields_are_admin_only_unless_allowed(db: Db) {
+    let tdb = database(db).await;
+    let server = start(config(&tdb.url)).await;
+    let admin = Api::new(&server);
+    let app = "http://127.0.0.1:9/app";
+    let (s, b) = admin
+        .post("/tenant", json!({"id": "t1", "client_base_url": app}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let t1 = admin.with_token(b["api_key"].as_str());
+    let attempts = [
+        json!({"client_base_url": "http://127.0.0.1:8000"}),
+        json!({"client_sync_path": "/metrics"}),
+        json!({"client_attachment_path": "/metrics"}),
+        json!({"client_auth": {"method": "bearer", "token": "x"}}),
+        json!({"name": "fine", "client_base_url": null}),
+    ];
+    for patch in &attempts {
+        let field = patch
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| k.starts_with("client_"))
+            .unwrap()
+            .clone();
+        let (s, b) = t1
+            .call(Method::PUT, "/tenant/t1", Some(patch.clone()))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{patch}: {b}");
+        assert!(b["detail"].as_str().unwrap().contains(&field), "{b}");
+        let mut generated = patch.clone();
+        generated["tenant_id"] = json!("t1");
+        let (s, b) = t1.post("/tenants/update", generated).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{patch}: {b}");
+    }
+    let (_, tenant) = admin.get("/tenant/t1").await;
+    assert_eq!(tenant["client_base_url"], app, "{tenant}");
+    assert_eq!(
+        tenant["name"],
+        Value::Null,
+        "a refused patch changes nothing"
+    );
+    assert!(
+        tenant.get("client_sync_path").is_none_or(Value::is_null),
+        "{tenant}"
+    );
+    // Other fields stay the tenant's; the admin may change the connection fields.
+    let ok = t1.call(Method::PUT, "/tenant/t1", Some(json!({"name": "T"})));
+    assert_eq!(ok.await.0, StatusCode::OK);
+    let (s, b) = admin
+        .call(
+            Method::PUT,
+            "/tenant/t1",
+            Some(json!({"client_sync_path": "/sync"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    server.stop().await;
+    // Allowed by the admin of the deployment: the tenant's token may set them.
+    let mut c = config(&tdb.url);
+    c.tenant_endpoint_self_service = true;
+    let server = start(c).await;
+    let t1 = Api::new(&server).with_token(t1.token.as_deref());
+    let (s, b) = t1
+        .call(
+            Method::PUT,
+            "/tenant/t1",
+            Some(json!({"client_base_url": "http://127.0.0.1:10/app"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t1
+        .post(
+            "/tenants/update",
+            json!({"tenant_id": "t1", "active": false}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "still no lift of its own state: {b}"
+    );
+    server.stop().await;
+}
+
+/// One request with the given `Origin` (and no token).
+async fn from_origin(method: Method, url: &str, origin: Option<&str>) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Without an admin token, a web page's bodyless POST (no preflight, no Content-Type) could
+/// suspend a tenant on the operator's loopback proxy: a request whose `Origin` is another site
+/// (or `null`, or a re-bound host name) is refused with a JSON 403 and changes nothing;
+/// same-origin and Origin-less requests pass, and with a token the check is off.
+async fn cross_site_requests_are_refused_without_a_token(db: Db) {
+    let tdb = database(db).await;
+    let mut c = config(&tdb.url);
+    c.api_token = None;
+    c.scheduler_active = false;
+    let server = start(c).await;
+    let api = Api::new(&server).with_token(None);
+    let (s, b) = api.post("/tenant", json!({"id": "victim"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let suspend = format!("{}/commands/suspend?tenant_id=victim", api.base);
+    let port = server.addr.port();
+    for origin in [
+        "https://evil.example".to_string(),
+        "null".to_string(),
+        format!("http://127.0.0.1:{}", port + 1),
+        format!("http://rebound.example:{port}"),
+    ] {
+        let (s, b) = from_origin(Method::POST, &suspend, Some(&origin)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{origin}: {b}");
+        assert!(b["detail"].as_str().unwrap().contains("Cross-site"), "{b}");
+        let (s, _) =
+            from_origin(Method::GET, &format!("{}/tenants", api.base), Some(&origin)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{origin}");
+    }
+    let (_, tenant) = api.get("/tenant/victim").await;
+    assert_eq!(tenant["active"], true, "{tenant}");
+    let same = format!("http://127.0.0.1:{port}");
+    let (s, b) = from_origin(Method::POST, &suspend, Some(&same)).await;
+    assert_eq!(s, StatusCode::OK, "same-origin: {b}");
+    let activate = format!("{}/commands/activate?tenant_id=victim", api.base);
+    assert_eq!(
+        from_origin(Method::POST, &activate, None).await.0,
+        StatusCode::OK
+    );
+    server.stop().await;
+    // With a token, a request is judged by its token, not its Origin.
+    let server = start(config(&tdb.url)).await;
+    let admin = Api::new(&server);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/tenants", admin.base))
+        .header("origin", "https://elsewhere.example")
+        .header("x-api-token", admin.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    server.stop().await;
+}
+
 on_both_stores!(
     rejections_touch_only_the_callers_tenant,
     inline_rejections_touch_only_the_syncing_tenant,
     a_tenant_cannot_lift_its_own_suspension,
     json_bodies_must_say_so,
     attachment_credentials_are_not_stored_in_clear,
+    connection_fields_are_admin_only_unless_allowed,
+    cross_site_requests_are_refused_without_a_token,
 );
 
 /// The binary with a SQLite database in `dir`, no admin token, and `env`.

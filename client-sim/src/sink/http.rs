@@ -1,5 +1,6 @@
 //! The sink's HTTP surface: `GET /stats` (`SinkStatsV1`), `GET /metrics`, `POST /reset`,
-//! `GET /health`.
+//! `GET /health`. `/reset` wipes a run's figures, so it answers only when the sink was started
+//! with `--allow-reset`; otherwise it is a 403 saying so.
 
 use std::sync::Arc;
 
@@ -36,6 +37,15 @@ async fn metrics(State(state): State<Arc<SinkState>>) -> Response {
 }
 
 async fn reset(State(state): State<Arc<SinkState>>) -> Response {
+    if !state.config.allow_reset {
+        let detail =
+            "POST /reset is disabled: start the sink with --allow-reset (SINK_ALLOW_RESET=true)";
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::Json(json!({ "detail": detail })),
+        )
+            .into_response();
+    }
     state.stats.reset();
     axum::Json(json!({"ok": true})).into_response()
 }

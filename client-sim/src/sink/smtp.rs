@@ -1,5 +1,10 @@
 //! The SMTP side of the sink: an accept loop and one task per connection.
 //!
+//! A session that sends nothing for `idle_timeout` (in a command or inside message data) is
+//! answered `421 4.4.2` and closed, which also gives back a large-message permit it held: two
+//! stalled transfers cannot block every large message. Sessions beyond `max_connections` are
+//! greeted `421 4.3.2` and closed.
+//!
 //! A connection reads into one buffer and answers every complete command in it, in order, before
 //! writing the collected replies in one write: pipelined clients get their replies batched, and
 //! lock-step clients one per round trip. Message data is scanned with a whole-buffer search for
@@ -42,11 +47,17 @@ pub async fn serve(
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, %error, "Setting TCP_NODELAY failed.");
                     }
+                    let Ok(place) = state.sessions.clone().try_acquire_owned() else {
+                        tracing::debug!(%peer, "Too many SMTP sessions; refusing one.");
+                        tokio::spawn(refuse(stream, state.config.hostname.clone()));
+                        continue;
+                    };
                     let conn = Connection::new(stream, state.clone());
                     tokio::spawn(async move {
                         if let Err(error) = conn.run().await {
                             tracing::debug!(%peer, %error, "SMTP connection ended with an error.");
                         }
+                        drop(place);
                     });
                 }
                 Err(error) => {
@@ -56,6 +67,16 @@ pub async fn serve(
             },
         }
     }
+}
+
+/// Greets a session over the cap with a 421 and closes it (bounded: the client may not read).
+async fn refuse(mut stream: tokio::net::TcpStream, hostname: String) {
+    let reply = format!("421 4.3.2 {hostname} Too many connections, try again later\r\n");
+    let write = async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,18 +152,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             match self.step().await? {
                 Step::Continue => {}
                 Step::NeedMore => {
-                    self.flush().await?;
+                    let idle = self.state.config.idle_timeout;
+                    if tokio::time::timeout(idle, self.flush()).await.is_err() {
+                        // The client reads nothing either: no point in a reply.
+                        return Ok(());
+                    }
                     if self.buf.capacity() - self.buf.len() < 16 * 1024 {
                         self.buf.reserve(64 * 1024);
                     }
-                    if self.stream.read_buf(&mut self.buf).await? == 0 {
-                        return Ok(());
+                    let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf));
+                    match read.await {
+                        Err(_) => return self.idle_close().await,
+                        Ok(n) => {
+                            if n? == 0 {
+                                return Ok(());
+                            }
+                        }
                     }
                 }
                 Step::Close => return self.flush().await,
                 Step::Abort => return Ok(()),
             }
         }
+    }
+
+    /// Answers an idle session 421 and ends it; dropping the connection releases its permits.
+    async fn idle_close(&mut self) -> io::Result<()> {
+        let text = format!(
+            "421 4.4.2 {} Idle timeout, closing connection",
+            self.state.config.hostname
+        );
+        self.out.clear();
+        self.reply(&text);
+        let idle = self.state.config.idle_timeout;
+        let _ = tokio::time::timeout(idle, self.flush()).await;
+        Ok(())
     }
 
     async fn flush(&mut self) -> io::Result<()> {

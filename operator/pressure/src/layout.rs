@@ -152,6 +152,8 @@ pub fn proxy_env(
     let mut env = vec![
         ("GMP_HOST", "127.0.0.1".to_string()),
         ("GMP_PORT", port.to_string()),
+        // The clients run on loopback, which the proxy refuses unless listed.
+        ("GMP_ATTACHMENT_ALLOWED_HOSTS", "127.0.0.1".into()),
         ("GMP_API_TOKEN", token.to_string()),
         ("GMP_INSTANCE_NAME", "pressure-local".into()),
         ("GMP_SYNC_INTERVAL", t.sync_interval_seconds.to_string()),

@@ -54,8 +54,21 @@ pub fn seconds_str(ms: i32) -> String {
     trimmed.strip_suffix('.').unwrap_or(trimmed).to_string()
 }
 
+/// The hosts the proxy may call although they resolve to private addresses: the tenants'
+/// client Services (their `client_base_url`, set by the setup Job), by name. The proxy refuses
+/// internal addresses unless listed (issue 15); a Service's ClusterIP is one.
+pub fn allowed_hosts(pt: &PressureTest, name: &str) -> String {
+    let hosts: Vec<String> = pt
+        .spec
+        .tenants
+        .iter()
+        .map(|t| names::client(name, &t.name))
+        .collect();
+    hosts.join(",")
+}
+
 /// The proxy's environment: credentials from the Secret, the database URL built with `$(VAR)`
-/// expansion, and the tuning knobs.
+/// expansion, the tenants' client Services as allowed hosts, and the tuning knobs.
 pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
     let t = &pt.spec.proxy.tuning;
     let (budget_mb, cache_mb) = memory_shares(pt);
@@ -70,6 +83,7 @@ pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
         secret_env(name, "MAIL_PROXY_ENCRYPTION_KEY", ENCRYPTION_KEY),
         env("GMP_HOST", "0.0.0.0"),
         env("GMP_PORT", PORT.to_string()),
+        env("GMP_ATTACHMENT_ALLOWED_HOSTS", allowed_hosts(pt, name)),
         env(
             "GMP_SEND_LOOP_INTERVAL",
             seconds_str(t.send_loop_interval_ms),

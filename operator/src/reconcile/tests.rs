@@ -166,6 +166,15 @@ fn proxy_gets_database_url_secrets_and_tuning() {
     );
     assert_eq!(env_of(&c, "GMP_SEND_LOOP_INTERVAL").as_deref(), Some("1.5"));
     assert_eq!(env_of(&c, "GMP_POOL_SIZE").as_deref(), Some("33"));
+    // The client Services resolve to private ClusterIPs, which the proxy refuses unless listed.
+    let allowed = env_of(&c, "GMP_ATTACHMENT_ALLOWED_HOSTS").unwrap_or_default();
+    let tenants: Vec<String> = pt
+        .spec
+        .tenants
+        .iter()
+        .map(|t| format!("t-client-{}", t.name))
+        .collect();
+    assert_eq!(allowed, tenants.join(","));
     for key in ["GMP_API_TOKEN", "MAIL_PROXY_ENCRYPTION_KEY"] {
         let var = c
             .env

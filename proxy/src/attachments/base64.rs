@@ -1,20 +1,30 @@
 //! The `base64` fetch mode (contract §5.3): optional `base64:` prefix, whitespace removed,
 //! padding added, strict alphabet.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use base64::{
+    Engine, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
 use bytes::Bytes;
 
-/// Decodes inline base64 content.
+/// The standard alphabet, padding optional (it is added when missing).
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes inline base64 content. Content without whitespace (the usual case) is decoded in
+/// place; only wrapped content is copied first without its whitespace, so a large attachment
+/// costs its decoded bytes and not a second copy of its text.
 pub fn decode(raw: &str) -> Result<Bytes, String> {
     let s = raw.strip_prefix("base64:").unwrap_or(raw);
-    let mut clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    while !clean.len().is_multiple_of(4) {
-        clean.push('=');
-    }
-    STANDARD
-        .decode(clean.as_bytes())
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    let decoded = if s.chars().any(char::is_whitespace) {
+        let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        LENIENT.decode(clean.as_bytes())
+    } else {
+        LENIENT.decode(s.as_bytes())
+    };
+    decoded.map(Bytes::from).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -31,6 +41,8 @@ mod tests {
             decode("VGVzdCBkYXRhIGNvbnRlbnQ=").unwrap(),
             Bytes::from_static(b"Test data content")
         );
+        assert_eq!(decode("SGk").unwrap(), Bytes::from_static(b"Hi"));
         assert!(decode("not*base64").is_err());
+        assert!(decode("SGk===").is_err());
     }
 }

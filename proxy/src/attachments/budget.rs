@@ -30,7 +30,18 @@ pub struct Budget {
 pub struct BudgetGuard {
     _permit: Option<OwnedSemaphorePermit>,
     bytes: i64,
+    /// The reservation took the whole budget (it was larger): nothing else runs beside it.
+    whole: bool,
     gauge: Gauge,
+}
+
+impl BudgetGuard {
+    /// True when this reservation already covers a footprint of `bytes`, so a message that
+    /// reserved before loading its payload needs no second reservation (waiting for a second
+    /// one while holding the first could deadlock two messages).
+    pub fn covers(&self, bytes: u64) -> bool {
+        self.whole || u64::try_from(self.bytes).is_ok_and(|held| held >= bytes)
+    }
 }
 
 /// The bytes a message with `raw` attachment bytes holds at its peak: the content and a chunk
@@ -64,11 +75,13 @@ impl Budget {
             Some(sem) if kib > 0 => sem.clone().acquire_many_owned(kib).await.ok(),
             _ => None,
         };
+        let whole = self.sem.is_none() || kib == self.total_kib;
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         self.gauge.inc_by(bytes);
         BudgetGuard {
             _permit: permit,
             bytes,
+            whole,
             gauge: self.gauge.clone(),
         }
     }

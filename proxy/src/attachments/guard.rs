@@ -1,36 +1,111 @@
-//! Where attachment downloads may go (contract §5.3, C3): a URL named by a message (`http_url`,
-//! or an `endpoint` storage path that is a URL) may reach only the tenant's own host, the host of
-//! `GMP_ATTACHMENT_BASE_URL`, or a host the operator listed in `GMP_ATTACHMENT_ALLOWED_HOSTS`
-//! (`*` = any host). No download, the tenant's own endpoint included, may reach a link-local
-//! address (169.254.0.0/16, where cloud metadata services live, or fe80::/10), by literal (checked
-//! here) or by name resolution (checked by [`super::resolve`] as the client resolves), unless its
-//! host is listed explicitly. Every redirect hop is checked like the first request. Refusals are
-//! permanent failures.
+//! Where attachment downloads and sync calls may go (contract §5.3, C3; issue 15 item 3): a URL
+//! named by a message (`http_url`, an `endpoint` storage path that is a URL, and every redirect
+//! hop) may reach only the tenant's own host, the host of `GMP_ATTACHMENT_BASE_URL`, or a host
+//! the operator listed in `GMP_ATTACHMENT_ALLOWED_HOSTS` (`*` = any host). No request, the
+//! tenant's own endpoint and its sync calls included, may reach an internal address — loopback,
+//! private (RFC 1918), shared (CGNAT), unique local, unspecified or link-local (where cloud
+//! metadata services live) — by literal (checked here) or by name resolution (checked by
+//! [`super::resolve`] as the client resolves), unless its host is listed by name or address, or
+//! the address lies in a listed CIDR range. A tenant may set its own `client_base_url`, so "its
+//! own host" alone would let it read the proxy's neighbours and mail the answers to itself.
+//! Refusals are permanent failures.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use reqwest::Url;
 
 use super::Fail;
 use crate::config::Hosts;
 
-/// True for addresses no attachment may be fetched from unless explicitly allowed: IPv4
-/// 169.254.0.0/16, IPv6 fe80::/10, and IPv6 forms that carry a link-local IPv4 address (mapped
-/// `::ffff:a.b.c.d`, compatible `::a.b.c.d`, and NAT64 `64:ff9b::a.b.c.d`, which a NAT64 gateway
-/// forwards to that IPv4 address).
-pub fn link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            // Mapped and compatible forms, then the NAT64 prefix with the IPv4 address last.
-            let v4 = v6.to_ipv4().or_else(|| {
-                (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
-                    .then(|| Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])))
-            });
-            (s[0] & 0xffc0) == 0xfe80 || v4.is_some_and(|v4| v4.is_link_local())
-        }
+/// The kind of internal address a request was refused for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internal {
+    /// 127.0.0.0/8, ::1.
+    Loopback,
+    /// 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fec0::/10 (deprecated site-local).
+    Private,
+    /// 100.64.0.0/10 (carrier-grade NAT, also used by some clusters).
+    Shared,
+    /// fc00::/7.
+    UniqueLocal,
+    /// 0.0.0.0/8, :: (Linux connects them to the local host).
+    Unspecified,
+    /// 169.254.0.0/16, fe80::/10.
+    LinkLocal,
+}
+
+impl std::fmt::Display for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Internal::Loopback => "Loopback",
+            Internal::Private => "Private",
+            Internal::Shared => "Shared (CGNAT)",
+            Internal::UniqueLocal => "Unique local",
+            Internal::Unspecified => "Unspecified",
+            Internal::LinkLocal => "Link-local",
+        })
     }
+}
+
+/// The kind of internal address `ip` is, None for other addresses. IPv6 forms that carry an
+/// IPv4 address (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`,
+/// which a NAT64 gateway forwards to that IPv4 address) are judged by that address.
+pub fn internal(ip: IpAddr) -> Option<Internal> {
+    match ip {
+        IpAddr::V4(v4) => internal_v4(v4),
+        IpAddr::V6(v6) => internal_v6(v6),
+    }
+}
+
+fn internal_v4(ip: Ipv4Addr) -> Option<Internal> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some(Internal::Loopback)
+    } else if ip.is_private() {
+        Some(Internal::Private)
+    } else if a == 100 && (64..128).contains(&b) {
+        Some(Internal::Shared)
+    } else if a == 0 {
+        Some(Internal::Unspecified)
+    } else if ip.is_link_local() {
+        Some(Internal::LinkLocal)
+    } else {
+        None
+    }
+}
+
+fn internal_v6(ip: Ipv6Addr) -> Option<Internal> {
+    let s = ip.segments();
+    if ip.is_loopback() {
+        return Some(Internal::Loopback);
+    }
+    if ip.is_unspecified() {
+        return Some(Internal::Unspecified);
+    }
+    match s[0] & 0xffc0 {
+        0xfe80 => return Some(Internal::LinkLocal),
+        0xfec0 => return Some(Internal::Private),
+        _ => {}
+    }
+    if s[0] & 0xfe00 == 0xfc00 {
+        return Some(Internal::UniqueLocal);
+    }
+    embedded_v4(ip).and_then(internal_v4)
+}
+
+/// The IPv4 address an IPv6 address carries: mapped and compatible forms, then the NAT64
+/// prefix with the IPv4 address last.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    ip.to_ipv4().or_else(|| {
+        (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+            .then(|| Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])))
+    })
+}
+
+/// True for link-local addresses, plain or carried in an IPv6 address (see [`internal`]).
+pub fn link_local(ip: IpAddr) -> bool {
+    internal(ip) == Some(Internal::LinkLocal)
 }
 
 /// The host of a URL in lower case, without IPv6 brackets.
@@ -67,23 +142,29 @@ pub fn check_named(
     }
 }
 
-/// Refuses a URL whose host is a link-local address literal, unless it is listed explicitly.
-/// Host names are vetted when they are resolved, by the attachment client's own resolver
-/// ([`super::resolve`]), so that the addresses checked are the ones connected to.
+/// Refuses a URL whose host is an internal address literal, unless the host is listed by
+/// address or lies in a listed range. Host names are vetted when they are resolved, by the
+/// client's own resolver ([`super::resolve`]), so that the addresses checked are the ones
+/// connected to.
 pub fn check_literal(url: &Url, allowed: &Hosts) -> Result<(), Fail> {
     let Some(host) = host_of(url) else {
         return Ok(());
     };
-    match host.parse::<IpAddr>() {
-        Ok(ip) if link_local(ip) && !allowed.contains(&host) => Err(Fail::permanent(format!(
-            "Link-local address not allowed: {host}"
-        ))),
+    match host
+        .parse::<IpAddr>()
+        .ok()
+        .and_then(|ip| Some((ip, internal(ip)?)))
+    {
+        Some((ip, kind)) if !allowed.contains(&host) && !allowed.covers(ip) => Err(
+            Fail::permanent(format!("{kind} address not allowed: {host}")),
+        ),
         _ => Ok(()),
     }
 }
 
 /// Checks one request of a download, the first or a redirect hop, by the same policy: a URL
-/// named by the message (`named`) must reach an allowed host, and no URL a link-local literal.
+/// named by the message (`named`; every redirect hop is) must reach an allowed host, and no URL
+/// an internal address literal that is not listed.
 pub fn check_hop(
     url: &Url,
     named: bool,
@@ -187,19 +268,98 @@ mod tests {
         let listed = hosts(&["169.254.169.254"]);
         assert!(check_literal(&url("http://169.254.169.254/x"), &listed).is_ok());
         assert!(check_literal(&url("http://localhost:1/x"), &none).is_ok());
-        assert!(check_literal(&url("http://127.0.0.1:1/x"), &none).is_ok());
+        assert!(check_literal(&url("http://93.184.215.14/x"), &none).is_ok());
+    }
+
+    #[test]
+    fn internal_ranges() {
+        use Internal::*;
+        for (ip, kind) in [
+            ("127.0.0.1", Loopback),
+            ("127.255.0.9", Loopback),
+            ("::1", Loopback),
+            ("::ffff:127.0.0.1", Loopback),
+            ("10.0.0.1", Private),
+            ("172.16.0.1", Private),
+            ("172.31.255.255", Private),
+            ("192.168.1.1", Private),
+            ("fec0::1", Private),
+            ("64:ff9b::10.0.0.1", Private),
+            ("100.64.0.1", Shared),
+            ("100.127.255.255", Shared),
+            ("fc00::1", UniqueLocal),
+            ("fd12:3456::1", UniqueLocal),
+            ("0.0.0.0", Unspecified),
+            ("0.1.2.3", Unspecified),
+            ("::", Unspecified),
+            ("169.254.169.254", LinkLocal),
+            ("fe80::1", LinkLocal),
+        ] {
+            assert_eq!(internal(ip.parse().unwrap()), Some(kind), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.169.0.1",
+            "2001:db8::1",
+            "2606:4700::1111",
+            "64:ff9b::8.8.8.8",
+        ] {
+            assert_eq!(internal(ip.parse().unwrap()), None, "{ip}");
+        }
+    }
+
+    #[test]
+    fn internal_literals_are_refused_unless_listed_or_in_a_listed_range() {
+        let none = hosts(&[]);
+        for (u, why) in [
+            (
+                "http://127.0.0.1:8000/metrics",
+                "Loopback address not allowed: 127.0.0.1",
+            ),
+            ("http://[::1]/x", "Loopback address not allowed: ::1"),
+            (
+                "http://10.96.0.1/x",
+                "Private address not allowed: 10.96.0.1",
+            ),
+            (
+                "http://100.64.1.1/x",
+                "Shared (CGNAT) address not allowed: 100.64.1.1",
+            ),
+            (
+                "http://[fd00::5]/x",
+                "Unique local address not allowed: fd00::5",
+            ),
+            (
+                "http://0.0.0.0:8000/x",
+                "Unspecified address not allowed: 0.0.0.0",
+            ),
+            (
+                "http://2130706433/x",
+                "Loopback address not allowed: 127.0.0.1",
+            ),
+        ] {
+            let err = check_literal(&url(u), &none).unwrap_err();
+            assert_eq!((err.why.as_str(), err.temporary), (why, false), "{u}");
+        }
+        assert!(check_literal(&url("http://127.0.0.1/x"), &hosts(&["127.0.0.1"])).is_ok());
+        assert!(check_literal(&url("http://10.96.3.4/x"), &hosts(&["10.96.0.0/12"])).is_ok());
+        assert!(check_literal(&url("http://10.128.0.1/x"), &hosts(&["10.96.0.0/12"])).is_err());
+        // `*` lets a message name any host; it opens no internal address.
+        assert!(check_literal(&url("http://127.0.0.1/x"), &hosts(&["*"])).is_err());
     }
 
     #[test]
     fn every_hop_is_checked_like_the_first_request() {
-        let (base, none) = (Some("http://127.0.0.1:8080"), hosts(&[]));
-        let hop = |u: &str, named| check_hop(&url(u), named, base, None, &none);
+        let (base, own) = (Some("http://127.0.0.1:8080"), hosts(&["127.0.0.1"]));
+        let hop = |u: &str, named| check_hop(&url(u), named, base, None, &own);
         assert!(hop("http://127.0.0.1:9/next", true).is_ok());
         assert_eq!(
             hop("http://localhost:9/next", true).unwrap_err().why,
             "Host not allowed: localhost"
         );
-        // The tenant's own endpoint is not host-checked, but never reaches a link-local address.
+        // The tenant's own endpoint is not host-checked, but never reaches an internal address.
         assert!(hop("http://cdn.example/f", false).is_ok());
         let err = hop("http://169.254.169.254/latest/", false).unwrap_err();
         assert_eq!(

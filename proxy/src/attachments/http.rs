@@ -3,7 +3,9 @@
 //! temporary; other non-2xx statuses, bodies over the cap and refused addresses are permanent.
 //!
 //! Redirects are followed here, not by the client, so that each hop passes the same check as
-//! the first request ([`super::guard::check_hop`]) and credentials stay with the first origin.
+//! the first request ([`super::guard::check_hop`]), plus the host check of a URL named by the
+//! message even when the first request went to the tenant's own endpoint, and credentials stay
+//! with the first origin.
 
 use futures_util::StreamExt;
 use reqwest::{
@@ -23,19 +25,20 @@ use super::{
 const MAX_REDIRECTS: usize = 10;
 
 /// Fetches `target` into `writer`; `name` and `cap` word the over-the-cap error. `check` vets
-/// the URL of every request, the first and each redirect hop, before it is made.
+/// the URL of every request before it is made: `check(url, false)` the first, `check(url, true)`
+/// each redirect hop.
 pub async fn download(
     client: &Client,
     target: &Target,
-    check: &(dyn Fn(&Url) -> Result<(), Fail> + Send + Sync),
+    check: &(dyn Fn(&Url, bool) -> Result<(), Fail> + Send + Sync),
     writer: &mut SpoolWriter,
     name: &str,
     cap: u64,
 ) -> Result<(), Fail> {
     let mut url = target.url.clone();
     let mut post = target.post.clone();
-    for _ in 0..=MAX_REDIRECTS {
-        check(&url)?;
+    for hop in 0..=MAX_REDIRECTS {
+        check(&url, hop > 0)?;
         let resp = send(client, target, &url, post.as_deref()).await?;
         let status = resp.status();
         match next_hop(&resp, &url) {

@@ -36,18 +36,31 @@ impl Loaded {
 }
 
 impl Loader {
+    /// Reserves `bytes` of the memory budget, waiting for room: taken before a large payload
+    /// (inline attachments) is read from the database and decoded, and handed to
+    /// [`Loader::load_all`].
+    pub async fn reserve(&self, bytes: u64) -> BudgetGuard {
+        self.budget.reserve(bytes).await
+    }
+
     /// Loads every attachment of a payload, in order; the first failure fails the message.
+    /// `held` is a reservation the message made before its payload was loaded; it is kept when
+    /// it covers the attachments' footprint, else exchanged for one that does.
     pub async fn load_all(
         &self,
         tenant: Option<&Tenant>,
         payload: &Value,
+        held: Option<BudgetGuard>,
     ) -> Result<Loaded, LoadError> {
         let specs = list(payload)
             .iter()
             .map(Spec::parse)
             .collect::<Result<Vec<_>, _>>()?;
         if specs.is_empty() {
-            return Ok(Loaded::default());
+            return Ok(Loaded {
+                attachments: Vec::new(),
+                budget: held,
+            });
         }
         let spools =
             futures_util::future::try_join_all(specs.iter().map(|s| self.load_one(tenant, s)))
@@ -56,9 +69,16 @@ impl Loader {
             large_file_rule(tenant, s, spool.len())?;
         }
         let total: u64 = spools.iter().map(|s| budget::footprint(s.len())).sum();
-        let budget = match total {
-            0 => None,
-            n => Some(self.budget.reserve(n).await),
+        let budget = match (held, total) {
+            (held, 0) => held,
+            (Some(g), n) if g.covers(n) => Some(g),
+            (held, n) => {
+                // Exchanged, not added to: holding one reservation while waiting for another
+                // can deadlock two messages. Only a message with both inline content and
+                // downloads larger than it gets here.
+                drop(held);
+                Some(self.budget.reserve(n).await)
+            }
         };
         let mut attachments = Vec::with_capacity(specs.len());
         for (s, spool) in specs.into_iter().zip(spools) {
@@ -97,17 +117,25 @@ impl Loader {
         Ok(fetched.spool)
     }
 
-    /// Cache lookup and, on a miss, one shared download per key in this replica.
+    /// Cache lookup and, on a miss, one download shared by the concurrent loads of the same
+    /// tenant, source and key in this replica. Content that does not match its key is kept by
+    /// the load that fetched it (delivered with a warning, as upstream) and never handed to
+    /// another: a waiter then fetches its own copy. Sharing by key alone let one tenant's forged
+    /// bytes reach another tenant's mail, or another tenant's content reach its own.
     async fn keyed(
         &self,
         tenant: Option<&Tenant>,
         s: &Spec<'_>,
         key: &str,
     ) -> Result<(Fetched, &'static str), Fail> {
+        let tenant_id = tenant_label(tenant).tenant_id;
+        let flight_key = format!("{tenant_id}\0{}\0{}\0{key}", s.mode, s.path);
         let cell: super::Flight = match self.flights.lock() {
-            Ok(mut f) => f.entry(key.to_string()).or_default().clone(),
+            Ok(mut f) => f.entry(flight_key.clone()).or_default().clone(),
             Err(_) => Arc::default(),
         };
+        // The fetcher's own mismatched content, which the cell does not share.
+        let own = std::sync::Mutex::new(None);
         let result = cell
             .get_or_init(|| async {
                 let hit = tokio::time::timeout(self.timeout(), self.cache.get(key)).await;
@@ -117,29 +145,54 @@ impl Loader {
                         super::cache::Tier::Disk => "disk",
                     };
                     let md5 = key.to_string();
-                    return Ok((Fetched { spool, md5 }, source));
+                    return Ok(Some((Fetched { spool, md5 }, source)));
                 }
-                let fetched = self.fetch(tenant, s).await?;
+                let fetched = self.fetch_checked(tenant, s, key).await?;
                 if fetched.md5 != key {
-                    let tenant_id = tenant_label(tenant).tenant_id;
-                    warn!(%tenant_id, key, md5 = %fetched.md5, filename = %s.name,
-                        "Attachment content differs from its MD5 key; sending it anyway.");
-                    self.metrics
-                        .md5_mismatch
-                        .get_or_create(&tenant_label(tenant))
-                        .inc();
+                    *own.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetched);
+                    return Ok(None);
                 }
-                self.cache.put(&fetched.md5, &fetched.spool).await;
-                Ok((fetched, "origin"))
+                Ok(Some((fetched, "origin")))
             })
             .await
             .clone();
         if let Ok(mut f) = self.flights.lock()
-            && f.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell))
+            && f.get(&flight_key).is_some_and(|c| Arc::ptr_eq(c, &cell))
         {
-            f.remove(key);
+            f.remove(&flight_key);
         }
-        result
+        match result? {
+            Some(shared) => Ok(shared),
+            None => match own.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Some(mine) => Ok((mine, "origin")),
+                None => self
+                    .fetch_checked(tenant, s, key)
+                    .await
+                    .map(|f| (f, "origin")),
+            },
+        }
+    }
+
+    /// Fetches from the origin, caches the content under its real MD5, and counts and logs a
+    /// content that differs from `key`.
+    async fn fetch_checked(
+        &self,
+        tenant: Option<&Tenant>,
+        s: &Spec<'_>,
+        key: &str,
+    ) -> Result<Fetched, Fail> {
+        let fetched = self.fetch(tenant, s).await?;
+        if fetched.md5 != key {
+            let tenant_id = tenant_label(tenant).tenant_id;
+            warn!(%tenant_id, key, md5 = %fetched.md5, filename = %s.name,
+                "Attachment content differs from its MD5 key; sending it with this message only.");
+            self.metrics
+                .md5_mismatch
+                .get_or_create(&tenant_label(tenant))
+                .inc();
+        }
+        self.cache.put(&fetched.md5, &fetched.spool).await;
+        Ok(fetched)
     }
 
     /// Loads from the origin: base64 inline; the other modes in a download slot, timed.
@@ -173,7 +226,7 @@ impl Loader {
         let mut w = SpoolWriter::new(c.spool_dir.clone(), cap);
         let base = c.attachment_base_url.as_deref();
         let tenant_base = tenant.and_then(|t| t.client_base_url.as_deref());
-        let allowed = &c.attachment_allowed_hosts;
+        let allowed = &self.allowed;
         match s.mode {
             "endpoint" | "http_url" => {
                 let t = if s.mode == "endpoint" {
@@ -182,13 +235,17 @@ impl Loader {
                     endpoint::http_url(s.path, s.auth, tenant)?
                 };
                 let named = s.mode == "http_url" || endpoint::names_url(s.path);
-                let check =
-                    |u: &reqwest::Url| guard::check_hop(u, named, tenant_base, base, allowed);
+                // Redirect hops are host-checked in every mode (issue 15, item 3).
+                let check = |u: &reqwest::Url, hop: bool| {
+                    guard::check_hop(u, named || hop, tenant_base, base, allowed)
+                };
                 http::download(&self.client, &t, &check, &mut w, s.raw_name, cap).await?;
             }
             _ => {
-                let real = filesystem::resolve(c.attachment_base_dir.as_deref(), s.path).await?;
-                filesystem::read(&real, s.path, &mut w, s.raw_name, cap).await?;
+                // Each tenant reads only `<base>/<tenant_id>/` (issue 15, item 8).
+                let base_dir = c.attachment_base_dir.as_deref();
+                let file = filesystem::open(base_dir, tenant.map(|t| t.id.as_str()), s.path);
+                filesystem::read(file.await?, s.path, &mut w, s.raw_name, cap).await?;
             }
         }
         w.finish()

@@ -1,6 +1,8 @@
-//! Name resolution of attachment downloads (C3, issue 10): the attachment client resolves every
-//! host name through [`VettedResolver`], which drops link-local addresses from the answer before
-//! the connector sees it (unless the host is listed in `GMP_ATTACHMENT_ALLOWED_HOSTS`). The
+//! Name resolution of attachment downloads (C3, issue 10, issue 15 item 3): the attachment client
+//! resolves every host name through [`VettedResolver`], which drops internal addresses (loopback,
+//! private, CGNAT, ULA, unspecified, link-local: [`guard::internal`]) from the answer before the
+//! connector sees it, unless the host is listed in `GMP_ATTACHMENT_ALLOWED_HOSTS` or the address
+//! lies in a range listed there. The
 //! addresses checked are therefore exactly the addresses connected to: a DNS server that answers
 //! a safe address to a first lookup and a metadata address to a second (DNS rebinding) gains
 //! nothing, because there is no second lookup. Address literals never reach a resolver; [`guard`]
@@ -22,38 +24,40 @@ use std::{
 use futures_util::future::BoxFuture;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::guard::link_local;
+use super::guard::{Internal, internal};
 use crate::config::Hosts;
 
 /// Looks a host name up (the system resolver, or a fake in tests).
 pub type Lookup = Arc<dyn Fn(String) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> + Send + Sync>;
 
-/// Every address of a name was link-local and the name is not listed.
+/// Every address of a name was internal and neither the name nor the addresses are listed.
 #[derive(Debug, thiserror::Error)]
-#[error("Link-local address not allowed: {host}")]
-pub struct LinkLocalRefused {
+#[error("{kind} address not allowed: {host}")]
+pub struct AddressRefused {
     /// The name asked for.
     pub host: String,
+    /// What the first refused address was.
+    pub kind: Internal,
 }
 
-/// The addresses of `host` a download may connect to: all of them when the host is listed,
-/// else those that are not link-local; an error when none is left.
-pub fn vet(
-    host: &str,
-    addrs: Vec<IpAddr>,
-    allowed: &Hosts,
-) -> Result<Vec<IpAddr>, LinkLocalRefused> {
+/// The addresses of `host` a request may connect to: all of them when the host is listed by
+/// name, else those that are not internal or lie in a listed range; an error when none is left.
+pub fn vet(host: &str, addrs: Vec<IpAddr>, allowed: &Hosts) -> Result<Vec<IpAddr>, AddressRefused> {
     if allowed.contains(host) {
         return Ok(addrs);
     }
-    let had_any = !addrs.is_empty();
-    let kept: Vec<IpAddr> = addrs.into_iter().filter(|ip| !link_local(*ip)).collect();
-    if kept.is_empty() && had_any {
-        return Err(LinkLocalRefused {
+    let first_internal = addrs.iter().find_map(|ip| internal(*ip));
+    let kept: Vec<IpAddr> = addrs
+        .into_iter()
+        .filter(|ip| internal(*ip).is_none() || allowed.covers(*ip))
+        .collect();
+    match first_internal {
+        Some(kind) if kept.is_empty() => Err(AddressRefused {
             host: host.to_string(),
-        });
+            kind,
+        }),
+        _ => Ok(kept),
     }
-    Ok(kept)
 }
 
 /// A `reqwest` resolver that answers only vetted addresses.
@@ -63,7 +67,7 @@ pub struct VettedResolver {
 }
 
 impl VettedResolver {
-    /// A resolver over `lookup`, letting link-local answers through only for `allowed` hosts.
+    /// A resolver over `lookup`, letting internal answers through only for `allowed` hosts.
     pub fn new(allowed: Hosts, lookup: Lookup) -> Self {
         VettedResolver { allowed, lookup }
     }
@@ -110,10 +114,10 @@ pub fn client(allowed: &Hosts, lookup: Lookup) -> reqwest::Client {
 }
 
 /// The refusal in a failed request's causes, if that is why it failed.
-pub fn refusal(e: &reqwest::Error) -> Option<&LinkLocalRefused> {
+pub fn refusal(e: &reqwest::Error) -> Option<&AddressRefused> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<LinkLocalRefused>() {
+        if let Some(r) = s.downcast_ref::<AddressRefused>() {
             return Some(r);
         }
         source = s.source();

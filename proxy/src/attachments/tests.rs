@@ -25,11 +25,11 @@ fn inline(n: usize) -> Value {
 async fn the_budget_is_held_until_the_loaded_attachments_are_dropped() {
     let (l, m) = loader(|c| c.attachment_memory_budget_mb = 1);
     let l = Arc::new(l);
-    let first = l.load_all(None, &inline(400 * 1024)).await.unwrap();
+    let first = l.load_all(None, &inline(400 * 1024), None).await.unwrap();
     let held = budget::footprint(400 * 1024) as i64;
     assert_eq!(m.attachment_memory.get(), held);
     let l2 = l.clone();
-    let second = tokio::spawn(async move { l2.load_all(None, &inline(400 * 1024)).await });
+    let second = tokio::spawn(async move { l2.load_all(None, &inline(400 * 1024), None).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!second.is_finished(), "two footprints exceed 1 MiB");
     let (atts, guard) = first.into_parts();
@@ -51,7 +51,11 @@ async fn permanent_failures_carry_the_contract_text() {
     let (l, _) = loader(|c| c.max_attachment_bytes = 10);
     let err = |v: Value| {
         let l = &l;
-        async move { l.load_all(Some(&Tenant::default()), &v).await.unwrap_err() }
+        async move {
+            l.load_all(Some(&Tenant::default()), &v, None)
+                .await
+                .unwrap_err()
+        }
     };
     let e = err(json!({"attachments": [{"filename": "d.pdf", "storage_path": "doc"}]})).await;
     assert_eq!(
@@ -90,11 +94,11 @@ async fn large_file_reject_is_permanent_and_warn_attaches() {
         ),
         ..Tenant::default()
     };
-    let e = l.load_all(Some(&t), &inline(1000)).await.unwrap_err();
+    let e = l.load_all(Some(&t), &inline(1000), None).await.unwrap_err();
     assert_eq!(
         e,
         LoadError::permanent("Attachment 'a.bin' (0.0 MB) exceeds limit (0.0001 MB)")
     );
     t.large_file_config = Some(json!({"enabled": true, "max_size_mb": 0.0001}));
-    assert!(l.load_all(Some(&t), &inline(1000)).await.is_ok());
+    assert!(l.load_all(Some(&t), &inline(1000), None).await.is_ok());
 }

@@ -4,6 +4,17 @@
 //! `LINGER` after its first one, so the number of transactions per message falls as the rate
 //! rises. The SMTP server has accepted a message before its outcome gets here: the linger delays
 //! the bookkeeping (state row, event, report), never a delivery.
+//!
+//! While the database does not answer (restarted, failed over, stalled), a batch is kept in
+//! memory and retried, growing with the outcomes that arrive meanwhile, until the database takes
+//! it; the claims of its messages are kept (and their leases extended) all that time, so no
+//! message the SMTP server accepted is sent again. The held outcomes are bounded by the claim
+//! size (no new claim is made while they are outstanding) and shown in `gmp_outcomes_unwritten`.
+//! Giving up after a few tries, as before, left accepted messages claimed until their lease
+//! expired, and then sent them twice. Only an error the database returns about the statement
+//! itself (data, integrity, syntax: [`connection_lost`] says which) is given up on after a few
+//! tries, and at shutdown held outcomes after [`SHUTDOWN_GRACE`]; those rows are sent again when
+//! their lease expires.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -11,6 +22,7 @@ use std::{
 };
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use super::Dispatcher;
@@ -28,6 +40,12 @@ const MAX_BATCH: usize = 500;
 /// instead of one per outcome or two (measured: 0.43 statements per message at 1,000 msg/s
 /// without it).
 const LINGER: Duration = Duration::from_millis(10);
+/// Longest pause between two tries of a batch the database refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Tries of a batch the database answered with an error of its own (not a lost connection).
+const STATEMENT_TRIES: u32 = 5;
+/// How long a batch is still retried once the replica is shutting down.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A finished attempt with what the metrics need.
 #[derive(Debug, Clone)]
@@ -47,7 +65,11 @@ pub struct Done {
 }
 
 impl Dispatcher {
-    pub(super) async fn write_outcomes(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Done>) {
+    pub(super) async fn write_outcomes(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Done>,
+        shutdown: CancellationToken,
+    ) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = rx.recv().await {
             batch.push(first);
@@ -59,10 +81,11 @@ impl Dispatcher {
                     Ok(None) | Err(_) => break,
                 }
             }
-            self.write_batch(&batch).await;
-            for d in &batch {
+            let stale = self.write_batch(&mut batch, &mut rx, &shutdown).await;
+            for d in batch.iter().filter(|d| !stale.contains(&d.outcome.pk)) {
                 self.count(d);
             }
+            self.forget(batch.iter().map(|d| d.outcome.pk.as_str()));
             self.outstanding.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
             self.freed.notify_one();
@@ -70,18 +93,57 @@ impl Dispatcher {
         }
     }
 
-    async fn write_batch(&self, batch: &[Done]) {
-        let outcomes: Vec<Outcome> = batch.iter().map(|d| d.outcome.clone()).collect();
-        for attempt in 1..=5u32 {
+    /// Writes `batch`, retrying while the database is away and taking in the outcomes that
+    /// arrive meanwhile (up to [`MAX_BATCH`]). Returns the pks of outcomes discarded because the
+    /// claim was lost (or, when the batch is given up, all of them).
+    async fn write_batch(
+        &self,
+        batch: &mut Vec<Done>,
+        rx: &mut mpsc::UnboundedReceiver<Done>,
+        shutdown: &CancellationToken,
+    ) -> std::collections::HashSet<String> {
+        let mut statement_errors = 0u32;
+        let mut backoff = Duration::from_millis(50);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let unwritten = &self.metrics.outcomes_unwritten;
+        loop {
+            let outcomes: Vec<Outcome> = batch.iter().map(|d| d.outcome.clone()).collect();
             self.metrics.db_round_trips.inc();
-            match self.store.record_outcomes(&outcomes).await {
-                Ok(()) => return,
-                Err(e) if attempt < 5 => {
-                    warn!(error = %e, attempt, rows = outcomes.len(), "Outcome write failed; retrying.");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            let e = match self.store.record_outcomes(&self.replica, &outcomes).await {
+                Ok(stale) => {
+                    unwritten.set(0);
+                    if !stale.is_empty() {
+                        warn!(
+                            rows = stale.len(),
+                            "Outcomes discarded: another replica took these messages over after their lease expired."
+                        );
+                        self.metrics.outcomes_stale.inc_by(stale.len() as u64);
+                    }
+                    return stale.into_iter().collect();
                 }
-                Err(e) => {
-                    error!(error = %e, rows = outcomes.len(), "Outcome write failed; the leases will expire and the messages be retried.");
+                Err(e) => e,
+            };
+            if !connection_lost(&e) {
+                statement_errors += 1;
+            }
+            if shutdown.is_cancelled() {
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            if statement_errors >= STATEMENT_TRIES
+                || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+            {
+                error!(error = %e, rows = outcomes.len(), "Outcome write failed; giving up: the leases will expire and the messages be retried.");
+                unwritten.set(0);
+                return outcomes.into_iter().map(|o| o.pk).collect();
+            }
+            unwritten.set(batch.len() as i64);
+            warn!(error = %e, rows = batch.len(), "Outcome write failed; keeping the outcomes and retrying.");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
                 }
             }
         }
@@ -124,5 +186,40 @@ impl Dispatcher {
                 })
                 .observe(s);
         }
+    }
+}
+
+/// True when the database is away or refusing for the moment (connection refused or broken,
+/// pool timeouts, server shutting down or starting up, too many connections, database not
+/// accepting connections, serialization failures), false when it refused the statement itself:
+/// PostgreSQL's classes 22 (data), 23 (integrity) and 42 (syntax or access), SQLite's errors
+/// other than busy and locked, and errors of ours (decoding a row). Only the latter are given up
+/// on.
+fn connection_lost(e: &crate::store::StoreError) -> bool {
+    use crate::store::StoreError;
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            let Some(code) = db.code() else {
+                return true;
+            };
+            // PostgreSQL's SQLSTATEs have five characters, often all digits ("55000": database
+            // not accepting connections); SQLite's result codes have at most four digits.
+            if code.len() < 5 && code.bytes().all(|b| b.is_ascii_digit()) {
+                // SQLite's result codes: only busy and locked pass.
+                return matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
+            }
+            !["22", "23", "42"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }
+        StoreError::Database(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        _ => false,
     }
 }

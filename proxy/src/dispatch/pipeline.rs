@@ -10,8 +10,11 @@ use tokio::{
     time::Instant,
 };
 
+use tracing::warn;
+
 use super::{Dispatcher, outcomes::Done};
 use crate::{
+    attachments::BudgetGuard,
     mail::{SmtpTarget, TlsMode, build},
     model::{
         ratelimit,
@@ -36,7 +39,8 @@ impl Dispatcher {
         let done = self.attempt(&row).await;
         drop(permits);
         self.freed.notify_one();
-        if tx.send(done).is_err() {
+        if let Err(lost) = tx.send(done) {
+            self.forget(std::iter::once(lost.0.outcome.pk.as_str()));
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -69,8 +73,10 @@ impl Dispatcher {
             text: format!("Internal error: {e}"),
             ..Failure::default()
         };
-        let mut payload: Value = serde_json::from_str(&row.payload)
-            .map_err(|e| permanent(&format!("invalid payload: {e}")))?;
+        let (mut payload, held) = match self.payload(row).await? {
+            Ok(loaded) => loaded,
+            Err(parked) => return Ok(parked),
+        };
         self.store
             .open_attachment_auth(&mut payload)
             .map_err(internal)?;
@@ -130,7 +136,7 @@ impl Dispatcher {
             }
         }
         let result = self
-            .load_build_send(row, &payload, tenant.as_ref(), &account, done)
+            .load_build_send(row, &mut payload, held, tenant.as_ref(), &account, done)
             .await;
         if result.is_err() && !windows.is_empty() {
             let _ = self.store.cancel_reservation(&row.pk).await;
@@ -138,15 +144,53 @@ impl Dispatcher {
         result
     }
 
+    /// The message's payload, parsed. A payload the claim left out (larger than
+    /// `CLAIMED_PAYLOAD_MAX`: inline attachments) is read now, after reserving three times its
+    /// size in the memory budget (its text, the parsed copy and the decoded content), and the
+    /// start is counted: past `GMP_MAX_STARTS_WITHOUT_OUTCOME` starts the message is parked with
+    /// an error (the inner `Err`) instead of being sent again.
+    async fn payload(
+        &self,
+        row: &Claimed,
+    ) -> Result<Result<(Value, Option<BudgetGuard>), OutcomeKind>, Failure> {
+        let parse = |text: &str| {
+            serde_json::from_str(text).map_err(|e| permanent(&format!("invalid payload: {e}")))
+        };
+        if let Some(text) = &row.payload {
+            return Ok(Ok((parse(text)?, None)));
+        }
+        let bytes = u64::try_from(row.payload_bytes).unwrap_or(0);
+        let held = self.loader.reserve(bytes.saturating_mul(3)).await;
+        self.metrics.db_round_trips.inc();
+        let max = self.settings.max_starts_without_outcome;
+        let started = self.store.start_large(&row.pk, &self.replica, max).await;
+        match started.map_err(|e| temporary(&format!("Internal error: {e}")))? {
+            Some((_, Some(text))) => Ok(Ok((parse(&text)?, Some(held)))),
+            Some((starts, None)) => {
+                self.metrics.parked.inc();
+                warn!(tenant = %row.tenant_id, pk = %row.pk, starts, "Message parked: its send started too often without an outcome.");
+                Ok(Err(error_kind(&format!(
+                    "Message parked: its send started {} times without an outcome \
+                     (the proxy stopped while sending it each time)",
+                    starts - 1
+                ))))
+            }
+            // Another replica holds the message now: the writer discards this attempt's
+            // deferral (the claim guard), and that replica sends it.
+            None => Err(temporary("claim lost before the send started")),
+        }
+    }
+
     async fn load_build_send(
         &self,
         row: &Claimed,
-        payload: &Value,
+        payload: &mut Value,
+        held: Option<BudgetGuard>,
         tenant: Option<&crate::store::tenants::Tenant>,
         account: &Account,
         done: &mut Done,
     ) -> Result<OutcomeKind, Failure> {
-        let loaded = match self.loader.load_all(tenant, payload).await {
+        let loaded = match self.loader.load_all(tenant, payload, held).await {
             Ok(a) => a,
             Err(e) if e.temporary => {
                 return Err(Failure {
@@ -159,6 +203,10 @@ impl Dispatcher {
         };
         // The memory-budget reservation is held until the send ends (§5.6).
         let (attachments, _budget) = loaded.into_parts();
+        // Inline content is decoded now: its text need not stay in memory during the send.
+        if let Some(list) = payload.get_mut("attachments") {
+            *list = Value::Null;
+        }
         let built = match build::build(payload, &row.pk, attachments) {
             Ok(b) => b,
             Err(e) => return Ok(error_kind(&e.0)),
@@ -212,6 +260,14 @@ impl Dispatcher {
                 metadata: Some(json!({"smtp_code": code, "retry_count": row.retry_count})),
             },
         }
+    }
+}
+
+fn temporary(text: &str) -> Failure {
+    Failure {
+        io: true,
+        text: text.into(),
+        ..Failure::default()
     }
 }
 

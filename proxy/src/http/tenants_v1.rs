@@ -83,10 +83,34 @@ pub async fn add_generated(State(state): State<AppState>, _: AdminOnly, body: Bo
 /// lift its own suspension or extend its own key.
 const ADMIN_ONLY_FIELDS: [&str; 2] = ["active", "api_key_expires_at"];
 
+/// Where the proxy connects for a tenant (sync calls, `endpoint` attachments, with the
+/// credentials in `client_auth`): admin-only too unless `GMP_TENANT_ENDPOINT_SELF_SERVICE` is
+/// set (contract amendment of 2026-12-03), so a tenant cannot aim the proxy's requests anywhere.
+const CONNECTION_FIELDS: [&str; 4] = [
+    "client_base_url",
+    "client_sync_path",
+    "client_attachment_path",
+    "client_auth",
+];
+
 /// Refuses (403) a tenant token's update that names an admin-only field, whatever its value.
-fn check_patch(caller: &Caller, patch: &Map<String, Value>) -> Result<(), AppError> {
-    if let Caller::Tenant(_) = caller
-        && let Some(field) = ADMIN_ONLY_FIELDS.iter().find(|f| patch.contains_key(**f))
+fn check_patch(
+    state: &AppState,
+    caller: &Caller,
+    patch: &Map<String, Value>,
+) -> Result<(), AppError> {
+    let Caller::Tenant(_) = caller else {
+        return Ok(());
+    };
+    let connection: &[&str] = if state.tenant_endpoint_self_service {
+        &[]
+    } else {
+        &CONNECTION_FIELDS
+    };
+    if let Some(field) = ADMIN_ONLY_FIELDS
+        .iter()
+        .chain(connection)
+        .find(|f| patch.contains_key(**f))
     {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
@@ -105,7 +129,7 @@ pub async fn update_classic(
 ) -> ApiResult {
     auth::scope(&caller, Some(&id))?;
     let body = body.object()?;
-    check_patch(&caller, &body)?;
+    check_patch(&state, &caller, &body)?;
     upsert(&state, &id, &body, true).await?;
     Ok(Json(json!({"ok": true})))
 }
@@ -118,7 +142,7 @@ pub async fn update_generated(
 ) -> ApiResult {
     let body = body.object()?;
     let id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
-    check_patch(&caller, &body)?;
+    check_patch(&state, &caller, &body)?;
     let (tenant, _) = upsert(&state, &id, &body, true).await?;
     Ok(Json(tenant))
 }

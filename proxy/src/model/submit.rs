@@ -83,6 +83,10 @@ pub struct Limits {
     pub max_header_value_bytes: usize,
     /// Longest subject in characters: `subject too long`.
     pub max_subject_chars: usize,
+    /// Largest total of one message's inline (`base64`) attachments, decoded bytes: `inline
+    /// attachments too large`. Inline content travels in the stored payload, so it is bounded
+    /// here, before it is stored, rather than when it is sent.
+    pub max_inline_attachment_bytes: u64,
 }
 
 /// Longest custom header name: a name and its colon fit the 78-character line of RFC 5322.
@@ -95,6 +99,7 @@ impl Default for Limits {
             max_headers: 50,
             max_header_value_bytes: 998,
             max_subject_chars: 998,
+            max_inline_attachment_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -189,6 +194,9 @@ pub fn normalise_limited(
     }
     let attachments = attachments(m.get("attachments"))
         .map_err(|why| reject(&format!("invalid attachment: {why}")))?;
+    if inline_bytes(&attachments) > limits.max_inline_attachment_bytes {
+        return Err(reject("inline attachments too large"));
+    }
     let priority = m
         .get("priority")
         .and_then(parse_priority)
@@ -307,6 +315,16 @@ fn attachments(v: Option<&Value>) -> Result<Vec<Value>, String> {
         Some(_) => return Err("attachments must be a list".into()),
     };
     list.iter().map(attachment_one).collect()
+}
+
+/// Decoded size of the normalised `base64` attachments (3 bytes per 4 characters).
+fn inline_bytes(attachments: &[Value]) -> u64 {
+    attachments
+        .iter()
+        .filter(|a| a["fetch_mode"] == "base64")
+        .filter_map(|a| a["storage_path"].as_str())
+        .map(|p| p.strip_prefix("base64:").unwrap_or(p).len() as u64 / 4 * 3)
+        .sum()
 }
 
 fn attachment_one(v: &Value) -> Result<Value, String> {

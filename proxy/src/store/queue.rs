@@ -30,8 +30,11 @@ pub struct Claimed {
     pub account_pk: Option<String>,
     /// Priority 0..3.
     pub priority: i64,
-    /// Canonical payload JSON.
-    pub payload: String,
+    /// Canonical payload JSON; None when larger than [`CLAIMED_PAYLOAD_MAX`] (inline content),
+    /// to be loaded with [`Store::start_large`] when its send starts.
+    pub payload: Option<String>,
+    /// Size of the payload in bytes.
+    pub payload_bytes: i64,
     /// Retries so far.
     pub retry_count: i64,
     /// Enqueue time, Unix µs.
@@ -107,7 +110,13 @@ const CLAIM_SQL: &str = "WITH candidates AS ( \
         t.active = 0 OR t.suspended_batches = '*' OR (messages.batch_code IS NOT NULL \
         AND t.suspended_batches IS NOT NULL \
         AND {FIND}(',' || t.suspended_batches || ',', ',' || messages.batch_code || ',') > 0))) \
-    RETURNING pk, id, tenant_id, account_id, account_pk, priority, payload, retry_count, queued_us";
+    RETURNING pk, id, tenant_id, account_id, account_pk, priority, retry_count, queued_us, \
+      CASE WHEN {LEN} <= {SMALL} THEN payload END AS payload, {LEN} AS payload_bytes";
+
+/// Largest payload a claim returns, in bytes. Larger ones (inline attachments) are loaded one at
+/// a time when their send starts, under the memory budget: a claim of 200 rows once returned
+/// 200 payloads of any size at once, enough to take a replica down.
+pub const CLAIMED_PAYLOAD_MAX: i64 = 64 * 1024;
 
 /// How long a replica reuses the list of blocked tenants. The claim's own check is authoritative
 /// (see `CLAIM_SQL`), so a stale list costs at most this long a wait: a tenant activated
@@ -197,14 +206,21 @@ impl Store {
         now: i64,
         lease_seconds: i64,
     ) -> Result<Vec<Claimed>> {
-        let (lock, find) = match self.backend {
-            Backend::Postgres => ("FOR UPDATE OF m SKIP LOCKED", "strpos"),
-            Backend::Sqlite => ("", "instr"),
+        let (lock, find, len) = match self.backend {
+            Backend::Postgres => (
+                "FOR UPDATE OF m SKIP LOCKED",
+                "strpos",
+                // The stored size: no need to decompress a large value to measure it.
+                "CAST(octet_length(payload) AS BIGINT)",
+            ),
+            Backend::Sqlite => ("", "instr", "CAST(length(CAST(payload AS BLOB)) AS BIGINT)"),
         };
         let (blocked_sql, blocked_values) = blocked.sql();
         let sql = CLAIM_SQL
             .replace("{LOCK}", lock)
             .replace("{FIND}", find)
+            .replace("{LEN}", len)
+            .replace("{SMALL}", &CLAIMED_PAYLOAD_MAX.to_string())
             .replace("{BLOCKED}", &blocked_sql);
         let mut q = sqlx::query(&sql)
             .bind(now)
@@ -228,6 +244,7 @@ impl Store {
                     account_pk: r.try_get("account_pk")?,
                     priority: r.try_get("priority")?,
                     payload: r.try_get("payload")?,
+                    payload_bytes: r.try_get("payload_bytes")?,
                     retry_count: r.try_get("retry_count")?,
                     queued_us: r.try_get("queued_us")?,
                 })
@@ -266,17 +283,49 @@ impl Store {
         Ok(blocked)
     }
 
-    /// Extends the leases of every unsent row this replica holds.
-    pub async fn extend_leases(&self, replica: &str, until: i64) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE messages SET claimed_until = $2 WHERE claimed_by = $1 AND smtp_ts IS NULL \
-             AND claimed_until IS NOT NULL",
+    /// Extends the leases of the rows `pks` that this replica still holds. Only rows really in
+    /// flight are named: extending every row the replica ever claimed kept rows whose outcome
+    /// had been lost claimed for as long as the replica stayed busy.
+    pub async fn extend_leases(&self, replica: &str, pks: &[String], until: i64) -> Result<u64> {
+        let mut extended = 0;
+        for chunk in pks.chunks(500) {
+            let sql = format!(
+                "UPDATE messages SET claimed_until = $2 WHERE claimed_by = $1 \
+                 AND smtp_ts IS NULL AND pk IN {}",
+                placeholders(1, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql).bind(replica).bind(until);
+            for pk in chunk {
+                q = q.bind(pk);
+            }
+            extended += q.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(extended)
+    }
+
+    /// Starts the send of a message claimed without its payload: counts the start and returns
+    /// the count with the payload, or with None once the count passes `max_starts` (the message
+    /// is to be parked; its payload is not read). None when `replica` lost the claim. The count
+    /// goes back to 0 with the message's next outcome, so it counts the replicas that died (or
+    /// were stopped) while sending it.
+    pub async fn start_large(
+        &self,
+        pk: &str,
+        replica: &str,
+        max_starts: i64,
+    ) -> Result<Option<(i64, Option<String>)>> {
+        let row = sqlx::query(
+            "UPDATE messages SET starts_without_outcome = starts_without_outcome + 1 \
+             WHERE pk = $1 AND claimed_by = $2 \
+             RETURNING starts_without_outcome, \
+               CASE WHEN starts_without_outcome <= $3 THEN payload END AS payload",
         )
+        .bind(pk)
         .bind(replica)
-        .bind(until)
-        .execute(&self.pool)
+        .bind(max_starts)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(r.rows_affected())
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// Releases claims so other replicas (or this one) may take the rows at once.
@@ -297,10 +346,18 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch of outcomes in one transaction: the events, then the messages' new state
-    /// with their claims cleared. Outcomes of messages deleted meanwhile are discarded.
-    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<()> {
+    /// Writes a batch of outcomes in one transaction: the messages' new state with their claims
+    /// cleared, then the events of the messages written. Only rows `replica` still holds are
+    /// written: a late outcome (the lease expired and another replica took the message over)
+    /// must not overwrite that replica's result. Outcomes of messages deleted or taken over
+    /// meanwhile are discarded; their pks are returned.
+    pub async fn record_outcomes(
+        &self,
+        replica: &str,
+        outcomes: &[Outcome],
+    ) -> Result<Vec<String>> {
         let now = now_text();
+        let mut stale = Vec::new();
         let mut tx = self.begin().await?;
         for chunk in outcomes.chunks(200) {
             let mut events = Vec::with_capacity(chunk.len());
@@ -351,33 +408,46 @@ impl Store {
                 ]);
             }
             let sql = format!(
-                "WITH v(message_pk, tenant_id, event_type, event_ts, description, metadata) AS (VALUES {}) \
-                 INSERT INTO message_events (message_pk, tenant_id, event_type, event_ts, description, metadata) \
-                 SELECT message_pk, tenant_id, event_type, event_ts, description, metadata FROM v \
-                 WHERE EXISTS (SELECT 1 FROM messages m WHERE m.pk = v.message_pk)",
-                placeholders(chunk.len(), 6, 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for e in &events {
-                q = bind_values(q, e);
-            }
-            q.execute(&mut *tx).await?;
-            let sql = format!(
                 "WITH u(pk, smtp_ts, deferred_ts, retry_count) AS (VALUES {}) \
                  UPDATE messages SET smtp_ts = u.smtp_ts, deferred_ts = u.deferred_ts, \
                    retry_count = COALESCE(u.retry_count, messages.retry_count), \
-                   claimed_by = NULL, claimed_until = NULL, updated_at = $1 \
-                 FROM u WHERE messages.pk = u.pk",
-                placeholders(chunk.len(), 4, 2)
+                   claimed_by = NULL, claimed_until = NULL, starts_without_outcome = 0, \
+                   updated_at = $1 \
+                 FROM u WHERE messages.pk = u.pk AND messages.claimed_by = $2 \
+                 RETURNING messages.pk",
+                placeholders(chunk.len(), 4, 3)
             );
-            let mut q = sqlx::query(&sql).bind(&now);
+            let mut q = sqlx::query(&sql).bind(&now).bind(replica);
             for u in &updates {
                 q = bind_values(q, u);
+            }
+            let written = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<std::result::Result<std::collections::HashSet<_>, _>>()?;
+            let (events, gone): (Vec<_>, Vec<_>) = chunk
+                .iter()
+                .zip(events)
+                .partition(|(o, _)| written.contains(&o.pk));
+            stale.extend(gone.into_iter().map(|(o, _)| o.pk.clone()));
+            if events.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "INSERT INTO message_events \
+                 (message_pk, tenant_id, event_type, event_ts, description, metadata) VALUES {}",
+                placeholders(events.len(), 6, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, e) in &events {
+                q = bind_values(q, e);
             }
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(stale)
     }
 
     /// Checks the account's windows and, when allowed, reserves a send in `send_log` in the same

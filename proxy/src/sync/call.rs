@@ -22,7 +22,7 @@ pub enum CallFailure {
     Timeout,
     /// 2xx, but not a JSON object or `ok` not true.
     Invalid,
-    /// The endpoint is a link-local address (by literal or by name) not explicitly allowed.
+    /// The endpoint is an internal address (by literal or by name) not explicitly allowed.
     Refused,
 }
 
@@ -55,8 +55,13 @@ pub struct Response {
     pub messages: Vec<Value>,
 }
 
-/// Parses a response body: None when it is not a JSON object.
+/// Parses a response body: None when it is not a JSON object, or holds more values than a
+/// request body may (`http::input::MAX_JSON_VALUES`, a bounded parse).
 pub fn parse(body: &[u8]) -> Option<Response> {
+    use crate::http::input::{MAX_JSON_VALUES, json_values_over};
+    if json_values_over(body, MAX_JSON_VALUES) {
+        return None;
+    }
     let v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object()?;
     let ids = |k: &str| -> Vec<String> {
@@ -117,9 +122,9 @@ pub fn with_auth(req: reqwest::RequestBuilder, auth: Option<&Value>) -> reqwest:
 /// Makes the call; Ok carries the raw 2xx body.
 ///
 /// `client` is the vetted client of [`crate::attachments::resolve::client`]: a tenant may set its
-/// own `client_base_url`, so the call refuses link-local addresses (cloud metadata) like an
-/// attachment download does, by literal here and by name in the client's resolver, unless the
-/// host is in `allowed` (`GMP_ATTACHMENT_ALLOWED_HOSTS`). It follows no redirect (a 3xx is a
+/// own `client_base_url`, so the call refuses internal addresses (loopback, private, link-local
+/// ...) like an attachment download does, by literal here and by name in the client's resolver,
+/// unless the host or its range is in `allowed` (`GMP_ATTACHMENT_ALLOWED_HOSTS`). It follows no redirect (a 3xx is a
 /// failed call) and uses no `HTTP_PROXY`.
 pub async fn post(
     client: &reqwest::Client,
@@ -239,8 +244,16 @@ mod tests {
         })
     }
 
+    /// A call with loopback allowed (as the test application runs there).
     async fn call(base: String, path: &str) -> Result<Vec<u8>, CallFailure> {
-        let allowed = Hosts::default();
+        call_allowing(base, path, Hosts(vec!["127.0.0.0/8".into()])).await
+    }
+
+    async fn call_allowing(
+        base: String,
+        path: &str,
+        allowed: Hosts,
+    ) -> Result<Vec<u8>, CallFailure> {
         let client = resolve::client(&allowed, lookup());
         let tenant = Tenant {
             id: "t".into(),
@@ -277,6 +290,12 @@ mod tests {
         );
         assert_eq!(call("http://169.254.169.254".into(), "/ok").await, refused);
         assert_eq!(call("http://[fe80::1]:9".into(), "/ok").await, refused);
+        // Loopback unlisted: refused by literal and by name.
+        let none = Hosts::default();
+        let loopback = format!("http://127.0.0.1:{port}");
+        assert_eq!(call_allowing(loopback, "/ok", none.clone()).await, refused);
+        let named = format!("http://app.test:{port}");
+        assert_eq!(call_allowing(named, "/ok", none).await, refused);
         // A redirect is not followed: the call fails and the target is never called.
         let redirected = call(format!("http://127.0.0.1:{port}"), "/sync").await;
         assert_eq!(redirected, Err(CallFailure::Http));

@@ -61,9 +61,11 @@ pub async fn database(db: Db) -> TestDb {
     }
 }
 
-/// A config for tests: fast loops, a fixed key, an admin token.
+/// A config for tests: fast loops, a fixed key, an admin token, and 127.0.0.1 allowed (test
+/// applications and file servers run on loopback, which the proxy refuses unless listed).
 pub fn config(db_url: &str) -> Config {
     let mut c = Config::defaults();
+    c.attachment_allowed_hosts = mailproxy::config::Hosts(vec!["127.0.0.1".into()]);
     c.db_path = db_url.to_string();
     c.api_token = Some("admin-token".into());
     c.encryption_key = Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into());

@@ -55,7 +55,9 @@ impl Proxy {
             .env("GMP_API_TOKEN", "admin-token")
             .env("MAIL_PROXY_ENCRYPTION_KEY", KEY)
             .env("GMP_SEND_LOOP_INTERVAL", "0.05")
-            .env("GMP_LOG_LEVEL", "WARNING");
+            .env("GMP_LOG_LEVEL", "WARNING")
+            // Test applications and file servers run on loopback, refused unless listed.
+            .env("GMP_ATTACHMENT_ALLOWED_HOSTS", "127.0.0.1");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -72,14 +72,21 @@ async fn start() -> App {
 
 /// Downloads `key` as a URL the message names, from the tenant's own host (127.0.0.1).
 async fn fetch(app: &App, key: &str, post: bool, allowed: &[&str]) -> Result<String, Fail> {
-    let allowed = Hosts(allowed.iter().map(|h| h.to_string()).collect());
+    // The test server is on loopback, which a deployment would list.
+    let allowed = Hosts(
+        allowed
+            .iter()
+            .chain(&["127.0.0.1"])
+            .map(|h| h.to_string())
+            .collect(),
+    );
     let base = format!("http://127.0.0.1:{}", app.port);
     let target = Target {
         url: Url::parse(&format!("{base}/{key}")).unwrap(),
         post: post.then(|| "p".to_string()),
         authorization: Some("Bearer secret".into()),
     };
-    let check = |u: &Url| guard::check_hop(u, true, Some(&base), None, &allowed);
+    let check = |u: &Url, _hop: bool| guard::check_hop(u, true, Some(&base), None, &allowed);
     let client = resolve::client(&allowed, resolve::system_lookup());
     let mut w = SpoolWriter::new(None, 1024);
     download(&client, &target, &check, &mut w, "f", 1024).await?;

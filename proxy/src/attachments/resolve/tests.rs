@@ -36,28 +36,41 @@ async fn resolved(r: &VettedResolver, host: &str) -> Result<Vec<SocketAddr>, Str
 }
 
 #[test]
-fn link_local_answers_are_dropped_unless_the_host_is_listed() {
+fn internal_answers_are_dropped_unless_the_host_or_range_is_listed() {
     let none = hosts(&[]);
-    let mixed = ips(&["169.254.169.254", "127.0.0.1", "fe80::1", "::1"]);
+    let mixed = ips(&[
+        "169.254.169.254",
+        "127.0.0.1",
+        "93.184.215.14",
+        "fe80::1",
+        "::1",
+    ]);
     assert_eq!(
         vet("files.test", mixed.clone(), &none).unwrap(),
-        ips(&["127.0.0.1", "::1"])
+        ips(&["93.184.215.14"])
     );
     let err = vet("meta.test", ips(&["169.254.169.254", "fe80::2"]), &none).unwrap_err();
     assert_eq!(err.to_string(), "Link-local address not allowed: meta.test");
+    let err = vet("svc.test", ips(&["10.96.0.10", "fd00::1"]), &none).unwrap_err();
+    assert_eq!(err.to_string(), "Private address not allowed: svc.test");
     let listed = hosts(&["meta.test"]);
     assert_eq!(vet("meta.test", mixed.clone(), &listed).unwrap(), mixed);
+    let range = hosts(&["10.96.0.0/12"]);
+    assert_eq!(
+        vet("svc.test", ips(&["10.96.0.10", "127.0.0.1"]), &range).unwrap(),
+        ips(&["10.96.0.10"])
+    );
     assert!(vet("empty.test", Vec::new(), &none).unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_rebinding_answer_is_refused_at_connection_time() {
     // First answer safe, second the metadata address: each answer is vetted as it is used.
-    let (lookup, calls) = fake(vec![ips(&["127.0.0.1"]), ips(&["169.254.169.254"])]);
+    let (lookup, calls) = fake(vec![ips(&["93.184.215.14"]), ips(&["169.254.169.254"])]);
     let r = VettedResolver::new(hosts(&[]), lookup);
     assert_eq!(
         resolved(&r, "files.test").await.unwrap(),
-        vec![SocketAddr::from(([127, 0, 0, 1], 0))]
+        vec![SocketAddr::from(([93, 184, 215, 14], 0))]
     );
     assert_eq!(
         resolved(&r, "files.test").await.unwrap_err(),
@@ -78,10 +91,24 @@ async fn serve_hello() -> u16 {
 async fn the_client_connects_only_to_vetted_addresses() {
     let port = serve_hello().await;
     let url = format!("http://files.test:{port}/f");
+    // The test server is on loopback: the range is listed, as a deployment lists its own.
     let (lookup, calls) = fake(vec![ips(&["127.0.0.1"])]);
-    let ok = client(&hosts(&[]), lookup).get(&url).send().await.unwrap();
+    let loopback = hosts(&["127.0.0.0/8"]);
+    let ok = client(&loopback, lookup).get(&url).send().await.unwrap();
     assert_eq!(ok.text().await.unwrap(), "hello");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Unlisted, the same answer is refused.
+    let (lookup, _) = fake(vec![ips(&["127.0.0.1"])]);
+    let err = client(&hosts(&[]), lookup)
+        .get(&url)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&err).map(ToString::to_string).as_deref(),
+        Some("Loopback address not allowed: files.test"),
+        "{err:?}"
+    );
     // A link-local answer (IPv6 without a zone: no packet could leave even if it were tried).
     let (lookup, _) = fake(vec![ips(&["fe80::1"])]);
     let err = client(&hosts(&[]), lookup)

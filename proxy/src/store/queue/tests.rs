@@ -116,6 +116,75 @@ async fn postgres() -> DbLocation {
     DbLocation::parse(&format!("{base}/{name}")).expect("location")
 }
 
+/// Replica r1 claims, its lease expires, r2 takes the messages over and records `sent`; r1's
+/// late `deferred` must not overwrite it (nor add an event), and r2's outcomes clear the claim.
+async fn a_late_outcome_does_not_overwrite_the_new_holder(location: DbLocation) {
+    use super::{Outcome, OutcomeKind};
+    let store = seeded(&location).await;
+    let now = chrono_now();
+    let first = store
+        .claim_with(&Blocked::default(), "r1", 100, 100, now - 100, 10)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 4);
+    let second = store
+        .claim_with(&Blocked::default(), "r2", 100, 100, now, 60)
+        .await
+        .expect("claim after the lease expired");
+    assert_eq!(second.len(), 4);
+    let outcome = |pk: &str, kind: OutcomeKind| Outcome {
+        pk: pk.into(),
+        tenant_id: "t1".into(),
+        ts: now,
+        kind,
+    };
+    let sent: Vec<Outcome> = second
+        .iter()
+        .map(|c| outcome(&c.pk, OutcomeKind::Sent { metadata: None }))
+        .collect();
+    assert!(
+        store
+            .record_outcomes("r2", &sent)
+            .await
+            .expect("write")
+            .is_empty()
+    );
+    let late: Vec<Outcome> = first
+        .iter()
+        .map(|c| {
+            outcome(
+                &c.pk,
+                OutcomeKind::Deferred {
+                    until: now + 60,
+                    reason: "late".into(),
+                    retry_count: 1,
+                    metadata: json!({}),
+                },
+            )
+        })
+        .collect();
+    let stale = store.record_outcomes("r1", &late).await.expect("write");
+    assert_eq!(stale.len(), 4, "every late outcome discarded");
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages WHERE smtp_ts IS NOT NULL AND claimed_by IS NULL), \
+                (SELECT count(*) FROM message_events WHERE event_type = 'deferred')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    assert_eq!(row, (4, 0), "r2's sent stands, no deferral recorded");
+}
+
+#[tokio::test]
+async fn sqlite_a_late_outcome_does_not_overwrite_the_new_holder() {
+    a_late_outcome_does_not_overwrite_the_new_holder(DbLocation::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn postgres_a_late_outcome_does_not_overwrite_the_new_holder() {
+    a_late_outcome_does_not_overwrite_the_new_holder(postgres().await).await;
+}
+
 #[tokio::test]
 async fn sqlite_suspension_after_the_blocked_read_is_honoured() {
     suspension_after_the_blocked_read_is_honoured(DbLocation::SqliteMemory).await;
