@@ -1,4 +1,4 @@
-//! Pooled SMTP connections (contract §6.5) on top of lettre's `AsyncSmtpConnection`.
+//! Pooled SMTP connections (PROTOCOL.md §6.5) on top of lettre's `AsyncSmtpConnection`.
 //!
 //! Why our own pool: lettre's pool never sets `TCP_NODELAY`, so every pooled send stalls about
 //! 44 ms on Nagle plus delayed ACK (`shared/design/performance.md` §1), sends a `NOOP` before each
@@ -219,7 +219,7 @@ impl SmtpPool {
             }
         }
         if refused.len() == envelope.to().len() {
-            // All refused: permanent only when every refusal was 5xx (contract §6.4).
+            // All refused: permanent only when every refusal was 5xx (PROTOCOL.md §6.4).
             let mut f = last_failure.unwrap_or_default();
             let temporary = refused.iter().find(|r| r.code < 500);
             f.code = Some(temporary.map_or(f.code.unwrap_or(550), |r| r.code));
