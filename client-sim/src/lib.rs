@@ -4,7 +4,7 @@
 //!
 //! Layout:
 //! - [`serve`]: the simulated tenant application (`POST /sync`, `POST /attachments`, `/stats`),
-//!   protocol.md §10.2/§10.3, with seeded draws and streamed, regenerable attachment content.
+//!   the seed's client (README, `serve`), with seeded draws and streamed, regenerable attachment content.
 //! - [`sink`]: a verifying SMTP sink: counts, checks attachment MD5s, duplicate Message-IDs and
 //!   end-to-end latency; optional fault injection.
 //! - [`setup`]: registers tenants and SMTP accounts with the proxy's classic REST API.

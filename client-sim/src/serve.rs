@@ -1,4 +1,4 @@
-//! The simulated tenant application (protocol.md §10.2/§10.3): the mail proxy syncs with it,
+//! The simulated tenant application (README, `serve`): the mail proxy syncs with it,
 //! receives generated messages and fetches their attachments from it.
 //!
 //! Parts:

@@ -3,7 +3,7 @@
 //! The proxy upserts, so running it twice changes nothing. A refusal stops the step with the
 //! proxy's own `detail`.
 //!
-//! Without a plan it registers the seed's four tenants (protocol.md §10.1 "Setup"), so the
+//! Without a plan it registers the seed's four tenants (README, `setup`), so the
 //! compose file works unchanged.
 
 use std::path::PathBuf;

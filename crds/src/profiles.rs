@@ -1,4 +1,4 @@
-//! The seed's four simulated-client profiles (`pressure-test-README.md`, protocol §10.1) with
+//! The seed's four simulated-client profiles (the seed's `pressure-test-README.md`; `client-sim/README.md`) with
 //! their rates in integers: messages per sync, and probabilities in permille.
 
 use schemars::JsonSchema;

@@ -1,12 +1,14 @@
 //! The committed CRD YAML must equal what `crdgen` prints for the current Rust types.
 
-use std::path::PathBuf;
+mod common;
+
+use common::manifest_dir;
 
 #[test]
 fn committed_crd_matches_the_rust_types() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/pressure-crds/crds/pressuretests.yaml");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let path = manifest_dir().join("../charts/pressure-crds/crds/pressuretests.yaml");
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let generated = pressure_crds::crd_yaml().expect("CRD renders");
     assert!(
         committed == generated,

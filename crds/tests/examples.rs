@@ -1,10 +1,12 @@
 //! Every example under `deploy/examples/` parses and passes [`pressure_crds::validate`].
 
-use std::path::PathBuf;
+mod common;
+
+use common::manifest_dir;
 
 #[test]
 fn examples_parse_and_validate() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let dir = manifest_dir().join("../deploy/examples");
     let mut seen = 0;
     for name in [
         "seed-four-tenants.yaml",
@@ -22,7 +24,7 @@ fn examples_parse_and_validate() {
 
 #[test]
 fn smoke_is_short() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let dir = manifest_dir().join("../deploy/examples");
     let text = std::fs::read_to_string(dir.join("smoke.yaml")).expect("smoke exists");
     let pt = pressure_crds::validate::load_yaml(&text).expect("valid");
     assert_eq!(pt.spec.duration_seconds, 60);

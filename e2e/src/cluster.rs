@@ -34,7 +34,7 @@ pub async fn client() -> anyhow::Result<Client> {
 
 /// The repository root (for the chart and the examples).
 pub fn repo_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = manifest_dir();
     manifest.parent().map_or(manifest.clone(), PathBuf::from)
 }
 
@@ -131,4 +131,13 @@ impl Kubectl {
             .await?
             .ok()
     }
+}
+
+/// This crate's folder, read at run time (`cargo test` sets it): a test binary reused from a
+/// shared target folder may have been built from another clone of the same sources, whose path
+/// `env!` would have baked in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

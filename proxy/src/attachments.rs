@@ -1,4 +1,4 @@
-//! Attachment loading (contract §5): turns the attachment objects of a payload into content for
+//! Attachment loading (PROTOCOL.md §5): turns the attachment objects of a payload into content for
 //! the MIME builder, by fetch mode (`endpoint`, `http_url`, `base64`, `filesystem`). Failures are
 //! classified as temporary (retried with the message) or permanent (a terminal `error` report),
 //! and described `Attachment fetch failed for <filename>: <why>`.

@@ -1,4 +1,4 @@
-//! Process configuration: every setting of the contract (§9) is a clap flag with a `GMP_*`
+//! Process configuration: every setting of PROTOCOL.md §9 is a clap flag with a `GMP_*`
 //! environment twin, with defaults that are safe on a laptop, so `mailproxy` runs with no flag at
 //! all and is configured in containers by environment alone.
 

@@ -1,4 +1,4 @@
-//! Secrets at rest (contract §7.2): SMTP passwords, tenant `client_auth` and other secrets are
+//! Secrets at rest (PROTOCOL.md §7.2): SMTP passwords, tenant `client_auth` and other secrets are
 //! stored as `ENC:` + base64(12-byte nonce ‖ ciphertext ‖ 16-byte tag) with AES-256-GCM, the
 //! upstream format. Values without the prefix (written by upstream without a key) are read as
 //! plaintext and encrypted on their next write.

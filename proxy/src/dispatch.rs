@@ -1,4 +1,4 @@
-//! The dispatcher (contract §6): claims eligible messages in batches, sends each through the
+//! The dispatcher (PROTOCOL.md §6): claims eligible messages in batches, sends each through the
 //! pipeline of [`pipeline`] under a per-replica and a per-account concurrency limit, and writes
 //! outcomes in batches ([`outcomes`]).
 //!

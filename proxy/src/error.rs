@@ -1,4 +1,4 @@
-//! `AppError`: the one place where failures become HTTP responses (contract §3.2). Every error is
+//! `AppError`: the one place where failures become HTTP responses (PROTOCOL.md §3.2). Every error is
 //! a JSON body `{"detail": ...}` with the right status; client input never causes a 500.
 
 use axum::{

@@ -1,4 +1,4 @@
-//! The REST API (contract §3): both dialects, the classic hand-written routes the pressure setup
+//! The REST API (PROTOCOL.md §3): both dialects, the classic hand-written routes the pressure setup
 //! uses and the generated `/{entity}/{method}` routes, as aliases of the same operations, with
 //! one authentication model. [`router`] lists every route.
 //!

@@ -1,5 +1,6 @@
 //! `mailproxy`: a multi-tenant mail proxy, a Rust re-implementation of genro-mail-proxy's core
-//! after the contract in `shared/spec/protocol.md`.
+//! after its protocol reference, [`PROTOCOL.md`](../PROTOCOL.md) in this crate's folder: "the
+//! contract" and every "§N" in the comments mean that file.
 //!
 //! A replica runs an HTTP server (the REST API of both dialects and `/metrics`), the dispatcher
 //! that claims queued messages and sends them over pooled SMTP connections, and housekeeping

@@ -30,7 +30,7 @@ pub struct SmtpTarget {
     pub ttl_seconds: u64,
 }
 
-/// TLS of a connection (contract §6.5).
+/// TLS of a connection (PROTOCOL.md §6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsMode {
     /// Plain text.

@@ -1,4 +1,4 @@
-//! Prometheus metrics of a replica (contract §8): the upstream `gmp_*` series with their names,
+//! Prometheus metrics of a replica (PROTOCOL.md §8): the upstream `gmp_*` series with their names,
 //! help texts and labels, so the upstream Grafana dashboard works unchanged, plus histograms and
 //! counters of our own. One registry per process; names are constants here.
 

@@ -1,4 +1,4 @@
-//! Wiring and lifecycle of a replica (contract §2): configuration → key → database → loops →
+//! Wiring and lifecycle of a replica (PROTOCOL.md §2): configuration → key → database → loops →
 //! HTTP server ([`listen`]: timeouts and a connection cap); on shutdown, stop claiming, let sends
 //! in flight finish for up to 10 s, release the claims of messages not started, close the pool.
 
@@ -223,7 +223,7 @@ pub async fn shutdown_signal() {
     mailproxy_proto::signals::stop_signal().await;
 }
 
-/// The key for secrets at rest (contract §7.2).
+/// The key for secrets at rest (PROTOCOL.md §7.2).
 fn load_key(config: &Config, location: &DbLocation) -> anyhow::Result<Cipher> {
     if let Some(k) = config.encryption_key.as_deref().filter(|k| !k.is_empty()) {
         return Cipher::from_base64(k).context("MAIL_PROXY_ENCRYPTION_KEY");

@@ -1,4 +1,4 @@
-//! Persistence (contract §7): one [`Store`] over PostgreSQL (any number of replicas) or SQLite
+//! Persistence (PROTOCOL.md §7): one [`Store`] over PostgreSQL (any number of replicas) or SQLite
 //! (the embedded default, one replica), through sqlx's `Any` driver so that both backends run the
 //! same SQL. The few places where they differ (row locks that skip locked rows, advisory locks)
 //! branch on [`Backend`].

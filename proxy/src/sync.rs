@@ -1,4 +1,4 @@
-//! The sync scheduler (contract §4): calls every active tenant's application with its pending
+//! The sync scheduler (PROTOCOL.md §4): calls every active tenant's application with its pending
 //! delivery reports, enqueues the messages it answers with, and honours `queued`,
 //! `next_sync_after` (do not disturb), failures with backoff, and the per-tenant lease that lets
 //! one replica at a time call a tenant.

@@ -1,5 +1,5 @@
-//! Attachments over real HTTP, SMTP and databases (contract §5, scenarios S02–S04 and the marker
-//! cache): every fetch mode delivers byte-identical content with the cleaned name and MIME type;
+//! Attachments over real HTTP, SMTP and databases (PROTOCOL.md §5: the base64, filesystem,
+//! endpoint and `http_url` modes and the marker cache): every fetch mode delivers byte-identical content with the cleaned name and MIME type;
 //! failures become `error` or a deferral as §5.6 classifies them; one download serves concurrent
 //! messages with the same MD5 marker. A last test measures peak memory for a 50 MiB attachment.
 

@@ -223,7 +223,11 @@ struct Cluster {
 }
 
 fn pg(cmd: &str, dir: &std::path::Path) -> String {
-    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/postgres.sh");
+    // Read at run time: a test binary reused from a shared target folder may come from another
+    // clone, whose path `env!` would have baked in.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let lib = format!("{root}/../scripts/lib/postgres.sh");
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!("set -e; source {lib}; {cmd}"))

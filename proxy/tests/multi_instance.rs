@@ -1,4 +1,4 @@
-//! Several proxy processes on one PostgreSQL database (contract §7.4, scenario 10): 1000 messages
+//! Several proxy processes on one PostgreSQL database (PROTOCOL.md §7.4): 1000 messages
 //! are delivered exactly once by two replicas; with one replica killed (SIGKILL) mid-run every
 //! message is still delivered, and duplicates stay bounded by what was in flight.
 

@@ -1,4 +1,4 @@
-//! Secrets never reach the logs (issue 10, contract §7.2, C2): the real binary runs at
+//! Secrets never reach the logs (issue 10, PROTOCOL.md §7.2 and §3.5): the real binary runs at
 //! `GMP_LOG_LEVEL=DEBUG` while a tenant with a bearer token, an SMTP account with a password and
 //! an attachment with its own credentials go through intake, a failing and a successful sync, a
 //! failing and a successful attachment fetch and an authenticated SMTP delivery; then the

@@ -1,4 +1,4 @@
-//! Tenant isolation, route by route (issue 10, contract §3.1, C1): every route of `router()` is
+//! Tenant isolation, route by route (issue 10, PROTOCOL.md §3.1): every route of `router()` is
 //! called with no token, a wrong token, another tenant's token, the tenant's own token and the
 //! admin token, and each answer's status is checked against the route's class (public, any
 //! token, tenant-scoped, admin-only). The table is checked against the router's source, so a new

@@ -1,5 +1,5 @@
-//! The sync protocol over real HTTP, SMTP and databases (contract §4, scenarios S01, S07, DND,
-//! multi-instance): inline messages are delivered and reported once, `queued` makes the proxy
+//! The sync protocol over real HTTP, SMTP and databases (PROTOCOL.md §4: reports of
+//! messages submitted by sync, queued re-calls, DND, several replicas): inline messages are delivered and reported once, `queued` makes the proxy
 //! call again at once, do-not-disturb is honoured, a misbehaving tenant keeps its reports and
 //! does not slow the others, and replicas never call one tenant at the same time.
 

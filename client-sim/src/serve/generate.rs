@@ -1,4 +1,4 @@
-//! The seeded draws of a sync (protocol.md §10.2) and the messages they become.
+//! The seeded draws of a sync (README, `serve`) and the messages they become.
 //!
 //! A sync is planned under one lock (every random draw, in a fixed order, so a seeded sequential
 //! run is reproducible), then materialised outside it: fresh content is hashed chunk by chunk
@@ -45,7 +45,7 @@ pub fn priority(rng: &mut impl Rng) -> i64 {
     }
 }
 
-/// Attachment size of one message, `None` for no attachment (§10.2 "Size draw").
+/// Attachment size of one message, `None` for no attachment (README, `serve`).
 pub fn attachment_size(rng: &mut impl Rng, large_rate: f64) -> Option<u64> {
     let r: f64 = rng.random();
     let size = match r {

@@ -12,7 +12,7 @@ use super::content::{self, ContentRef};
 use super::generate::{AttachmentPlan, MessagePlan, SyncPlan};
 use super::profile::{MessageFormat, ServeConfig};
 
-/// A message in the upstream client's alias form (§10.2).
+/// A message in the upstream client's alias form (README, `serve`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamMessageV1 {
     /// Message id.

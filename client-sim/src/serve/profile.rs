@@ -1,4 +1,4 @@
-//! The seed's four client profiles (protocol.md §10.1), the `serve` flags with their environment
+//! The seed's four client profiles (README, `serve`), the `serve` flags with their environment
 //! twins, and how they resolve: an explicit flag or variable wins over the profile, the profile
 //! over the seed's defaults (`client-1`, `tenant-1`, 5, 0.3, 0.05, 0.1).
 

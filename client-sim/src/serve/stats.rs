@@ -1,5 +1,5 @@
 //! Counters of a simulated client: the resettable figures behind `/stats` (the seed's fields and
-//! rounding, §10.2) and the monotonic Prometheus families behind `/metrics`.
+//! rounding; README `serve`) and the monotonic Prometheus families behind `/metrics`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};

@@ -1,4 +1,4 @@
-//! Wire types of the mail proxy's contract (`shared/spec/protocol.md`), shared by the proxy,
+//! Wire types of the mail proxy's contract (`proxy/PROTOCOL.md`; every "§N" here is a section of it), shared by the proxy,
 //! the client simulator (`client-sim`) and the tests.
 //!
 //! Layout:

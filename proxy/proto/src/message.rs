@@ -1,4 +1,4 @@
-//! The canonical message a tenant submits (§3.6 of the contract) and its attachments (§5.1).
+//! The canonical message a tenant submits (PROTOCOL.md §3.6) and its attachments (§5.1).
 //!
 //! The proxy accepts looser input than these types (aliases such as `sender` and
 //! `recipient_email`, priority labels, `to` as a comma-separated string); it normalises that input

@@ -1,4 +1,4 @@
-//! The stop signal every program of the project obeys (contract §2, shutdown): Ctrl-C
+//! The stop signal every program of the project obeys (PROTOCOL.md §2, shutdown): Ctrl-C
 //! (SIGINT) or SIGTERM, whichever comes first. A signal that cannot be watched never fires,
 //! rather than stopping the program at once.
 

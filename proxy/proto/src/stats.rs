@@ -1,4 +1,4 @@
-//! `/stats` bodies of the simulated client (the seed's fields, §10.2) and of the SMTP sink.
+//! `/stats` bodies of the simulated client (the seed's fields; `client-sim/README.md`) and of the SMTP sink.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The sync call (§4 of the contract): `POST {client_base_url}{client_sync_path}` from the proxy
+//! The sync call (PROTOCOL.md §4): `POST {client_base_url}{client_sync_path}` from the proxy
 //! to a tenant application, carrying delivery reports, answered with acknowledgements, scheduling
 //! hints and inline messages.
 

@@ -1,4 +1,4 @@
-//! The `base64` fetch mode (contract §5.3): optional `base64:` prefix, whitespace removed,
+//! The `base64` fetch mode (PROTOCOL.md §5.3): optional `base64:` prefix, whitespace removed,
 //! padding added, strict alphabet.
 
 use base64::{

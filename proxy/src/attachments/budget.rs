@@ -1,4 +1,4 @@
-//! The attachment memory budget (contract §5.6, `GMP_ATTACHMENT_MEMORY_BUDGET_MB`): a message
+//! The attachment memory budget (PROTOCOL.md §5.6, `GMP_ATTACHMENT_MEMORY_BUDGET_MB`): a message
 //! reserves the size of its attachments before they are read into memory and keeps the
 //! reservation until it is built and sent. A message that would exceed the budget waits (the
 //! semaphore is fair, first come first served); one larger than the whole budget takes all of it

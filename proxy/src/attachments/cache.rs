@@ -1,4 +1,4 @@
-//! The MD5 cache (contract §5.5), per replica: a memory tier (LRU by bytes, TTL, items under the
+//! The MD5 cache (PROTOCOL.md §5.5), per replica: a memory tier (LRU by bytes, TTL, items under the
 //! disk threshold) in front of an optional disk tier ([`super::disk`]). Lookups are counted in
 //! `gmp_attachment_cache_requests_total{tier,result}`.
 

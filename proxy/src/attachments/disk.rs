@@ -1,4 +1,4 @@
-//! The disk tier of the MD5 cache (contract §5.5, `GMP_CACHE_DISK_*`): files
+//! The disk tier of the MD5 cache (PROTOCOL.md §5.5, `GMP_CACHE_DISK_*`): files
 //! `{dir}/{md5[0:2]}/{md5}`, a total size cap with the oldest files (by mtime) evicted first, a
 //! TTL by mtime, sizes tracked in memory (scanned at startup) and expired files swept every 60 s
 //! by a task that ends with the tier. A spilled download enters the cache by a hard link when the

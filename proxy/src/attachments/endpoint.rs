@@ -1,4 +1,4 @@
-//! Where the `endpoint` and `http_url` modes fetch from (contract §5.3), as pure functions:
+//! Where the `endpoint` and `http_url` modes fetch from (PROTOCOL.md §5.3), as pure functions:
 //! the URL, the method and body, and which credentials go with the request.
 //!
 //! - `endpoint`: `POST {client_base_url}{client_attachment_path}` with `{"storage_path": ...}`;

@@ -1,4 +1,4 @@
-//! The `filesystem` mode (contract §5.3, issue 15 item 8): off unless `GMP_ATTACHMENT_BASE_DIR`
+//! The `filesystem` mode (PROTOCOL.md §5.3, issue 15 item 8): off unless `GMP_ATTACHMENT_BASE_DIR`
 //! is set. Each tenant reads only its own folder, `<base>/<tenant_id>/`: a path is `/abs/path`
 //! (inside that folder), `mount:rel/path` or (with an explicit `fetch_mode`) a path relative to
 //! the folder. There is no storages table yet, so a `mount` is the name of a sub-folder of the

@@ -1,4 +1,4 @@
-//! Where attachment downloads and sync calls may go (contract §5.3, C3; issue 15 item 3): a URL
+//! Where attachment downloads and sync calls may go (PROTOCOL.md §5.3; issue 15 item 3): a URL
 //! named by a message (`http_url`, an `endpoint` storage path that is a URL, and every redirect
 //! hop) may reach only the tenant's own host, the host of `GMP_ATTACHMENT_BASE_URL`, or a host
 //! the operator listed in `GMP_ATTACHMENT_ALLOWED_HOSTS` (`*` = any host). No request, the

@@ -1,4 +1,4 @@
-//! Downloads for the `endpoint` and `http_url` modes (contract §5.6): one request, the body
+//! Downloads for the `endpoint` and `http_url` modes (PROTOCOL.md §5.6): one request, the body
 //! streamed into a [`SpoolWriter`] chunk by chunk. Connection errors, HTTP 429 and 5xx are
 //! temporary; other non-2xx statuses, bodies over the cap and refused addresses are permanent.
 //!

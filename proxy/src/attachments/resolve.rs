@@ -1,4 +1,4 @@
-//! Name resolution of attachment downloads (C3, issue 10, issue 15 item 3): the attachment client
+//! Name resolution of attachment downloads (PROTOCOL.md §5.3; issue 10, issue 15 item 3): the attachment client
 //! resolves every host name through [`VettedResolver`], which drops internal addresses (loopback,
 //! private, CGNAT, ULA, unspecified, link-local: [`guard::internal`]) from the answer before the
 //! connector sees it, unless the host is listed in `GMP_ATTACHMENT_ALLOWED_HOSTS` or the address

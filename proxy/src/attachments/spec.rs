@@ -1,4 +1,4 @@
-//! What one attachment object asks for (contract §5.1, §5.2, §5.4): its names, fetch mode and
+//! What one attachment object asks for (PROTOCOL.md §5.1, §5.2, §5.4): its names, fetch mode and
 //! path, cache key, own credentials and MIME type.
 
 use serde_json::Value;

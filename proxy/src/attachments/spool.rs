@@ -1,4 +1,4 @@
-//! The download spool (contract §5.6): fetched bytes are hashed (MD5) as they arrive, kept in
+//! The download spool (PROTOCOL.md §5.6): fetched bytes are hashed (MD5) as they arrive, kept in
 //! memory while small, and spilled to an unnamed-after-use temporary file in `GMP_SPOOL_DIR`
 //! beyond [`SPILL_BYTES`], so a large download is never buffered whole while it streams. The cap
 //! (`GMP_MAX_ATTACHMENT_BYTES`) stops the write at the first byte over it.

@@ -1,4 +1,4 @@
-//! The per-message pipeline (contract §6.2): parse the payload, resolve the account, apply the
+//! The per-message pipeline (PROTOCOL.md §6.2): parse the payload, resolve the account, apply the
 //! rate limit, load attachments, build the MIME message, send, and classify the result into an
 //! outcome (§6.4). Every failure becomes an outcome; nothing here can leave a message stuck.
 

@@ -1,4 +1,4 @@
-//! SMTP accounts in both dialects (contract §3.3, §3.4, §3.5): upsert with the `smtp_*`
+//! SMTP accounts in both dialects (PROTOCOL.md §3.3, §3.4, §3.5): upsert with the `smtp_*`
 //! aliases, get, list, delete. Passwords are write-only.
 
 use axum::{

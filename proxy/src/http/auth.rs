@@ -1,4 +1,4 @@
-//! Authentication and scope (contract §3.1): `X-API-Token` is the admin token
+//! Authentication and scope (PROTOCOL.md §3.1): `X-API-Token` is the admin token
 //! (`GMP_API_TOKEN`, compared in constant time) or a tenant's key (stored as its SHA-256). A
 //! tenant token acts only on its own tenant; admin-only routes refuse it with 403.
 //!

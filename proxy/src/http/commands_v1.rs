@@ -1,4 +1,4 @@
-//! Commands (contract §3.3, §3.4, §4.5): run-now, and suspension of a tenant or of single
+//! Commands (PROTOCOL.md §3.3, §3.4, §4.5): run-now, and suspension of a tenant or of single
 //! batches.
 
 use axum::{Json, extract::State, http::StatusCode};

@@ -1,4 +1,4 @@
-//! Request input in the contract's error shapes (§3.2): a JSON body extractor whose failures are
+//! Request input in the error shapes of PROTOCOL.md §3.2: a JSON body extractor whose failures are
 //! 415 (a body not declared `application/json`), 422 (`json_invalid`) or 413 (`Request body too
 //! large`), and typed reads of query parameters and body fields that answer 422 with the field's
 //! location.

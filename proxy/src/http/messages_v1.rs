@@ -1,4 +1,4 @@
-//! Messages in both dialects (contract §3.3, §3.4, §3.6): add in batches or one at a time, list,
+//! Messages in both dialects (PROTOCOL.md §3.3, §3.4, §3.6): add in batches or one at a time, list,
 //! get, delete, cleanup and counts. Every intake path goes through `Store::enqueue`.
 
 use axum::{Json, extract::State, http::StatusCode};

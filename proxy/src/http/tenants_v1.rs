@@ -1,4 +1,4 @@
-//! Tenants in both dialects (contract §3.3, §3.4): create/update (partial upsert), get, list,
+//! Tenants in both dialects (PROTOCOL.md §3.3, §3.4): create/update (partial upsert), get, list,
 //! delete, API keys, sync status.
 
 use axum::{
@@ -85,7 +85,7 @@ const ADMIN_ONLY_FIELDS: [&str; 2] = ["active", "api_key_expires_at"];
 
 /// Where the proxy connects for a tenant (sync calls, `endpoint` attachments, with the
 /// credentials in `client_auth`): admin-only too unless `GMP_TENANT_ENDPOINT_SELF_SERVICE` is
-/// set (contract amendment of 2026-12-03), so a tenant cannot aim the proxy's requests anywhere.
+/// set (PROTOCOL.md §3.1, "Where we differ from upstream"), so a tenant cannot aim the proxy's requests anywhere.
 const CONNECTION_FIELDS: [&str; 4] = [
     "client_base_url",
     "client_sync_path",

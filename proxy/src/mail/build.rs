@@ -1,4 +1,4 @@
-//! The MIME message of a stored payload (contract §6.6): headers (`From`, `To`, `Cc`,
+//! The MIME message of a stored payload (PROTOCOL.md §6.6): headers (`From`, `To`, `Cc`,
 //! `Subject`, `Reply-To`, `Date`, a stable `Message-ID`, `X-Genro-Mail-ID`, custom headers),
 //! a text or HTML body, `multipart/alternative` with `body_html`, `multipart/mixed` with base64
 //! attachments, and the envelope (`return_path` or `from`; `to` + `cc` + `bcc`, deduplicated).
@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(wire.len(), built.message.len());
         for a in atts {
             let ct = ContentType::parse(&a.mime).unwrap();
-            // Always base64 (contract §6.6); lettre alone would pick 7bit for some contents.
+            // Always base64 (PROTOCOL.md §6.6); lettre alone would pick 7bit for some contents.
             let body = Body::new_with_encoding(a.content.to_vec(), ContentTransferEncoding::Base64)
                 .unwrap();
             let part = Attachment::new(a.filename.clone())

@@ -1,9 +1,9 @@
-//! Pooled SMTP connections (contract §6.5) on top of lettre's `AsyncSmtpConnection`.
+//! Pooled SMTP connections (PROTOCOL.md §6.5) on top of lettre's `AsyncSmtpConnection`.
 //!
 //! Why our own pool: lettre's pool never sets `TCP_NODELAY`, so every pooled send stalls about
-//! 44 ms on Nagle plus delayed ACK (`shared/design/performance.md` §1), sends a `NOOP` before each
-//! use, and does not bound concurrency. Here each connection is opened on a tokio `TcpStream`
-//! with `set_nodelay(true)`; a semaphore per pool key (`host:port:user:tls`) bounds open
+//! 44 ms on Nagle plus delayed ACK (measured), sends a `NOOP` before each use, and does not
+//! bound concurrency. Here each connection is opened on a tokio `TcpStream` with
+//! `set_nodelay(true)`; a semaphore per pool key (`host:port:user:tls`) bounds open
 //! connections to `GMP_POOL_SIZE`; idle connections are reused without a `NOOP` unless they were
 //! idle more than 30 s; a failed transaction is followed by `RSET`, and a broken connection is
 //! dropped. Implicit TLS uses lettre's own connector (no `TCP_NODELAY` there; TLS records are
@@ -219,7 +219,7 @@ impl SmtpPool {
             }
         }
         if refused.len() == envelope.to().len() {
-            // All refused: permanent only when every refusal was 5xx (contract §6.4).
+            // All refused: permanent only when every refusal was 5xx (PROTOCOL.md §6.4).
             let mut f = last_failure.unwrap_or_default();
             let temporary = refused.iter().find(|r| r.code < 500);
             f.code = Some(temporary.map_or(f.code.unwrap_or(550), |r| r.code));

@@ -1,4 +1,4 @@
-//! Address syntax of the contract (§3.6): `addr` or `Name <addr>`, where `addr` has a non-empty
+//! Address syntax of PROTOCOL.md §3.6: `addr` or `Name <addr>`, where `addr` has a non-empty
 //! local part, exactly one `@` and a non-empty domain without spaces.
 
 /// The bare address of `addr` or `Name <addr>`, if valid.

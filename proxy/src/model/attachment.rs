@@ -1,4 +1,4 @@
-//! Attachment names and modes (contract §5.2, §5.4): the `{MD5:<hex>}` marker, filename cleaning,
+//! Attachment names and modes (PROTOCOL.md §5.2, §5.4): the `{MD5:<hex>}` marker, filename cleaning,
 //! fetch-mode inference and the MIME guess.
 
 /// The lower-cased hex key of the first `{MD5:<hex>}` marker in a filename.

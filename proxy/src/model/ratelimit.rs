@@ -1,4 +1,4 @@
-//! Rate-limit windows (contract §6.3): per-account limits per minute, hour and day, checked in
+//! Rate-limit windows (PROTOCOL.md §6.3): per-account limits per minute, hour and day, checked in
 //! that order; an exceeded window defers the message to the window's boundary.
 
 /// The windows, in the order they are checked: (seconds, limit).

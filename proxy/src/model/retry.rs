@@ -1,4 +1,4 @@
-//! Retry classification (contract §6.4): which failures are temporary (deferred and retried with
+//! Retry classification (PROTOCOL.md §6.4): which failures are temporary (deferred and retried with
 //! the configured delays) and which are permanent (a terminal `error`).
 
 /// How a failed attempt ends.

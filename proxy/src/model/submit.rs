@@ -1,4 +1,4 @@
-//! Message normalisation and validation (contract §3.6): one normaliser for every entry point
+//! Message normalisation and validation (PROTOCOL.md §3.6): one normaliser for every entry point
 //! (classic and generated REST routes, inline sync messages). Aliases are mapped first
 //! (`sender` → `from`, `recipient_email` → `to`, `body_text`/`body_html` → `body`), then fields
 //! are checked in the contract's order, each failure with its exact reason string.

@@ -1,4 +1,4 @@
-//! SMTP accounts (contract §3.5): upserts that change only the keys present, with the `smtp_*`
+//! SMTP accounts (PROTOCOL.md §3.5): upserts that change only the keys present, with the `smtp_*`
 //! aliases of the classic dialect; passwords encrypted at rest and never returned.
 
 use serde_json::{Map, Value, json};

@@ -1,4 +1,4 @@
-//! Message events and delivery reports (contract §4.2, §4.4, §7.3): the unreported events of a
+//! Message events and delivery reports (PROTOCOL.md §4.2, §4.4, §7.3): the unreported events of a
 //! tenant, acknowledgement, refusal counting, and the message listing and deletes that read them.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! Message intake and management (contract §3.6, §3.4): the one upsert behind every entry point,
+//! Message intake and management (PROTOCOL.md §3.6, §3.4): the one upsert behind every entry point,
 //! listing, deletes, cleanup and pending counts.
 //!
 //! An intake request is one transaction with a handful of statements whatever its size: one

@@ -1,4 +1,4 @@
-//! The dispatcher's side of the store (contract §6.1, §6.3, §7.4): batched claims with leases,
+//! The dispatcher's side of the store (PROTOCOL.md §6.1, §6.3, §7.4): batched claims with leases,
 //! lease extension and release, batched outcome writes, and the shared rate-limit log.
 //!
 //! On PostgreSQL a claim locks its candidate rows with `FOR UPDATE SKIP LOCKED`, so replicas never

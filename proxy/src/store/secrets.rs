@@ -1,4 +1,4 @@
-//! Credentials inside stored messages (contract §7.2): an attachment's own `auth` (§5.1) travels
+//! Credentials inside stored messages (PROTOCOL.md §7.2): an attachment's own `auth` (§5.1) travels
 //! in `messages.payload`, so its `token` and `password` are encrypted like every other secret
 //! when a message is stored, and decrypted only in memory, just before the attachment is loaded.
 //! `method` and `user` stay readable (listings show them, as for `client_auth`). Values stored

@@ -1,4 +1,4 @@
-//! Sync scheduling state in the `tenants` table (contract §4.5): which tenants are due, the
+//! Sync scheduling state in the `tenants` table (PROTOCOL.md §4.5): which tenants are due, the
 //! per-tenant lease that lets one replica at a time call a tenant, and the state after a call.
 
 use sqlx::Row;

@@ -1,4 +1,4 @@
-//! Tenants (contract §3.5, §7.1): partial upserts, listing, deletes, API keys, suspension and the
+//! Tenants (PROTOCOL.md §3.5, §7.1): partial upserts, listing, deletes, API keys, suspension and the
 //! sync-state columns.
 
 use serde_json::{Map, Value, json};

@@ -1,4 +1,4 @@
-//! One sync call (contract §4.1–§4.4): POST the pending delivery reports to the tenant's sync
+//! One sync call (PROTOCOL.md §4.1–§4.4): POST the pending delivery reports to the tenant's sync
 //! endpoint with its auth, read the answer within the size limit, and turn it into a
 //! [`Response`] — or a failure kind for the metrics and the backoff.
 

@@ -1,4 +1,4 @@
-//! Delivery report entries (contract §4.2) from stored events, and the acknowledgement rules of
+//! Delivery report entries (PROTOCOL.md §4.2) from stored events, and the acknowledgement rules of
 //! a response (§4.4).
 
 use std::collections::HashSet;
