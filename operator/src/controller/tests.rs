@@ -16,6 +16,14 @@ fn is_forced_apply(uri: &str) -> bool {
     uri.contains("fieldManager=pressure-operator") && uri.contains("force=true")
 }
 
+/// The ownership reads before the applies: `count` GETs of children, answered "not found".
+async fn expect_ownership_reads(server: &mut ApiServer, count: usize) {
+    for _ in 0..count {
+        let call = server.next(|_| not_found()).await;
+        assert_eq!(call.method, "GET", "{}", call.uri);
+    }
+}
+
 async fn expect_applies(server: &mut ApiServer, count: usize) -> Vec<String> {
     let mut kinds = Vec::new();
     for _ in 0..count {
@@ -73,7 +81,8 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
             "{}",
             c.uri
         );
-        let kinds = expect_applies(&mut server, 16).await; // no setup Job or clients yet
+        expect_ownership_reads(&mut server, 17).await;
+        let kinds = expect_applies(&mut server, 17).await; // no setup Job or clients yet
         for kind in [
             "Secret",
             "StatefulSet",
@@ -199,7 +208,8 @@ async fn a_stale_cached_copy_does_not_restart_the_run() {
         for _ in 0..5 {
             server.next(|_| not_found()).await; // readiness of postgres, proxy, sink, observability
         }
-        expect_applies(&mut server, 16).await;
+        expect_ownership_reads(&mut server, 17).await;
+        expect_applies(&mut server, 17).await;
         let status = server.next(status_echo).await;
         assert!(
             status.uri.contains("/pressuretests/t/status"),
