@@ -534,13 +534,36 @@ PY
 }
 check "Dockerfiles: locked release build, non-root numeric USER, curl-free HEALTHCHECK" \
   "fix deploy/docker/*.Dockerfile" dockerfiles_sane
+# scripts/build-images.sh takes each image's settings from these Dockerfiles and its reference
+# from the chart and the CRD defaults: both must be readable and name the same version.
+images_inputs_readable() {
+  python3 - <<'PY'
+import sys
+sys.path.insert(0, "scripts/lib")
+import image_recipes
+from dockerfile import final_stage
+for name, path in image_recipes.DOCKERFILES.items():
+    s = final_stage(open(path).read())
+    print(f"{name}: entrypoint {s['entrypoint']}, user {s['user']}, ports {s['ports']}")
+refs = image_recipes.references()
+print(refs)
+versions = {refs[n].rsplit(":", 1)[1] for n in image_recipes.DOCKERFILES}
+sys.exit(0 if len(versions) == 1 else f"chart and CRD defaults name different versions: {versions}")
+PY
+}
+check "image helpers' unit tests (scripts/lib/test_images.py)" "fix scripts/lib or the test named above" \
+  python3 -m unittest discover -s scripts/lib -p test_images.py
+check "build-images.sh reads the Dockerfiles, the chart's image and the CRD defaults" \
+  "keep deploy/docker/*.Dockerfile to the instructions scripts/lib/dockerfile.py reads, one version everywhere" \
+  images_inputs_readable
 check ".dockerignore excludes target folders and .git" "add target* and .git to .dockerignore" \
   sh -c 'grep -qx "target" .dockerignore && grep -qx "target-\*" .dockerignore && grep -qx ".git" .dockerignore'
 
 # ---------------------------------------------------------------------------------------------
 step "GitHub workflows"
 check "shellcheck of the packaging scripts" "fix the lines named above" \
-  shellcheck scripts/check-packaging.sh scripts/check-packaging-cluster.sh scripts/generate-manifests.sh
+  shellcheck scripts/check-packaging.sh scripts/check-packaging-cluster.sh scripts/generate-manifests.sh \
+  scripts/build-images.sh scripts/check-images.sh scripts/lib/postgres-entrypoint.sh
 check "actionlint .github/workflows (with shellcheck on run: blocks)" "fix the workflow lines named above" \
   actionlint -no-color .github/workflows/*.yml
 check "workflows match the GitHub workflow schema" "fix .github/workflows/*.yml" \

@@ -28,6 +28,9 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home mailproxy \
     && install -d -o 10001 -g 10001 -m 0750 /data
 COPY --from=build /out/mailproxy /usr/local/bin/mailproxy
+# Every interface: the container must be reachable. Without GMP_API_TOKEN the proxy refuses to
+# start on 0.0.0.0 (anyone could act as admin); set the token, or GMP_HOST=127.0.0.1, or
+# GMP_ALLOW_REMOTE_WITHOUT_TOKEN=true.
 ENV GMP_HOST=0.0.0.0 \
     GMP_PORT=8000 \
     GMP_DB_PATH=/data/mail_service.db

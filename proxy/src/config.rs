@@ -35,15 +35,27 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database: a PostgreSQL URL (`postgres://…`), or a SQLite path (`sqlite:<path>`, `./x.db`,
-    /// an absolute path, or `:memory:`).
-    #[arg(long, env = "GMP_DB_PATH", default_value = "mail_service.db")]
+    /// an absolute path, or `:memory:`). Its value is never shown (it may hold a password).
+    #[arg(
+        long,
+        env = "GMP_DB_PATH",
+        default_value = "mail_service.db",
+        hide_env_values = true
+    )]
     pub db_path: String,
     /// Maximum database connections per replica.
     #[arg(long, env = "GMP_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
-    /// Admin API token; unset means requests without a token act as admin (a warning is logged).
+    /// Admin API token; unset means requests without a token act as admin (a warning is logged,
+    /// `/health` says so, and the server listens on loopback only unless
+    /// `GMP_ALLOW_REMOTE_WITHOUT_TOKEN` is set).
     #[arg(long, env = "GMP_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Serve without `GMP_API_TOKEN` on an address other hosts can reach, where anyone who can
+    /// connect acts as admin. Without it, a replica with no token refuses to listen anywhere
+    /// but loopback.
+    #[arg(long, env = "GMP_ALLOW_REMOTE_WITHOUT_TOKEN", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub allow_remote_without_token: bool,
     /// Encryption key for secrets at rest: base64 of 32 bytes.
     #[arg(long, env = "MAIL_PROXY_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
@@ -54,9 +66,9 @@ pub struct Config {
         default_value = "/run/secrets/encryption_key"
     )]
     pub encryption_key_file: PathBuf,
-    /// Address to bind.
-    #[arg(long, env = "GMP_HOST", default_value = "0.0.0.0")]
-    pub host: String,
+    /// Address to bind; default 0.0.0.0 with `GMP_API_TOKEN` set, 127.0.0.1 without.
+    #[arg(long, env = "GMP_HOST")]
+    pub host: Option<String>,
     /// Port to bind.
     #[arg(long, env = "GMP_PORT", default_value_t = 8000)]
     pub port: u16,
@@ -203,6 +215,21 @@ impl Config {
             max_headers: self.max_headers,
             max_header_value_bytes: self.max_header_value_bytes,
             max_subject_chars: self.max_subject_chars,
+        }
+    }
+
+    /// The admin token, if one is configured (an empty value is none).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.api_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The address to bind: `GMP_HOST`, else every interface with an admin token and loopback
+    /// only without one.
+    pub fn bind_host(&self) -> &str {
+        match (&self.host, self.admin_token()) {
+            (Some(h), _) if !h.trim().is_empty() => h.trim(),
+            (_, Some(_)) => "0.0.0.0",
+            (_, None) => "127.0.0.1",
         }
     }
 

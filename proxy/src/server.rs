@@ -43,6 +43,8 @@ impl Server {
         listener: TcpListener,
         transport: Option<Arc<dyn Transport>>,
     ) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        check_exposure(&config, addr)?;
         let location = DbLocation::parse(&config.db_path)?;
         if let Some(dir) = &config.spool_dir {
             // Created here, so that a missing folder fails the start with its name instead of
@@ -60,9 +62,6 @@ impl Server {
             for a in store.accounts(&t.id).await? {
                 metrics.touch_account(&AccountLabels::new(&t.id, t.name.as_deref(), Some(&a.id)));
             }
-        }
-        if config.api_token.is_none() {
-            warn!("GMP_API_TOKEN is not set: requests without a token act as admin.");
         }
         let replica = replica_id();
         let shutdown = CancellationToken::new();
@@ -111,11 +110,7 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             metrics: metrics.clone(),
-            api_token: config
-                .api_token
-                .clone()
-                .filter(|t| !t.is_empty())
-                .map(Arc::from),
+            api_token: config.admin_token().map(Arc::from),
             default_priority: config.default_priority.clamp(0, 3),
             scheduler_active: config.scheduler_active,
             dispatch_wake,
@@ -126,7 +121,6 @@ impl Server {
             limits: config.limits(),
         };
         let app = router(state, config.max_request_bytes);
-        let addr = listener.local_addr()?;
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -162,14 +156,41 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let bind = format!("{}:{}", config.host, config.port);
-    let listener = TcpListener::bind(&bind)
+    let (host, port) = (config.bind_host(), config.port);
+    let listener = TcpListener::bind((host, port))
         .await
-        .with_context(|| format!("cannot listen on {bind} (GMP_HOST/GMP_PORT)"))?;
+        .with_context(|| format!("cannot listen on {host} port {port} (GMP_HOST/GMP_PORT)"))?;
     let server = Server::start(config, listener, None).await?;
     shutdown.await;
     info!("Shutting down.");
     server.stop().await;
+    Ok(())
+}
+
+/// Without an admin token every request acts as admin: refuses to serve where other hosts can
+/// connect unless `GMP_ALLOW_REMOTE_WITHOUT_TOKEN` says so, and says it loudly either way.
+fn check_exposure(config: &Config, addr: SocketAddr) -> anyhow::Result<()> {
+    if config.admin_token().is_some() {
+        return Ok(());
+    }
+    let loopback = addr.ip().is_loopback();
+    if !loopback && !config.allow_remote_without_token {
+        anyhow::bail!(
+            "GMP_API_TOKEN is not set, so anyone who can connect to {addr} would act as admin: \
+             set GMP_API_TOKEN, or listen on loopback only (GMP_HOST=127.0.0.1), or set \
+             GMP_ALLOW_REMOTE_WITHOUT_TOKEN=true to serve other hosts without a token anyway"
+        );
+    }
+    warn!(
+        %addr,
+        "NO ADMIN TOKEN: GMP_API_TOKEN is not set, so every request without a token acts as \
+         admin{}. Set GMP_API_TOKEN before anything else can reach this port.",
+        if loopback {
+            " (listening on loopback only)"
+        } else {
+            ", FROM ANY HOST THAT CAN CONNECT (GMP_ALLOW_REMOTE_WITHOUT_TOKEN is set)"
+        }
+    );
     Ok(())
 }
 

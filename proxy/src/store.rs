@@ -14,6 +14,7 @@ pub mod events;
 pub mod messages;
 pub mod planner;
 pub mod queue;
+pub mod secrets;
 pub mod sync_state;
 pub mod tenants;
 
@@ -59,7 +60,8 @@ pub enum StoreError {
     /// Migrations failed at startup.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// `GMP_DB_PATH` is neither a PostgreSQL URL nor a SQLite path.
+    /// `GMP_DB_PATH` is neither a PostgreSQL URL nor a SQLite path (its password, if any,
+    /// already masked: see [`without_password`]).
     #[error("GMP_DB_PATH {0:?} is neither a postgres:// URL nor a SQLite path")]
     BadUrl(String),
     /// A stored secret could not be decrypted (wrong key).
@@ -112,7 +114,7 @@ impl DbLocation {
             None if !raw.is_empty() && !raw.contains("://") => {
                 Ok(DbLocation::SqliteFile(PathBuf::from(raw)))
             }
-            _ => Err(StoreError::BadUrl(raw.to_string())),
+            _ => Err(StoreError::BadUrl(without_password(raw))),
         }
     }
 
@@ -122,6 +124,24 @@ impl DbLocation {
             DbLocation::Postgres(_) => Backend::Postgres,
             _ => Backend::Sqlite,
         }
+    }
+}
+
+/// A database URL fit for messages: the password of `scheme://user:password@host` replaced by
+/// `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -257,5 +277,23 @@ mod tests {
         );
         assert!(DbLocation::parse("mysql://x").is_err());
         assert!(DbLocation::parse("").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let err = DbLocation::parse("mysql://app:hunter2@db:3306/x").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(
+            err.to_string().contains("mysql://app:***@db:3306/x"),
+            "{err}"
+        );
+        for (url, shown) in [
+            ("postgres://u:p@w:d@h/db?x=1", "postgres://u:***@h/db?x=1"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("./x.db", "./x.db"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
     }
 }

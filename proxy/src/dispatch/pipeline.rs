@@ -69,8 +69,11 @@ impl Dispatcher {
             text: format!("Internal error: {e}"),
             ..Failure::default()
         };
-        let payload: Value = serde_json::from_str(&row.payload)
+        let mut payload: Value = serde_json::from_str(&row.payload)
             .map_err(|e| permanent(&format!("invalid payload: {e}")))?;
+        self.store
+            .open_attachment_auth(&mut payload)
+            .map_err(internal)?;
         let tenant = self
             .directory
             .tenant(&row.tenant_id)

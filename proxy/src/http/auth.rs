@@ -31,6 +31,17 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// Compares a token with the admin token in time that depends on neither: both are hashed to
+/// 32 bytes first, because comparing the raw bytes stops at once when the lengths differ and so
+/// tells a caller how long the admin token is.
+fn same_secret(expected: &str, given: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(expected.as_bytes()),
+        Sha256::digest(given.as_bytes()),
+    );
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
 /// Identifies the caller of a request.
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
     let token = headers
@@ -42,7 +53,7 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, App
         (None, None) => Ok(Caller::Admin),
         (Some(_), None) => Err(unauthorized()),
         (admin, Some(t)) => {
-            if admin.is_some_and(|a| bool::from(a.as_bytes().ct_eq(t.as_bytes()))) {
+            if admin.is_some_and(|a| same_secret(a, t)) {
                 return Ok(Caller::Admin);
             }
             match state
@@ -50,7 +61,15 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, App
                 .tenant_by_key_hash(&key_hash(t), now_ts())
                 .await?
             {
-                Some(id) => Ok(Caller::Tenant(id)),
+                Some(owner) if owner.active => Ok(Caller::Tenant(owner.id)),
+                // A suspended tenant cannot act, not even to lift its own suspension.
+                Some(owner) => Err(AppError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Tenant '{}' is inactive: its token is refused until the admin sets active",
+                        owner.id
+                    ),
+                )),
                 None => Err(unauthorized()),
             }
         }
@@ -138,6 +157,20 @@ mod tests {
             scope_required(&Caller::Admin, None).unwrap_err().status,
             StatusCode::UNPROCESSABLE_ENTITY
         );
+    }
+
+    #[test]
+    fn admin_token_comparison_is_exact() {
+        assert!(same_secret("admin-token", "admin-token"));
+        for other in [
+            "",
+            "admin",
+            "admin-token ",
+            "admin-tokeN",
+            "admin-token-and-more",
+        ] {
+            assert!(!same_secret("admin-token", other), "{other:?}");
+        }
     }
 
     #[test]

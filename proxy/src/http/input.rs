@@ -1,26 +1,57 @@
 //! Request input in the contract's error shapes (§3.2): a JSON body extractor whose failures are
-//! 422 (`json_invalid`) or 413 (`Request body too large`), and typed reads of query parameters
-//! and body fields that answer 422 with the field's location.
+//! 415 (a body not declared `application/json`), 422 (`json_invalid`) or 413 (`Request body too
+//! large`), and typed reads of query parameters and body fields that answer 422 with the field's
+//! location.
 
 use std::collections::HashMap;
 
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
-    http::StatusCode,
+    http::{StatusCode, header},
 };
 use serde_json::{Map, Value};
 
 use crate::error::AppError;
 
-/// A JSON body (an empty body is `{}`).
+/// A JSON body (an empty body is `{}`). A body must be declared `Content-Type:
+/// application/json` (or `application/<x>+json`), else 415: a web page may send any site a
+/// `text/plain` POST without asking the browser first, but not a JSON one, so a JSON-only API
+/// cannot be driven by a cross-site form or `fetch`.
 #[derive(Debug)]
 pub struct Body(pub Value);
+
+/// True for `application/json` and `application/<x>+json`, parameters (`charset`) ignored.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+fn unsupported_media_type() -> AppError {
+    AppError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type must be application/json",
+    )
+}
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A declared type must be JSON; an undeclared one is accepted only for an empty body.
+        let declared = match req.headers().get(header::CONTENT_TYPE) {
+            None => false,
+            Some(v) if v.to_str().is_ok_and(is_json) => true,
+            Some(_) => return Err(unsupported_media_type()),
+        };
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
@@ -30,6 +61,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Value::Object(Map::new())));
+        }
+        if !declared {
+            return Err(unsupported_media_type());
         }
         serde_json::from_slice(&bytes)
             .map(Body)
@@ -108,4 +142,30 @@ pub fn params(q: &HashMap<String, String>) -> Map<String, Value> {
     q.iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(ok), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "text/plain; charset=application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "application/jsonp",
+            "",
+        ] {
+            assert!(!is_json(bad), "{bad}");
+        }
+    }
 }

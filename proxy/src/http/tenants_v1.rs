@@ -4,6 +4,7 @@
 use axum::{
     Json,
     extract::{Path, State},
+    http::StatusCode,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
@@ -11,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     AppState,
-    auth::{self, AdminOnly, Authed},
+    auth::{self, AdminOnly, Authed, Caller},
     input::{Body, Query, flag, int_of, params, required_str},
 };
 use crate::{
@@ -78,6 +79,23 @@ pub async fn add_generated(State(state): State<AppState>, _: AdminOnly, body: Bo
     Ok(Json(tenant))
 }
 
+/// Tenant fields only the admin may change, even on a tenant's own record: a tenant must not
+/// lift its own suspension or extend its own key.
+const ADMIN_ONLY_FIELDS: [&str; 2] = ["active", "api_key_expires_at"];
+
+/// Refuses (403) a tenant token's update that names an admin-only field, whatever its value.
+fn check_patch(caller: &Caller, patch: &Map<String, Value>) -> Result<(), AppError> {
+    if let Caller::Tenant(_) = caller
+        && let Some(field) = ADMIN_ONLY_FIELDS.iter().find(|f| patch.contains_key(**f))
+    {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            format!("Admin token required to change '{field}'"),
+        ));
+    }
+    Ok(())
+}
+
 /// `PUT /tenant/{id}` (tenant-scoped).
 pub async fn update_classic(
     State(state): State<AppState>,
@@ -86,7 +104,9 @@ pub async fn update_classic(
     body: Body,
 ) -> ApiResult {
     auth::scope(&caller, Some(&id))?;
-    upsert(&state, &id, &body.object()?, true).await?;
+    let body = body.object()?;
+    check_patch(&caller, &body)?;
+    upsert(&state, &id, &body, true).await?;
     Ok(Json(json!({"ok": true})))
 }
 
@@ -98,6 +118,7 @@ pub async fn update_generated(
 ) -> ApiResult {
     let body = body.object()?;
     let id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
+    check_patch(&caller, &body)?;
     let (tenant, _) = upsert(&state, &id, &body, true).await?;
     Ok(Json(tenant))
 }

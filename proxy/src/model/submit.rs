@@ -37,7 +37,9 @@ pub struct Draft {
 pub struct Rejection {
     /// The id, when the message had one.
     pub id: Option<String>,
-    /// Tenant named in the message, for storing the rejection.
+    /// From the normaliser: the tenant the message names, which proves nothing (any caller can
+    /// write any name); `store::messages` replaces it with the tenant the rejection is filed
+    /// under, if any.
     pub tenant_id: Option<String>,
     /// One of the contract's exact reasons.
     pub reason: String,

@@ -67,90 +67,125 @@ struct Ready {
     account: Account,
 }
 
+/// Why a message has no tenant it may be filed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoTenant {
+    /// It names a tenant other than the caller's own.
+    Mismatch,
+    /// It names none and the request gives none.
+    Missing,
+}
+
+impl NoTenant {
+    fn reason(self) -> &'static str {
+        match self {
+            NoTenant::Mismatch => "tenant mismatch",
+            NoTenant::Missing => "missing tenant_id",
+        }
+    }
+}
+
+impl Intake<'_> {
+    /// The tenant a message belongs to, from the tenant it names (untrusted) and the request.
+    fn tenant_for(&self, named: Option<&str>) -> std::result::Result<String, NoTenant> {
+        match (
+            named.filter(|t| !t.is_empty()),
+            self.forced_tenant,
+            self.default_tenant,
+        ) {
+            (Some(t), Some(f), _) if t != f => Err(NoTenant::Mismatch),
+            (Some(t), _, _) => Ok(t.to_string()),
+            (None, Some(f), _) | (None, None, Some(f)) => Ok(f.to_string()),
+            (None, None, None) => Err(NoTenant::Missing),
+        }
+    }
+}
+
 impl Store {
     /// Normalises, validates and stores a batch of raw messages (§3.6).
+    ///
+    /// A refused message is recorded (an `error` row, so its tenant gets a report, and a count in
+    /// `gmp_messages_rejected_total`) only under a tenant that exists and that the caller may act
+    /// on: the tenant it is filed under, never one it merely names. A message from a tenant
+    /// token (or an inline sync message) naming another tenant is `tenant mismatch`, whatever
+    /// else is wrong with it, and is filed under the caller's own tenant.
     pub async fn enqueue(&self, raws: &[Value], intake: Intake<'_>) -> Result<EnqueueOutcome> {
         let mut out = EnqueueOutcome::default();
         let mut accounts: HashMap<String, Option<TenantAccounts>> = HashMap::new();
         let mut ready = Vec::new();
-        let mut stored_rejections = Vec::new();
+        let mut filed: Vec<(Rejection, String)> = Vec::new();
         for raw in raws {
-            let draft =
-                match submit::normalise_limited(raw, intake.default_priority, &intake.limits) {
-                    Ok(d) => d,
-                    Err(r) => {
-                        let tenant = r
-                            .tenant_id
-                            .clone()
-                            .or(intake.default_tenant.map(str::to_string));
-                        stored_rejections.push((r.clone(), tenant));
-                        out.rejected.push(r);
-                        continue;
-                    }
-                };
-            let reject = |reason: &str, tenant: Option<String>| {
-                (
-                    Rejection {
-                        id: Some(draft.id.clone()),
-                        tenant_id: tenant.clone(),
-                        reason: reason.into(),
-                    },
-                    tenant,
-                )
+            let normalised =
+                submit::normalise_limited(raw, intake.default_priority, &intake.limits);
+            let named = match &normalised {
+                Ok(d) => d.tenant_id.clone(),
+                Err(r) => r.tenant_id.clone(),
             };
-            let tenant_id = match (
-                &draft.tenant_id,
-                intake.forced_tenant,
-                intake.default_tenant,
-            ) {
-                (Some(t), Some(f), _) if t != f => {
-                    Err(reject("tenant mismatch", Some(f.to_string())))
-                }
-                (Some(t), _, _) => Ok(t.clone()),
-                (None, Some(f), _) | (None, None, Some(f)) => Ok(f.to_string()),
-                (None, None, None) => Err(reject("missing tenant_id", None)),
+            let id = match &normalised {
+                Ok(d) => Some(d.id.clone()),
+                Err(r) => r.id.clone(),
             };
-            let resolved = match tenant_id {
-                Err(rej) => Err(rej),
-                Ok(tid) => {
-                    if !accounts.contains_key(&tid) {
-                        let entry = match self.tenant(&tid).await? {
-                            Some(t) => Some((t.default_account_id, self.accounts(&tid).await?)),
-                            None => None,
-                        };
-                        accounts.insert(tid.clone(), entry);
+            let (reason, home) = match (normalised, intake.tenant_for(named.as_deref())) {
+                (_, Err(NoTenant::Mismatch)) => (
+                    NoTenant::Mismatch.reason().to_string(),
+                    intake.forced_tenant.map(str::to_string),
+                ),
+                (Err(r), tenant) => (r.reason, tenant.ok()),
+                (Ok(_), Err(missing)) => (missing.reason().to_string(), None),
+                (Ok(draft), Ok(tid)) => {
+                    let entry = self.tenant_accounts(&mut accounts, &tid).await?;
+                    match resolve(&draft, entry) {
+                        Ok(account) => {
+                            ready.push(Ready {
+                                draft,
+                                tenant_id: tid,
+                                account,
+                            });
+                            continue;
+                        }
+                        Err(reason) => (reason.to_string(), Some(tid)),
                     }
-                    resolve(&draft, &tid, accounts.get(&tid).and_then(Option::as_ref))
-                        .map_err(|reason| reject(reason, Some(tid.clone())))
-                        .map(|account| Ready {
-                            draft: draft.clone(),
-                            tenant_id: tid,
-                            account,
-                        })
                 }
             };
-            match resolved {
-                Ok(r) => ready.push(r),
-                Err((rej, tenant)) => {
-                    // "tenant not found" must not create rows for an unknown tenant.
-                    let known =
-                        rej.reason != "tenant not found" && rej.reason != "missing tenant_id";
-                    if known {
-                        stored_rejections.push((rej.clone(), tenant));
-                    }
-                    out.rejected.push(rej);
-                }
+            let rejection = Rejection {
+                id,
+                tenant_id: home.clone(),
+                reason,
+            };
+            // Only an existing tenant gets a row and a metric series.
+            if let Some(tid) = home
+                && self.tenant_accounts(&mut accounts, &tid).await?.is_some()
+            {
+                *out.rejected_by_tenant.entry(tid.clone()).or_default() += 1;
+                filed.push((rejection.clone(), tid));
             }
+            out.rejected.push(rejection);
         }
-        self.write_intake(ready, stored_rejections, &mut out)
-            .await?;
+        self.write_intake(ready, filed, &mut out).await?;
         Ok(out)
+    }
+
+    /// A tenant's default account and accounts, looked up once per request; None when the
+    /// tenant does not exist.
+    async fn tenant_accounts<'m>(
+        &self,
+        cache: &'m mut HashMap<String, Option<TenantAccounts>>,
+        tid: &str,
+    ) -> Result<Option<&'m TenantAccounts>> {
+        if !cache.contains_key(tid) {
+            let entry = match self.tenant(tid).await? {
+                Some(t) => Some((t.default_account_id, self.accounts(tid).await?)),
+                None => None,
+            };
+            cache.insert(tid.to_string(), entry);
+        }
+        Ok(cache.get(tid).and_then(Option::as_ref))
     }
 
     async fn write_intake(
         &self,
         ready: Vec<Ready>,
-        rejections: Vec<(Rejection, Option<String>)>,
+        rejections: Vec<(Rejection, String)>,
         out: &mut EnqueueOutcome,
     ) -> Result<()> {
         let now = now_ts();
@@ -164,7 +199,7 @@ impl Store {
         keys.extend(
             rejections
                 .iter()
-                .filter_map(|(r, t)| Some((t.as_deref()?, r.id.as_deref()?))),
+                .filter_map(|(r, t)| Some((t.as_str(), r.id.as_deref()?))),
         );
         for chunk in keys.chunks(400) {
             let mut sql =
@@ -215,6 +250,7 @@ impl Store {
                 .or(r.account.sender_email.clone())
                 .unwrap_or_default();
             payload.insert("from".into(), json!(from));
+            self.seal_attachment_auth(&mut payload);
             let row = [
                 SqlVal::text(uuid::Uuid::new_v4().to_string()),
                 SqlVal::text(&r.draft.id),
@@ -262,12 +298,10 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         for (rej, tenant) in rejections {
-            let (Some(id), Some(tenant)) = (rej.id.as_deref(), tenant.as_deref()) else {
+            let Some(id) = rej.id.as_deref() else {
                 continue;
             };
-            *out.rejected_by_tenant
-                .entry(tenant.to_string())
-                .or_default() += 1;
+            let tenant = tenant.as_str();
             if existing.contains_key(&(tenant.to_string(), id.to_string())) {
                 continue;
             }
@@ -366,11 +400,7 @@ pub(crate) fn bind_values<'q>(
 }
 
 /// Picks the account of a draft: the named one, else the tenant's default, else its first.
-fn resolve(
-    draft: &Draft,
-    _tenant: &str,
-    entry: Option<&TenantAccounts>,
-) -> Result<Account, &'static str> {
+fn resolve(draft: &Draft, entry: Option<&TenantAccounts>) -> Result<Account, &'static str> {
     let Some((default_id, accounts)) = entry else {
         return Err("tenant not found");
     };

@@ -39,6 +39,15 @@ pub struct Tenant {
     pub updated_at: String,
 }
 
+/// The tenant an API key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// Tenant id.
+    pub id: String,
+    /// False while the admin has the tenant suspended: its token is refused.
+    pub active: bool,
+}
+
 const COLUMNS: &str = "id, name, client_auth, client_base_url, client_sync_path, \
     client_attachment_path, default_account_id, rate_limits, large_file_config, active, \
     suspended_batches, api_key_expires_at, created_at, updated_at";
@@ -294,17 +303,23 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// The tenant owning an API key hash, unless expired.
-    pub async fn tenant_by_key_hash(&self, hash: &str, now: i64) -> Result<Option<String>> {
+    /// The tenant owning an API key hash, unless expired, and whether it is active.
+    pub async fn tenant_by_key_hash(&self, hash: &str, now: i64) -> Result<Option<KeyOwner>> {
         let row = sqlx::query(
-            "SELECT id FROM tenants WHERE api_key_hash = $1 \
+            "SELECT id, active FROM tenants WHERE api_key_hash = $1 \
              AND (api_key_expires_at IS NULL OR api_key_expires_at > $2)",
         )
         .bind(hash)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get("id")).transpose()?)
+        row.map(|r| {
+            Ok(KeyOwner {
+                id: r.try_get("id")?,
+                active: r.try_get::<i64, _>("active")? != 0,
+            })
+        })
+        .transpose()
     }
 
     /// Sets the suspension list; returns the new value.

@@ -1,0 +1,99 @@
+"""Unit tests of the image helpers: the Dockerfile reader, reference normalisation, the
+deterministic layout writer and images.yaml. Run by scripts/check-packaging.sh:
+
+    python3 -m unittest discover -s scripts/lib -p 'test_images.py'
+"""
+
+import json
+import os
+import tarfile
+import tempfile
+import unittest
+
+import images_yaml
+from dockerfile import DockerfileError, final_stage
+from oci_layout import Entry, familiar, normalise, write_archive
+
+DOCKERFILE = """\
+FROM rust AS build
+USER 0
+CMD ["build"]
+FROM debian
+# comment
+ENV A=1 \\
+    B="two words"
+EXPOSE 8080 53/udp
+CMD ["serve"]
+ENTRYPOINT ["/bin/app"]
+HEALTHCHECK --interval=10s --retries=5 \\
+    CMD ["/bin/app", "healthcheck"]
+USER 10001:10001
+"""
+
+
+class DockerfileTest(unittest.TestCase):
+    def test_final_stage_only_and_entrypoint_resets_cmd(self):
+        s = final_stage(DOCKERFILE)
+        self.assertEqual(s["entrypoint"], ["/bin/app"])
+        self.assertIsNone(s["cmd"])  # Docker drops a CMD set before ENTRYPOINT
+        self.assertEqual(s["user"], "10001:10001")
+        self.assertEqual(s["ports"], ["8080/tcp", "53/udp"])
+        self.assertEqual(s["env"][1:], ["A=1", "B=two words"])
+
+    def test_healthcheck_defaults_fill_what_is_not_given(self):
+        hc = final_stage(DOCKERFILE)["healthcheck"]
+        self.assertEqual(hc["test"], ["CMD", "/bin/app", "healthcheck"])
+        self.assertEqual((hc["interval"], hc["timeout"], hc["retries"]), (10, 30, 5))
+
+    def test_unknown_instruction_is_an_error_not_a_guess(self):
+        with self.assertRaises(DockerfileError):
+            final_stage("FROM debian\nONBUILD RUN true\n")
+
+
+class ReferenceTest(unittest.TestCase):
+    def test_normalise_as_the_cri_does(self):
+        self.assertEqual(normalise("mail-pressure/mailproxy:0.1.0"), "docker.io/mail-pressure/mailproxy:0.1.0")
+        self.assertEqual(normalise("postgres:16"), "docker.io/library/postgres:16")
+        self.assertEqual(normalise("localhost/x/pause:1"), "localhost/x/pause:1")
+        self.assertEqual(normalise("registry.example:5000/a:b"), "registry.example:5000/a:b")
+        self.assertEqual(familiar("docker.io/library/postgres:16"), "postgres:16")
+
+
+class LayoutTest(unittest.TestCase):
+    def build(self, out_dir):
+        entries = [Entry("usr/bin/app", "file", data=b"#!/bin/sh\n", mode=0o755),
+                   Entry("tmp", "dir", mode=0o1777), Entry("bin", "symlink", target="usr/bin")]
+        path = os.path.join(out_dir, "x.oci.tar")
+        digest, _ = write_archive("mail-pressure/x:1", {"User": "1:1"}, entries, path, "amd64")
+        return path, digest
+
+    def test_same_inputs_same_bytes_and_full_name_in_the_index(self):
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            pa, da = self.build(a)
+            pb, db = self.build(b)
+            self.assertEqual(da, db)
+            with open(pa, "rb") as fa, open(pb, "rb") as fb:
+                self.assertEqual(fa.read(), fb.read())
+            with tarfile.open(pa) as tar:
+                index = json.load(tar.extractfile("index.json"))
+                names = tar.getnames()
+            annotations = index["manifests"][0]["annotations"]
+            self.assertEqual(annotations["io.containerd.image.name"], "docker.io/mail-pressure/x:1")
+            self.assertEqual(annotations["org.opencontainers.image.ref.name"], "docker.io/mail-pressure/x:1")
+            self.assertLess(names.index("index.json"), names.index("manifest.json"))
+
+
+class ImagesYamlTest(unittest.TestCase):
+    def test_spec_fragment_has_only_built_images_and_no_sink(self):
+        rows = [{"name": "mailproxy", "reference": "docker.io/mail-pressure/mailproxy:0.1.0"},
+                {"name": "postgres", "reference": "localhost/mail-pressure/postgres-debian:15"},
+                {"name": "mailpit", "reference": "localhost/mail-pressure/mailpit:v1.33.1"}]
+        text = images_yaml.render(rows)
+        self.assertIn("proxy:\n  image: mail-pressure/mailproxy:0.1.0\n", text)
+        self.assertIn("postgres:\n  image: localhost/mail-pressure/postgres-debian:15\n", text)
+        self.assertNotIn("mailpit", text)
+        self.assertNotIn("clientImage", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
