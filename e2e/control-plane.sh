@@ -4,6 +4,11 @@
 #   e2e/control-plane.sh build        build (or find in the cache) every binary
 #   e2e/control-plane.sh up DIR       start a cluster whose state lives in DIR;
 #                                     writes DIR/kubeconfig, DIR/kubectl, DIR/env
+#   e2e/control-plane.sh up DIR --real-node
+#                                     the same plus a real node (kubelet, containerd,
+#                                     kube-proxy, CoreDNS; e2e/real-node/node.sh), root only
+#   e2e/control-plane.sh node-namespace DIR NS
+#                                     create NS so that all its pods run on the real node
 #   e2e/control-plane.sh down DIR     stop it and remove its state (idempotent)
 #   e2e/control-plane.sh status DIR   exit 0 when the cluster in DIR answers
 #
@@ -25,7 +30,14 @@ NODES=${PRESSURE_KWOK_NODES:-2}
 K8S_MOD=$REPO/deploy/local/k8s-testbin
 ETCD_MOD=$REPO/deploy/local/etcd-bin
 KWOK_MOD=$REPO/deploy/local/kwok-bin
+COREDNS_MOD=$REPO/deploy/local/coredns-bin
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# Built only for `up DIR --real-node`, from the same module (same version).
+NODE_BINS=(kubelet kube-proxy)
+REAL_NODE=0
+
+# shellcheck source=e2e/real-node/node.sh
+. "$REPO/e2e/real-node/node.sh"
 
 note() { printf 'control-plane.sh: %s\n' "$*" >&2; }
 die() { printf 'control-plane.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -39,12 +51,15 @@ load_versions() {
   K8S_VERSION=$(modver "$K8S_MOD/go.mod" k8s.io/kubernetes)
   ETCD_VERSION=$(modver "$ETCD_MOD/go.mod" go.etcd.io/etcd/server/v3)
   KWOK_VERSION=$(modver "$KWOK_MOD/go.mod" sigs.k8s.io/kwok)
+  COREDNS_VERSION=$(modver "$COREDNS_MOD/go.mod" github.com/coredns/coredns)
   [[ -n $K8S_VERSION && -n $ETCD_VERSION && -n $KWOK_VERSION ]] ||
     die "cannot read the pinned versions from deploy/local/*/go.mod"
   CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd -P)
   K8S_DIR=$CACHE_ROOT/k8s/$K8S_VERSION
+  NODE_DIR=$CACHE_ROOT/k8s-node/$K8S_VERSION
   ETCD_DIR=$CACHE_ROOT/etcd/$ETCD_VERSION
   KWOK_DIR=$CACHE_ROOT/kwok/$KWOK_VERSION
+  COREDNS_DIR=$CACHE_ROOT/coredns/$COREDNS_VERSION
 }
 
 # stamp MODDIR LDFLAGS: identifies a build (go.mod, go.sum, flags, Go version).
@@ -65,6 +80,7 @@ cached() {
 version_of() {
   case $(basename "$1") in
     kubectl) "$1" version --client 2>&1 ;;
+    coredns) "$1" -version 2>&1 ;;
     *) "$1" --version 2>&1 ;;
   esac
 }
@@ -141,6 +157,29 @@ ensure_kwok() {
     die "the built kwok binaries in $KWOK_DIR do not report ${KWOK_VERSION#v}"
 }
 
+# The real node's kubelet and kube-proxy: a separate cache folder, so the
+# kwok-only stages never pay for them.
+ensure_k8s_node() {
+  local ld want pkgs=()
+  ld=$(k8s_ldflags); want=$(stamp "$K8S_MOD" "$ld")
+  cached "$NODE_DIR" "$want" "$K8S_VERSION" "${NODE_BINS[@]}" && return 0
+  for b in "${NODE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  go_build "k8s-node-$K8S_VERSION" "$K8S_MOD" "$NODE_DIR" "$want" "$ld" "${pkgs[@]}"
+  cached "$NODE_DIR" "$want" "$K8S_VERSION" "${NODE_BINS[@]}" ||
+    die "the built kubelet and kube-proxy in $NODE_DIR do not report $K8S_VERSION"
+}
+
+# CoreDNS for the real node's cluster DNS (its own wrapper module: its
+# k8s.io/client-go pin differs from the Kubernetes module's).
+ensure_coredns() {
+  local ld="-s -w" want
+  want=$(stamp "$COREDNS_MOD" "$ld")
+  cached "$COREDNS_DIR" "$want" "${COREDNS_VERSION#v}" coredns && return 0
+  go_build "coredns-$COREDNS_VERSION" "$COREDNS_MOD" "$COREDNS_DIR" "$want" "$ld" pressure.local/coredns
+  cached "$COREDNS_DIR" "$want" "${COREDNS_VERSION#v}" coredns ||
+    die "the built coredns in $COREDNS_DIR does not report ${COREDNS_VERSION#v}"
+}
+
 # Builds run one at a time (per cache), so parallel callers wait and reuse.
 cmd_build() {
   command -v go >/dev/null || die "go is not on PATH (Go >= 1.26 is needed to build the control plane)"
@@ -151,6 +190,7 @@ cmd_build() {
   ensure_etcd
   ensure_kwok
   ensure_k8s
+  if ((REAL_NODE)); then ensure_k8s_node; ensure_coredns; fi
   exec 8>&-
   note "binaries ready: $K8S_DIR ($K8S_VERSION), $ETCD_DIR, $KWOK_DIR"
 }
@@ -216,13 +256,21 @@ cmd_up() {
   cmd_build
   dir=$(abs_dir "$1")
   if [[ -f $dir/cluster-name ]]; then
-    if (cmd_status "$dir") 2>/dev/null; then note "already up in $dir"; return 0; fi
-    note "stale state in $dir: cleaning it first"
+    # A running cluster is reused, unless a real node is asked for and it has none.
+    if { [[ -d $dir/node ]] || ((!REAL_NODE)); } && (cmd_status "$dir") 2>/dev/null; then
+      note "already up in $dir"
+      return 0
+    fi
+    note "stale state in $dir, or no real node in it: cleaning it first"
     cmd_down "$dir"
   fi
   cluster_env "$dir"
   printf '%s\n' "$NAME" >"$DIR/cluster-name"
   local cfg=(-c "$REPO/e2e/kwok/kwokctl.yaml") f
+  if ((REAL_NODE)); then
+    node_pre_up "$DIR" || { cmd_down "$DIR"; die "preparing the real node failed"; }
+    cfg=(-c "$NDIR/kwokctl.yaml")
+  fi
   for f in "$REPO"/e2e/kwok/*-stage*.yaml; do cfg+=(-c "$f"); done
   note "starting cluster $NAME (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) in $DIR"
   # kwokctl picks free ports when it creates a cluster: one creation at a time.
@@ -242,6 +290,9 @@ cmd_up() {
   chmod 600 "$DIR/kubeconfig"
   ln -sfn "$K8S_DIR/kubectl" "$DIR/kubectl"
   wait_cluster || { show_logs; cmd_down "$DIR"; die "the cluster in $DIR did not become ready"; }
+  if ((REAL_NODE)); then
+    node_up || { cmd_down "$DIR"; die "the real node of $DIR did not come up (logs were in $DIR/node/logs)"; }
+  fi
   write_env
   note "up in $((SECONDS - start)) s: KUBECONFIG=$DIR/kubeconfig server $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}')"
 }
@@ -293,6 +344,8 @@ cmd_down() {
   local dir
   dir=$(cd "$1" && pwd -P)
   cluster_env "$dir"
+  # The real node first: its kubelet would otherwise fight a vanishing API server.
+  if [[ -d $DIR/node ]]; then node_down "$DIR"; fi
   local pids
   mapfile -t pids < <(live_pids)
   if [[ -d $CLUSTER_DIR && -x $KWOK_DIR/kwokctl ]]; then
@@ -307,14 +360,31 @@ cmd_down() {
   note "down: $DIR"
 }
 
+# cmd_node_namespace DIR NS: create (or annotate) NS so all its pods run on the real node.
+cmd_node_namespace() {
+  load_versions
+  [[ -d $1/node ]] || die "no real node in $1 (run: $0 up $1 --real-node)"
+  cluster_env "$(cd "$1" && pwd -P)"
+  node_namespace "$2"
+}
+
 main() {
   local cmd=${1:-}
   case $cmd in
-    build) cmd_build ;;
-    up | down | status)
+    build)
+      [[ ${2:-} == --real-node ]] && REAL_NODE=1
+      cmd_build ;;
+    up)
+      [[ $# -ge 2 && -n $2 ]] || die "usage: $0 up DIR [--real-node]"
+      if [[ ${3:-} == --real-node ]]; then REAL_NODE=1; elif [[ $# -gt 2 ]]; then die "unknown option: $3"; fi
+      cmd_up "$2" ;;
+    node-namespace)
+      [[ $# -eq 3 && -n $2 && -n $3 ]] || die "usage: $0 node-namespace DIR NAMESPACE"
+      cmd_node_namespace "$2" "$3" ;;
+    down | status)
       [[ $# -eq 2 && -n $2 ]] || die "usage: $0 $cmd DIR"
       "cmd_$cmd" "$2" ;;
-    *) die "usage: $0 build | up DIR | down DIR | status DIR" ;;
+    *) die "usage: $0 build [--real-node] | up DIR [--real-node] | down DIR | status DIR" ;;
   esac
 }
 

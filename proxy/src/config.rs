@@ -46,6 +46,10 @@ pub struct Config {
     /// Maximum database connections per replica.
     #[arg(long, env = "GMP_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
+    /// Seconds a replica keeps trying, at start, a PostgreSQL server that does not answer yet
+    /// (in a cluster the proxy's pod may start before its database's); 0 fails at once.
+    #[arg(long, env = "GMP_DB_WAIT_SECONDS", default_value_t = 120)]
+    pub db_wait_seconds: u64,
     /// Admin API token; unset means requests without a token act as admin (a warning is logged,
     /// `/health` says so, and the server listens on loopback only unless
     /// `GMP_ALLOW_REMOTE_WITHOUT_TOKEN` is set).

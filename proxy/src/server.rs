@@ -18,7 +18,7 @@ use crate::{
     http::{AppState, router},
     mail::{Transport, pool::SmtpPool},
     metrics::{AccountLabels, Metrics, TenantLabel},
-    store::{DbLocation, Store, now_ts},
+    store::{Backend, DbLocation, Store, StoreError, now_ts},
     sync::Scheduler,
 };
 
@@ -52,10 +52,7 @@ impl Server {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("GMP_SPOOL_DIR {} cannot be created", dir.display()))?;
         }
-        let cipher = load_key(&config, &location)?;
-        let store = Store::open(&location, config.db_max_connections, cipher)
-            .await
-            .with_context(|| format!("opening the {} database", location.backend().as_str()))?;
+        let store = open_store(&config, &location).await?;
         store.ensure_instance(&config.instance_name).await?;
         let metrics = Metrics::new();
         for t in store.tenants(false).await? {
@@ -311,5 +308,56 @@ async fn refresh_gauges(
                 }
             }
         }
+    }
+}
+
+/// Opens the database. A PostgreSQL server that cannot be reached yet (connection refused, no
+/// route, still starting up) is tried again every 2 s for `GMP_DB_WAIT_SECONDS`, each try logged
+/// without the URL: in a cluster the proxy's pod often starts before its database's, and exiting
+/// would only earn a restart and a crash-loop back-off. Any other failure ends the start at once.
+async fn open_store(config: &Config, location: &DbLocation) -> anyhow::Result<Store> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.db_wait_seconds);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let cipher = load_key(config, location)?;
+        match Store::open(location, config.db_max_connections, cipher).await {
+            Ok(store) => {
+                if attempt > 1 {
+                    info!(attempt, "PostgreSQL answers; starting.");
+                }
+                return Ok(store);
+            }
+            Err(e)
+                if location.backend() == Backend::Postgres
+                    && not_reachable_yet(&e)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                warn!(attempt, error = %e, "PostgreSQL does not answer yet; trying again in 2 s (GMP_DB_WAIT_SECONDS).");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "opening the {} database",
+                    location.backend().as_str()
+                )));
+            }
+        }
+    }
+}
+
+/// Failures that a database still starting (or a network still forming) gives, as opposed to a
+/// wrong password, a missing database or a failed migration.
+fn not_reachable_yet(e: &StoreError) -> bool {
+    let sql = match e {
+        StoreError::Database(sql) => sql,
+        StoreError::Migrate(sqlx::migrate::MigrateError::Execute(sql)) => sql,
+        _ => return false,
+    };
+    match sql {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // 57P03 cannot_connect_now: "the database system is starting up" (or shutting down).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "57P03"),
+        _ => false,
     }
 }

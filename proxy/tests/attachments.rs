@@ -8,7 +8,7 @@
 mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::{Api, Db, database, files::Files, sink::Sink, start, wait_for};
+use common::{Api, Db, database, files::Files, records, sink::Sink, start, wait_for};
 use mail_parser::{MessageParser, MimeHeaders};
 use md5::{Digest, Md5};
 use reqwest::StatusCode;
@@ -39,17 +39,6 @@ fn delivered(sink: &Sink, id: &str) -> Vec<(String, String, Vec<u8>)> {
         .find(|m| common::sink::header(&m.data, "X-Genro-Mail-ID").as_deref() == Some(id))
         .unwrap_or_else(|| panic!("{id} was not delivered"));
     parts(&m.data)
-}
-
-async fn records(api: &Api, tenant: &str) -> Vec<Value> {
-    api.get(&format!(
-        "/messages/list?tenant_id={tenant}&include_history=true"
-    ))
-    .await
-    .1
-    .as_array()
-    .cloned()
-    .unwrap_or_default()
 }
 
 fn by_id(records: &[Value], id: &str) -> Value {

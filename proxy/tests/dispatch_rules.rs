@@ -6,19 +6,8 @@
 
 mod common;
 
-use common::{Api, Db, database, sink::Sink, start, wait_for};
+use common::{Api, Db, database, records, sink::Sink, start, wait_for};
 use serde_json::{Value, json};
-
-async fn records(api: &Api, tenant: &str) -> Vec<Value> {
-    api.get(&format!(
-        "/messages/list?tenant_id={tenant}&include_history=true"
-    ))
-    .await
-    .1
-    .as_array()
-    .cloned()
-    .unwrap_or_default()
-}
 
 fn msg(id: &str, to: &str) -> Value {
     json!({"id": id, "to": [to], "subject": format!("subject {id}"), "body": "b"})

@@ -8,22 +8,13 @@
 
 mod common;
 
-use common::{Api, Db, database, files::Files, sink::Sink, start, wait_for};
+use common::{Api, Db, database, files::Files, records, sink::Sink, start, wait_for};
 use mailproxy::config::Hosts;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
 fn msg(id: &str) -> Value {
     json!({"id": id, "to": ["r@x.io"], "subject": "s"})
-}
-
-async fn records(api: &Api, tenant: &str) -> Vec<Value> {
-    let (_, b) = api
-        .get(&format!(
-            "/messages/list?tenant_id={tenant}&include_history=true"
-        ))
-        .await;
-    b.as_array().cloned().unwrap_or_default()
 }
 
 fn by_id(records: &[Value], id: &str) -> Value {

@@ -12,7 +12,8 @@ mod common;
 use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{
-    Api, Db, database, files::Files, process, sink::Sink, start, tenant_app::TenantApp, wait_for,
+    Api, Db, database, files::Files, process, records, sink::Sink, start, tenant_app::TenantApp,
+    wait_for,
 };
 use mailproxy::config::Hosts;
 use reqwest::{Method, StatusCode};
@@ -33,15 +34,6 @@ async fn key(admin: &Api, tenant: &str) -> Api {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     admin.with_token(b["api_key"].as_str())
-}
-
-async fn records(api: &Api, tenant: &str) -> Vec<Value> {
-    let (_, b) = api
-        .get(&format!(
-            "/messages/list?tenant_id={tenant}&include_history=true"
-        ))
-        .await;
-    b.as_array().cloned().unwrap_or_default()
 }
 
 fn find<'a>(records: &'a [Value], id: &str) -> Option<&'a Value> {

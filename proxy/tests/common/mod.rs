@@ -83,6 +83,16 @@ pub async fn start(c: Config) -> Server {
         .expect("proxy starts")
 }
 
+/// Every message of `tenant` the proxy lists, history included (empty on an error answer).
+pub async fn records(api: &Api, tenant: &str) -> Vec<Value> {
+    let (_, b) = api
+        .get(&format!(
+            "/messages/list?tenant_id={tenant}&include_history=true"
+        ))
+        .await;
+    b.as_array().cloned().unwrap_or_default()
+}
+
 /// A REST client bound to one replica.
 #[derive(Clone)]
 pub struct Api {

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# The operator for real: installs the CRD and the operator with the Helm chart on the real node
+# of `e2e/control-plane.sh up DIR --real-node`, runs a PressureTest (default
+# deploy/examples/smoke.yaml, its image fields deep-merged with DIR/images.yaml) and checks that:
+#   - it reaches Complete=True and Succeeded=True;
+#   - `kubectl get pressuretests` showed live figures (Sent, Msg/s) while it ran;
+#   - the figures in .status are the sink's: generated = delivered (nothing lost), duplicates
+#     within --max-duplicates (default 0), no attachment mismatch;
+#   - every pod of the test ran on the real node, containerd held its containers, none restarted.
+# Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
+#
+#   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
+#     --duration S               spec.durationSeconds (warm-up becomes S/6)
+#     --proxy-replicas N         a fixed number of proxy replicas (the HPA off)
+#     --delete-proxy-pod-at S    delete one proxy pod S seconds into the Running phase
+#     --delete-postgres-pod-at S delete PostgreSQL's pod S seconds into the Running phase; the
+#                                data lives on a PersistentVolume this script makes (hostPath)
+#     --max-duplicates N         duplicates allowed (a deleted proxy pod may resend what it had
+#                                sent but not yet recorded)
+#
+# Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
+# is another issue's business: both are switched off in the run. Needs the project's images on
+# the node (scripts/build-images.sh, run by `up --real-node`) and helm (on PATH or in
+# $PRESSURE_CACHE_DIR/bin: scripts/check-packaging.sh installs it). Starts the cluster in DIR if
+# none runs there and stops it again at the end. Exit status 0 = passed.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CP=$REPO/e2e/control-plane.sh
+CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
+WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
+export PATH=$CACHE/bin:$PATH
+
+usage() { sed -n '12,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
+mkdir -p "$1"
+DIR=$(cd "$1" && pwd -P)
+shift
+EXAMPLE=$REPO/deploy/examples/smoke.yaml
+if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
+DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
+  case $1 in
+    --duration) DURATION=$2 ;;
+    --proxy-replicas) REPLICAS=$2 ;;
+    --delete-proxy-pod-at) KILL_PROXY_AT=$2 ;;
+    --delete-postgres-pod-at) KILL_PG_AT=$2 ;;
+    --max-duplicates) MAX_DUPLICATES=$2 ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+OP_NS=pressure-system
+NS=rn-op-$$
+RELEASE=pressure
+STARTED=0
+PV=''
+
+say() { printf 'real-node-operator: %s\n' "$*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+k() { "$DIR/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
+# field NAME JSONPATH: one field of pt/NAME in $NS.
+field() { k -n "$NS" get pt "$1" -o jsonpath="$2"; }
+
+command -v helm >/dev/null || fail "helm not found (run scripts/check-packaging.sh, which installs it into $CACHE/bin)"
+
+cleanup() {
+  local rc=$?
+  if ((rc != 0)) && [[ -f $DIR/kubeconfig ]]; then
+    say "FAILED; state of $NS and $OP_NS:"
+    k -n "$NS" get pt -o wide >&2 || true
+    k -n "$NS" get pt -o jsonpath='{.items[*].status}' >&2 || true
+    echo >&2
+    k -n "$NS" get all,pvc -o wide >&2 || true
+    k -n "$NS" get events --sort-by=.lastTimestamp >&2 || true
+    local pod
+    for pod in $(k -n "$NS" get pods -o name 2>/dev/null); do
+      say "--- logs of $pod"
+      k -n "$NS" logs "$pod" --all-containers --tail=25 >&2 || true
+    done
+    k -n "$OP_NS" logs "deploy/$RELEASE-pressure-operator" --tail=40 >&2 || true
+  fi
+  k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  if [[ -n $PV ]]; then
+    k delete pv "$PV" --wait=false >/dev/null 2>&1 || true
+    rm -rf "${DIR:?}/volumes/$NS"
+  fi
+  helm uninstall "$RELEASE" --kubeconfig "$DIR/kubeconfig" -n "$OP_NS" >/dev/null 2>&1 || true
+  if ((STARTED)); then "$CP" down "$DIR"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+if ! [[ -d $DIR/node ]] || ! "$CP" status "$DIR" >/dev/null 2>&1; then
+  STARTED=1
+  "$CP" up "$DIR" --real-node
+fi
+grep -q 'image' "$DIR/images.yaml" 2>/dev/null ||
+  fail "no project images on the node ($DIR/images.yaml names none): scripts/build-images.sh must exist"
+start=$SECONDS
+
+# The CRD, then the operator in a namespace whose pods run on the real node.
+k apply --server-side -f "$REPO/charts/pressure-crds/crds/pressuretests.yaml" >/dev/null
+k wait --for=condition=Established crd/pressuretests.pressure.mailproxy.dev --timeout=60s >/dev/null
+"$CP" node-namespace "$DIR" "$OP_NS"
+helm upgrade --install "$RELEASE" "$REPO/charts/pressure-operator" --kubeconfig "$DIR/kubeconfig" \
+  -n "$OP_NS" --set image.pullPolicy=Never --wait --timeout 180s >/dev/null ||
+  fail "helm install of the operator did not become ready"
+say "operator installed with the chart and Available after $((SECONDS - start)) s"
+
+# The example with the node's images and the options above, in a namespace on the real node.
+"$CP" node-namespace "$DIR" "$NS"
+read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
+  "$DURATION" "$REPLICAS" <<'EOF'
+import sys, yaml
+example_path, images_path, out_path, duration, replicas = sys.argv[1:6]
+example = yaml.safe_load(open(example_path))
+images = yaml.safe_load(open(images_path)) or {}
+def merge(base, extra):
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+spec = example.setdefault("spec", {})
+merge(spec, images)
+# No Grafana image can exist here; Prometheus in the cluster is the next issue's proof.
+spec["grafana"] = {"enabled": False}
+spec["prometheus"] = {"enabled": False}
+if duration:
+    spec["durationSeconds"] = int(duration)
+    spec["warmupSeconds"] = max(5, int(duration) // 6)
+if replicas:
+    spec.setdefault("proxy", {})["replicas"] = int(replicas)
+    spec["proxy"]["hpa"] = {"enabled": False}
+yaml.safe_dump(example, open(out_path, "w"))
+print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
+EOF
+)
+[[ -n ${name:-} ]] || fail "could not prepare $EXAMPLE"
+# A claim needs a volume: this node has no provisioner, so the test makes one PersistentVolume for
+# exactly this claim (the StatefulSet's "data" template), a folder owned by PostgreSQL's user.
+if [[ $volume == PersistentVolumeClaim ]]; then
+  PV=pv-$NS
+  mkdir -p "$DIR/volumes/$NS"
+  chown 70:70 "$DIR/volumes/$NS" # operator/src/reconcile/postgres.rs runs PostgreSQL as uid 70
+  chmod 700 "$DIR/volumes/$NS"
+  k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $PV}
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: $DIR/volumes/$NS, type: Directory}
+  claimRef: {namespace: $NS, name: data-$name-postgres-0}
+EOF
+fi
+k -n "$NS" apply -f "$DIR/pt-$NS.yaml" >/dev/null
+applied=$SECONDS
+say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
+
+# Until the run completes, every 2 s: the test's pods (node, restarts, container ids), the
+# containers containerd holds, the node's memory, and `kubectl get pt` as a user watches it.
+sock=$DIR/node/containerd/containerd.sock
+seen=$DIR/node/operator-run-$NS
+mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" && : >"$seen/live"
+deadline=$((SECONDS + ${WAIT%s}))
+running_since=''
+deleted=()
+# delete_one COMPONENT: deletes one pod of that component, remembers which.
+delete_one() {
+  local pod
+  pod=$(k -n "$NS" get pods -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=$1" \
+    --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+  [[ -n $pod ]] || fail "no running $1 pod to delete"
+  k -n "$NS" delete pod "$pod" --wait=false >/dev/null
+  deleted+=("$pod")
+  say "deleted $1 pod $pod $((SECONDS - running_since)) s into the run (sent so far: $(field "$name" '{.status.figures.sent}'))"
+}
+until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') == True ]]; do
+  ((SECONDS < deadline)) || fail "pt/$name did not complete within $WAIT"
+  phase=$(field "$name" '{.status.phase}')
+  if [[ $phase == Running ]]; then
+    : "${running_since:=$SECONDS}"
+    if [[ -n $KILL_PROXY_AT ]] && ((SECONDS - running_since >= KILL_PROXY_AT)); then
+      delete_one proxy; KILL_PROXY_AT=''
+    fi
+    if [[ -n $KILL_PG_AT ]] && ((SECONDS - running_since >= KILL_PG_AT)); then
+      delete_one postgres; KILL_PG_AT=''
+    fi
+    k -n "$NS" get pt "$name" -o wide --no-headers >>"$seen/live" || true
+  fi
+  k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' >>"$seen/pods"
+  ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
+  # shellcheck disable=SC2009 # the shims are found by the socket of this node's containerd
+  { cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns}.pid | xargs ps -o rss= -p
+    ps -eo rss=,args= | grep -F -- "-address $sock" | grep -v grep | awk '{ print $1 }'; } |
+    awk '{ s += $1 } END { print int(s / 1024) }' >>"$seen/rss"
+  sleep 2
+done
+[[ -z $KILL_PROXY_AT && -z $KILL_PG_AT ]] || fail "the run ended before the requested pod deletion"
+k -n "$NS" get pt "$name" -o wide >&2
+[[ $(field "$name" '{.status.conditions[?(@.type=="Succeeded")].status}') == True ]] ||
+  fail "pt/$name completed but did not succeed: $(field "$name" '{.status.conditions}')"
+say "ok: pt/$name Complete=True, Succeeded=True, $((SECONDS - applied)) s after apply"
+
+# What a user watching `kubectl get pressuretests` saw while it ran: live Sent and Msg/s.
+# Columns of -o wide: NAME PHASE VERDICT TENANTS SENT MSG/S P99 ERR AGE DURATION RUNID; an
+# unset field prints as <none>.
+live=$(awk '$5 ~ /^[0-9]+$/ && $5 > 0 && $6 ~ /^[0-9]+$/' "$seen/live" | wc -l)
+((live > 0)) || fail "kubectl get pressuretests never showed live Sent and Msg/s while Running: $(tail -3 "$seen/live")"
+say "ok: kubectl get pressuretests showed live figures in $live of $(wc -l <"$seen/live") polls while Running, e.g.: $(awk '$5 > 0' "$seen/live" | tail -1)"
+
+# The status figures are the sink's: nothing lost, duplicates bounded, attachments intact.
+read -r generated delivered duplicates mismatches < <(field "$name" \
+  '{.status.figures.generated} {.status.figures.delivered} {.status.figures.duplicates} {.status.figures.attachmentMismatches}{"\n"}')
+say "figures: generated=$generated delivered=$delivered duplicates=$duplicates attachmentMismatches=$mismatches"
+[[ $generated =~ ^[0-9]+$ && $generated -gt 0 ]] || fail "no messages generated"
+[[ $delivered =~ ^[0-9]+$ ]] || fail "the sink's delivered count is missing from the status"
+((delivered == generated)) || fail "lost messages: generated $generated, the sink received $delivered"
+((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
+((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
+
+# Every pod of the test ran on the real node, containerd held its containers, none restarted.
+pods=$(awk '{ print $1 }' "$seen/pods" | sort -u | wc -l)
+((pods > 0)) || fail "no pod of the test was ever seen in $NS"
+awk '$2 != "real-node" { print "not on real-node: " $0; bad = 1 } END { exit bad }' "$seen/pods" ||
+  fail "a pod of the test ran elsewhere"
+for pod in "${deleted[@]}"; do
+  grep -q "^$pod " "$seen/pods" || fail "the deleted pod $pod was never seen"
+done
+restarted=$(awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); if (a[1] > 0) print $1 " restarts=" a[1] } }' "$seen/pods" | sort -u)
+while read -r id; do
+  id=${id#containerd://}
+  [[ -z $id ]] || grep -qx "$id" "$seen/containers" || fail "containerd never listed container $id"
+done < <(awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); if (a[2] != "") print a[2] } }' "$seen/pods" | sort -u)
+say "ok: $pods pods ran on real-node (${#deleted[@]} deleted on purpose), containerd held every container; node RSS (daemons + shims) peaked at $(sort -n "$seen/rss" | tail -1) MiB"
+[[ -z $restarted ]] || fail "containers restarted during the run: $(tr '\n' ';' <<<"$restarted")"
+say "passed in $((SECONDS - start)) s"
