@@ -1,6 +1,7 @@
 //! The operator touches only objects its PressureTest controls (issue 15, item 12): an unrelated
-//! object that happens to carry a child's name is neither deleted nor adopted, and the
-//! PressureTest says so in a condition and a Warning event.
+//! object that happens to carry a child's name is neither deleted nor adopted. A wanted child's
+//! name held by another object stops the run with a condition and a Warning event; an object left
+//! alone by the prune gets a Warning event.
 
 use std::time::Duration;
 
@@ -101,6 +102,35 @@ async fn a_test_named_metrics_does_not_delete_another_teams_metrics_prometheus()
         );
         // The test's own children exist: the operator did its job otherwise.
         deployments.get("metrics-proxy").await?;
+        // And it says what it left alone: one Warning event naming the three objects.
+        let events = poll(
+            Duration::from_secs(30),
+            Duration::from_millis(250),
+            "the ForeignObject Warning event of the prune",
+            || async {
+                let e = events_for(&client, n, "metrics").await?;
+                Ok(e.iter()
+                    .any(|e| e.type_ == "Warning" && e.reason == "ForeignObject")
+                    .then_some(e))
+            },
+        )
+        .await?;
+        let warning = events
+            .iter()
+            .find(|e| e.reason == "ForeignObject")
+            .expect("event");
+        for what in [
+            "Deployment/metrics-prometheus",
+            "Service/metrics-prometheus",
+            "ConfigMap/metrics-prometheus",
+        ] {
+            assert!(warning.note.contains(what), "{what}: {}", warning.note);
+        }
+        assert!(
+            warning.note.contains("did not delete them"),
+            "{}",
+            warning.note
+        );
         Ok(())
     })
     .await

@@ -107,6 +107,7 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
     if prev.phase.is_some_and(Phase::is_terminal) {
         ctx.still_leading()?;
         if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
+            // Objects left alone were announced by the cleanup at the end of the run.
             apply::cleanup(&ctx.client, &ns, &name, pt).await?;
         }
         if prev.observed_generation != pt.metadata.generation {
@@ -167,7 +168,8 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         .try_collect::<Vec<()>>()
         .await?;
     if pt.metadata.generation != prev.observed_generation {
-        apply::prune(&ctx.client, &ns, &name, pt).await?;
+        let kept = apply::prune(&ctx.client, &ns, &name, pt).await?;
+        announce_kept(ctx, pt, &kept, "Prune").await;
     }
     // The event goes out before the status that shows the new phase: whoever waits for the
     // phase (`kubectl wait --for=condition=Complete`) then finds the event that explains it.
@@ -182,7 +184,8 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
             .map_or("Unknown", |c| c.reason.as_str());
         ctx.metrics.finished(verdict);
         if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
-            apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+            let kept = apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+            announce_kept(ctx, pt, &kept, "Cleanup").await;
         }
     }
     Ok(requeue(next.phase.unwrap_or_default()))
@@ -215,6 +218,25 @@ async fn announce(ctx: &Context, pt: &PressureTest, t: &Transition) {
         &t.reason,
         &t.message,
         &format!("{:?}", t.to),
+    )
+    .await;
+}
+
+/// A Warning event naming the objects a prune or cleanup did not delete because this PressureTest
+/// does not control them (once per prune, which runs once per generation, and once per cleanup
+/// at the end of the run).
+async fn announce_kept(ctx: &Context, pt: &PressureTest, kept: &[String], action: &str) {
+    if kept.is_empty() {
+        return;
+    }
+    let message = ownership::kept_message(kept);
+    publish(
+        ctx,
+        pt,
+        EventType::Warning,
+        ownership::FOREIGN_OBJECT,
+        &message,
+        action,
     )
     .await;
 }

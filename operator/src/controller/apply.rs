@@ -87,9 +87,10 @@ pub async fn secret_values(
         .unwrap_or_else(SecretValues::generate))
 }
 
-/// Deletes `name` if this PressureTest controls it; leaves a foreign object alone. The delete
-/// carries the object's UID as a precondition, so an object replaced in between is not removed.
-async fn delete<K>(client: &Client, ns: &str, name: &str, uid: &str) -> Result<()>
+/// Deletes `name` if this PressureTest controls it; leaves a foreign object alone and returns
+/// `Some("Kind/name")` for it, to report. The delete carries the object's UID as a precondition,
+/// so an object replaced in between is not removed.
+async fn delete<K>(client: &Client, ns: &str, name: &str, uid: &str) -> Result<Option<String>>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -98,11 +99,11 @@ where
 {
     let (found, foreign) = ownership::read::<K>(client, ns, name, uid).await?;
     let Some(found) = found else {
-        return Ok(());
+        return Ok(None);
     };
     if foreign {
-        tracing::info!(kind = %K::kind(&()), %name, "Not deleting an object this PressureTest does not control.");
-        return Ok(());
+        tracing::warn!(kind = %K::kind(&()), %name, "Not deleting an object this PressureTest does not control.");
+        return Ok(Some(format!("{}/{name}", K::kind(&()))));
     }
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     let dp = DeleteParams {
@@ -114,9 +115,9 @@ where
         ..DeleteParams::default()
     };
     match api.delete(name, &dp).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(None),
         // Gone already, or replaced since it was read (the UID precondition failed).
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -130,10 +131,19 @@ pub fn uid(pt: &PressureTest) -> Result<String> {
 }
 
 /// Deletes optional children the spec no longer wants (HPA, Prometheus, Grafana). Idempotent.
-pub async fn prune(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> Result<()> {
+/// Returns the `Kind/name`s of objects of those names it left alone (not controlled by `pt`).
+pub async fn prune(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    pt: &PressureTest,
+) -> Result<Vec<String>> {
     let uid = uid(pt)?;
+    let mut kept = Vec::new();
     if !pt.spec.proxy.hpa.enabled {
-        delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name), &uid).await?;
+        kept.extend(
+            delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name), &uid).await?,
+        );
     }
     let mut off = Vec::new();
     if !pt.spec.prometheus.enabled {
@@ -143,42 +153,52 @@ pub async fn prune(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> 
         off.push(names::grafana(name));
     }
     for obj in off {
-        delete::<Deployment>(client, ns, &obj, &uid).await?;
-        delete::<Service>(client, ns, &obj, &uid).await?;
-        delete::<ConfigMap>(client, ns, &obj, &uid).await?;
+        kept.extend(delete::<Deployment>(client, ns, &obj, &uid).await?);
+        kept.extend(delete::<Service>(client, ns, &obj, &uid).await?);
+        kept.extend(delete::<ConfigMap>(client, ns, &obj, &uid).await?);
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// `ResultsOnly`: deletes the workloads and their configuration; keeps the PressureTest, the
 /// Secret and PostgreSQL scaled to zero with its volume and its NetworkPolicy. Idempotent.
-pub async fn cleanup(client: &Client, ns: &str, name: &str, pt: &PressureTest) -> Result<()> {
+/// Returns the `Kind/name`s of objects of those names it left alone (not controlled by `pt`).
+pub async fn cleanup(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    pt: &PressureTest,
+) -> Result<Vec<String>> {
     let uid = uid(pt)?;
+    let mut kept = Vec::new();
     for t in &pt.spec.tenants {
         let obj = names::client(name, &t.name);
-        delete::<Deployment>(client, ns, &obj, &uid).await?;
-        delete::<Service>(client, ns, &obj, &uid).await?;
+        kept.extend(delete::<Deployment>(client, ns, &obj, &uid).await?);
+        kept.extend(delete::<Service>(client, ns, &obj, &uid).await?);
     }
-    delete::<NetworkPolicy>(client, ns, &names::clients_policy(name), &uid).await?;
-    delete::<NetworkPolicy>(client, ns, &names::sink_policy(name), &uid).await?;
-    delete::<Job>(client, ns, &names::setup(name), &uid).await?;
-    delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name), &uid).await?;
+    kept.extend(delete::<NetworkPolicy>(client, ns, &names::clients_policy(name), &uid).await?);
+    kept.extend(delete::<NetworkPolicy>(client, ns, &names::sink_policy(name), &uid).await?);
+    kept.extend(delete::<Job>(client, ns, &names::setup(name), &uid).await?);
+    kept.extend(delete::<HorizontalPodAutoscaler>(client, ns, &names::proxy(name), &uid).await?);
     for obj in [
         names::proxy(name),
         names::sink(name),
         names::prometheus(name),
         names::grafana(name),
     ] {
-        delete::<Deployment>(client, ns, &obj, &uid).await?;
-        delete::<Service>(client, ns, &obj, &uid).await?;
+        kept.extend(delete::<Deployment>(client, ns, &obj, &uid).await?);
+        kept.extend(delete::<Service>(client, ns, &obj, &uid).await?);
     }
     for obj in [names::prometheus(name), names::grafana(name)] {
-        delete::<ConfigMap>(client, ns, &obj, &uid).await?;
+        kept.extend(delete::<ConfigMap>(client, ns, &obj, &uid).await?);
     }
     let postgres = names::postgres(name);
     let (found, foreign) = ownership::read::<StatefulSet>(client, ns, &postgres, &uid).await?;
+    if foreign {
+        kept.push(format!("StatefulSet/{postgres}"));
+    }
     let Some(found) = found.filter(|_| !foreign) else {
-        return Ok(());
+        return Ok(kept);
     };
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     // The UID in the patch is a precondition: a StatefulSet replaced since the read is refused.
@@ -190,8 +210,8 @@ pub async fn cleanup(client: &Client, ns: &str, name: &str, pt: &PressureTest) -
         .patch(&postgres, &PatchParams::default(), &Patch::Merge(&scale))
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Ok(_) => Ok(kept),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(kept),
         Err(e) => Err(e.into()),
     }
 }

@@ -140,6 +140,20 @@ pub fn report(
     (!repeated).then_some(message)
 }
 
+/// The note of the Warning event for objects a prune or cleanup left alone (sorted `Kind/name`s
+/// that exist under a child's name and are not controlled by this PressureTest).
+pub fn kept_message(kept: &[String]) -> String {
+    let one = kept.len() == 1;
+    format!(
+        "{} exist{} under a child's name and {} not controlled by this PressureTest; the operator \
+         did not delete {}",
+        kept.join(", "),
+        if one { "s" } else { "" },
+        if one { "is" } else { "are" },
+        if one { "it" } else { "them" },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -171,6 +185,24 @@ mod tests {
             "owner, not controller"
         );
         assert!(!controlled_by(&ObjectMeta::default(), "u1"));
+    }
+
+    #[test]
+    fn objects_left_alone_are_named() {
+        assert_eq!(
+            kept_message(&["Deployment/metrics-prometheus".into()]),
+            "Deployment/metrics-prometheus exists under a child's name and is not controlled by \
+             this PressureTest; the operator did not delete it"
+        );
+        let two = kept_message(&[
+            "ConfigMap/m-prometheus".into(),
+            "Service/m-prometheus".into(),
+        ]);
+        assert!(
+            two.starts_with("ConfigMap/m-prometheus, Service/m-prometheus exist under"),
+            "{two}"
+        );
+        assert!(two.ends_with("did not delete them"), "{two}");
     }
 
     #[test]
