@@ -227,3 +227,25 @@ async fn a_stale_cached_copy_does_not_restart_the_run() {
         kube::runtime::controller::Action::requeue(Duration::from_secs(5))
     );
 }
+
+/// Issue 15, item 15: a replica whose leadership ran out (its last renewal is older than the
+/// renew deadline, whatever its lease loop is doing) reads, then stops before its first write.
+#[tokio::test]
+async fn a_replica_whose_leadership_ran_out_writes_nothing() {
+    let (ctx, mut server) = mock_context();
+    ctx.leadership.end();
+    let pt = std::sync::Arc::new(PressureTest::test());
+    let stored = (*pt).clone();
+    let script = async {
+        let c = server.next(object(&stored)).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        let c = server.next(|_| not_found()).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        let c = server.next(|_| pod_list(vec![])).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        expect_ownership_reads(&mut server, 17).await;
+    };
+    // A write after the reads would wait for an answer that never comes: "reconcile ends" fails.
+    let result = scenario(reconcile(pt, ctx), script).await;
+    assert!(matches!(result, Err(crate::Error::NotLeader)), "{result:?}");
+}
