@@ -77,18 +77,29 @@ install_chart() {
 }
 rbac_as_intended() {
   local ok=0 rule
-  for rule in "get pressuretests.pressure.mailproxy.dev -n default" "patch pressuretests.pressure.mailproxy.dev --subresource=status -n default" \
-    "create deployments.apps -n default" "delete statefulsets.apps -n default" "create jobs.batch -n default" \
-    "create horizontalpodautoscalers.autoscaling -n default" "create secrets -n default" \
+  # Allowed: what operator/src/rbac.rs lists (the e2e test e2e_rbac.rs asks about every verb).
+  for rule in "get pressuretests.pressure.mailproxy.dev -n default" "watch pressuretests.pressure.mailproxy.dev -n default" \
+    "patch pressuretests.pressure.mailproxy.dev --subresource=status -n default" \
+    "create deployments.apps -n default" "delete deployments.apps -n default" "patch statefulsets.apps -n default" \
+    "create jobs.batch -n default" "create horizontalpodautoscalers.autoscaling -n default" "get secrets -n default" \
+    "create secrets -n default" "patch secrets -n default" "get networkpolicies.networking.k8s.io -n default" \
     "patch networkpolicies.networking.k8s.io -n default" "delete networkpolicies.networking.k8s.io -n default" \
     "create events.events.k8s.io -n default" "list pods -n default" "create leases.coordination.k8s.io -n $namespace" \
-    "update leases.coordination.k8s.io/pressure-operator -n $namespace"; do
+    "get leases.coordination.k8s.io/pressure-operator -n $namespace" "update leases.coordination.k8s.io/pressure-operator -n $namespace"; do
     # shellcheck disable=SC2086 # the rule is split into kubectl's arguments on purpose
     "$kubectl" auth can-i --as="$sa" $rule >/dev/null || { echo "should be allowed: $rule"; ok=1; }
   done
-  for rule in "delete pods -n default" "update pressuretests.pressure.mailproxy.dev -n default" "list networkpolicies.networking.k8s.io -n default" \
+  # Denied: everything the code does not call.
+  for rule in "delete pods -n default" "get pods -n default" "watch pods -n default" \
+    "list secrets -n default" "watch secrets -n default" "update secrets -n default" "delete secrets -n default" \
+    "list configmaps -n default" "watch configmaps -n default" "update configmaps -n default" \
+    "list services -n default" "watch services -n default" "update services -n default" \
+    "update deployments.apps -n default" "delete statefulsets.apps -n default" "update jobs.batch -n default" \
+    "list horizontalpodautoscalers.autoscaling -n default" "list networkpolicies.networking.k8s.io -n default" \
+    "update pressuretests.pressure.mailproxy.dev -n default" "update pressuretests.pressure.mailproxy.dev --subresource=status -n default" \
     "get nodes" "create clusterroles.rbac.authorization.k8s.io" "update leases.coordination.k8s.io/other -n $namespace" \
-    "create leases.coordination.k8s.io -n default" "escalate roles.rbac.authorization.k8s.io -n default"; do
+    "list leases.coordination.k8s.io -n $namespace" "create leases.coordination.k8s.io -n default" \
+    "escalate roles.rbac.authorization.k8s.io -n default"; do
     # shellcheck disable=SC2086
     if "$kubectl" auth can-i --as="$sa" $rule >/dev/null 2>&1; then echo "should be denied: $rule"; ok=1; fi
   done

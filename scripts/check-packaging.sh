@@ -228,11 +228,14 @@ rbac_matches_operator() {
   "$py" - "$work/render-default.yaml" operator/rbac.yaml <<'PY'
 import sys, yaml
 def triples(docs, kinds):
+    # (kind, group, resource, verb, resourceNames): a Role (the Lease) must stay a Role and keep
+    # naming only the operator's Lease.
     out = set()
     for d in docs:
         if d and d["kind"] in kinds:
             for r in d.get("rules", []):
-                out |= {(g, res, v) for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+                names = tuple(sorted(r.get("resourceNames", [])))
+                out |= {(d["kind"], g, res, v, names) for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
     return out
 chart = triples(yaml.safe_load_all(open(sys.argv[1])), {"ClusterRole", "Role"})
 operator = triples(yaml.safe_load_all(open(sys.argv[2])), {"ClusterRole", "Role"})

@@ -1,6 +1,7 @@
 //! The objects a PressureTest owns, read back from the API server: which exist (as `Kind/name`),
 //! and what is wrong with them (owner reference, labels, probes, requests and limits, security
-//! context, and NetworkPolicies that let only the proxy reach PostgreSQL and the clients).
+//! context, and NetworkPolicies that let only the proxy reach PostgreSQL, the clients and the
+//! sink).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -128,6 +129,18 @@ impl Children {
             out.extend(self.policy_problems(
                 &format!("{name}-clients-ingress"),
                 "client",
+                &["proxy", "prometheus"],
+            ));
+        }
+        if self
+            .templates
+            .contains_key(&format!("Deployment/{name}-sink"))
+        {
+            // SMTP from the proxy, HTTP (/stats, /reset) from Prometheus and the operator; the
+            // unit tests check which port each peer gets.
+            out.extend(self.policy_problems(
+                &format!("{name}-sink-ingress"),
+                "sink",
                 &["proxy", "prometheus"],
             ));
         }
@@ -260,6 +273,7 @@ pub fn expected(
         format!("Service/{pt}-proxy"),
         format!("NetworkPolicy/{pt}-postgres-ingress"),
         format!("NetworkPolicy/{pt}-clients-ingress"),
+        format!("NetworkPolicy/{pt}-sink-ingress"),
     ]
     .into();
     if hpa {

@@ -45,6 +45,11 @@ pub fn endpoint_overrides(proxy: &str, sink: &str, clients: &[(&str, &str)]) -> 
 }
 
 impl Operator {
+    /// Name of the Lease the test's operators use in `ns`.
+    pub fn lease_name(ns: &TempNs) -> String {
+        format!("op-{}", ns.name)
+    }
+
     /// Starts the operator on `ns` with these endpoint overrides, and waits until it answers
     /// `/readyz` and holds its Lease (so the controller is about to run).
     pub async fn start(client: &Client, ns: &TempNs, overrides: &str) -> anyhow::Result<Self> {
@@ -58,36 +63,12 @@ impl Operator {
         overrides: &str,
         extra_env: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let lease = format!("op-{}", ns.name);
-        let args: Vec<String> = [
-            "--watch-namespace",
-            &ns.name,
-            "--lease-name",
-            &lease,
-            "--lease-namespace",
-            &ns.name,
-            "--identity",
-            &format!("e2e-{}", ns.name),
-            "--http-listen",
-            &format!("127.0.0.1:{port}"),
-            "--endpoint-override",
-            overrides,
-        ]
-        .map(String::from)
-        .to_vec();
-        let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
-        env.extend_from_slice(extra_env);
-        let program = binary("pressure-operator")?;
-        let mut proc = Proc::spawn("operator", &program, &args, &env, &ns.dir)?;
-        let http = format!("http://127.0.0.1:{port}");
-        proc.wait_http_ok(&format!("{http}/readyz"), Duration::from_secs(30))
-            .await
-            .context("the operator did not become ready")?;
+        let identity = format!("e2e-{}", ns.name);
+        let op = Self::spawn(ns, overrides, "operator", &identity, &[], extra_env).await?;
         let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
         wait_until(
             leases,
-            &lease,
+            &op.lease,
             Duration::from_secs(30),
             "the operator to take its Lease",
             |l: Option<&Lease>| {
@@ -97,6 +78,46 @@ impl Operator {
             },
         )
         .await?;
+        Ok(op)
+    }
+
+    /// Starts one replica (log `<name>.log`, identity `identity`, the test's Lease, `extra_args`
+    /// appended) and waits until it answers `/readyz`; it may or may not lead.
+    pub async fn spawn(
+        ns: &TempNs,
+        overrides: &str,
+        name: &str,
+        identity: &str,
+        extra_args: &[&str],
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let lease = Self::lease_name(ns);
+        let mut args: Vec<String> = [
+            "--watch-namespace",
+            &ns.name,
+            "--lease-name",
+            &lease,
+            "--lease-namespace",
+            &ns.name,
+            "--identity",
+            identity,
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--endpoint-override",
+            overrides,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
+        env.extend_from_slice(extra_env);
+        let program = binary("pressure-operator")?;
+        let mut proc = Proc::spawn(name, &program, &args, &env, &ns.dir)?;
+        let http = format!("http://127.0.0.1:{port}");
+        proc.wait_http_ok(&format!("{http}/readyz"), Duration::from_secs(30))
+            .await
+            .with_context(|| format!("{name} did not become ready"))?;
         Ok(Self { proc, http, lease })
     }
 

@@ -2,9 +2,15 @@
 //! machine, applies the desired objects with server-side apply, writes the status and publishes
 //! an event on each phase change; [`run`] wires the HTTP server, leader election and the
 //! controller together.
+//!
+//! Two guards come before every write: the replica must still lead (its last lease renewal is
+//! within the renew deadline), and every child name must be free or held by this PressureTest
+//! (`ownership`); otherwise the run waits, with a `ChildrenOwned=False` condition and a Warning
+//! event, and nothing is applied.
 
 pub mod apply;
 pub mod observe;
+pub mod ownership;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +31,7 @@ use tracing::instrument;
 
 use crate::figures::Overrides;
 use crate::health::{self, HealthState};
-use crate::lease::{self, LeaseConfig};
+use crate::lease::{self, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, pt_name};
 use crate::status::{self, Transition, conditions};
@@ -48,6 +54,19 @@ pub struct Context {
     pub overrides: Overrides,
     /// The operator's own pods, admitted by the clients' NetworkPolicy.
     pub operator: reconcile::OperatorPeer,
+    /// Until when this replica leads; checked before each write.
+    pub leadership: Arc<Leadership>,
+}
+
+impl Context {
+    /// `Err(NotLeader)` once this replica's leadership has run out.
+    fn still_leading(&self) -> Result<()> {
+        if self.leadership.is_leading() {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
 }
 
 /// Reconciles one PressureTest.
@@ -83,9 +102,12 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = pt_name(pt)?;
+    let uid = apply::uid(pt)?;
     let prev = pt.status.clone().unwrap_or_default();
     if prev.phase.is_some_and(Phase::is_terminal) {
+        ctx.still_leading()?;
         if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
+            // Objects left alone were announced by the cleanup at the end of the run.
             apply::cleanup(&ctx.client, &ns, &name, pt).await?;
         }
         if prev.observed_generation != pt.metadata.generation {
@@ -95,26 +117,66 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         }
         return Ok(Action::await_change());
     }
-    let secrets = apply::secret_values(&ctx.client, &ns, &name).await?;
-    let observed = observe::observe(ctx, pt, &ns, &name, &prev).await?;
-    let (next, transition) = status::advance(&pt.spec, &prev, &observed);
+    let secrets = apply::secret_values(&ctx.client, &ns, &name, &uid).await?;
+    let observed = observe::observe(ctx, pt, &ns, &name, &uid, &prev).await?;
+    let (mut next, transition) = status::advance(&pt.spec, &prev, &observed);
     let mut with_next = pt.clone();
     with_next.status = Some(next.clone());
+    let children = reconcile::desired(&with_next, &secrets, &ctx.operator)?;
+    let (client, ns_ref, uid_ref) = (&ctx.client, ns.as_str(), uid.as_str());
+    let mut foreign: Vec<String> = futures_util::stream::iter(children.iter().cloned())
+        .map(|child| async move { ownership::foreign(client, ns_ref, uid_ref, &child).await })
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .try_collect::<Vec<Option<String>>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    foreign.sort();
+    let now = status::rfc3339(observed.now);
+    if !foreign.is_empty() {
+        // Nothing is applied and the phase holds: the environment would not be the one the spec
+        // describes (a proxy reading another team's credentials, a foreign Deployment counted as
+        // ready). The run resumes once the name is free.
+        let mut held = prev.clone();
+        held.phase = Some(prev.phase.unwrap_or_default());
+        held.observed_generation = pt.metadata.generation;
+        let new = ownership::report(&mut held, &foreign, &now, pt.metadata.generation);
+        ctx.still_leading()?;
+        if let Some(message) = new {
+            tracing::warn!(objects = ?foreign, "Child names held by objects this PressureTest does not control; leaving them alone.");
+            publish(
+                ctx,
+                pt,
+                EventType::Warning,
+                ownership::FOREIGN_OBJECT,
+                &message,
+                "Refuse",
+            )
+            .await;
+        }
+        apply::patch_status(&ctx.client, &ns, &name, &held).await?;
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    }
+    ownership::report(&mut next, &[], &now, pt.metadata.generation);
+    ctx.still_leading()?;
     // Children are independent objects: applying them concurrently builds an environment in
     // one round of API calls instead of one per child.
-    futures_util::stream::iter(reconcile::desired(&with_next, &secrets, &ctx.operator)?)
+    futures_util::stream::iter(children)
         .map(|child| apply::apply(&ctx.client, &ns, child))
         .buffer_unordered(APPLY_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
     if pt.metadata.generation != prev.observed_generation {
-        apply::prune(&ctx.client, &ns, &name, pt).await?;
+        let kept = apply::prune(&ctx.client, &ns, &name, pt).await?;
+        announce_kept(ctx, pt, &kept, "Prune").await;
     }
     // The event goes out before the status that shows the new phase: whoever waits for the
     // phase (`kubectl wait --for=condition=Complete`) then finds the event that explains it.
     if let Some(t) = &transition {
         announce(ctx, pt, t).await;
     }
+    ctx.still_leading()?;
     apply::patch_status(&ctx.client, &ns, &name, &next).await?;
     if transition.is_some_and(|t| t.to.is_terminal()) {
         let verdict = next
@@ -122,7 +184,8 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
             .map_or("Unknown", |c| c.reason.as_str());
         ctx.metrics.finished(verdict);
         if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
-            apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+            let kept = apply::cleanup(&ctx.client, &ns, &name, pt).await?;
+            announce_kept(ctx, pt, &kept, "Cleanup").await;
         }
     }
     Ok(requeue(next.phase.unwrap_or_default()))
@@ -148,11 +211,50 @@ async fn announce(ctx: &Context, pt: &PressureTest, t: &Transition) {
     } else {
         tracing::info!(from = ?t.from, to = ?t.to, reason = %t.reason, message = %t.message, "Phase changed.");
     }
+    publish(
+        ctx,
+        pt,
+        type_,
+        &t.reason,
+        &t.message,
+        &format!("{:?}", t.to),
+    )
+    .await;
+}
+
+/// A Warning event naming the objects a prune or cleanup did not delete because this PressureTest
+/// does not control them (once per prune, which runs once per generation, and once per cleanup
+/// at the end of the run).
+async fn announce_kept(ctx: &Context, pt: &PressureTest, kept: &[String], action: &str) {
+    if kept.is_empty() {
+        return;
+    }
+    let message = ownership::kept_message(kept);
+    publish(
+        ctx,
+        pt,
+        EventType::Warning,
+        ownership::FOREIGN_OBJECT,
+        &message,
+        action,
+    )
+    .await;
+}
+
+/// Publishes an event about `pt`; a failure is logged, not fatal.
+async fn publish(
+    ctx: &Context,
+    pt: &PressureTest,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
     let event = Event {
         type_,
-        reason: t.reason.clone(),
-        note: Some(t.message.chars().take(1000).collect()),
-        action: format!("{:?}", t.to),
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &pt.object_ref(&())).await {
@@ -162,6 +264,10 @@ async fn announce(ctx: &Context, pt: &PressureTest, t: &Transition) {
 
 /// Counts the failure and retries later.
 pub fn error_policy(pt: Arc<PressureTest>, error: &Error, ctx: Arc<Context>) -> Action {
+    if matches!(error, Error::NotLeader) {
+        tracing::info!(name = %pt.name_any(), "Not the leader any more; reconcile stopped before writing.");
+        return Action::await_change();
+    }
     ctx.metrics.failed(error);
     tracing::warn!(name = %pt.name_any(), error = %error, "Reconcile failed; retrying in 15s.");
     Action::requeue(Duration::from_secs(15))
@@ -215,7 +321,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         controller: reconcile::MANAGER.into(),
         instance: Some(identity),
     };
+    let leadership = Arc::new(Leadership::new());
     let ctx = Arc::new(Context {
+        leadership: leadership.clone(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
@@ -231,7 +339,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     });
     let watch_ns = args.watch_namespace.clone();
-    let elected = lease::run_elected(client.clone(), cfg, move || {
+    let elected = lease::run_elected(client.clone(), cfg, leadership, move || {
         run_controller(ctx.clone(), watch_ns.clone())
     });
     tokio::select! {

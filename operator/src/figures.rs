@@ -86,7 +86,7 @@ impl Overrides {
 /// Reads every endpoint concurrently (failures are logged and skipped) and aggregates.
 pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
     let proxies = join_all(ep.proxy.iter().map(|url| async move {
-        get_text(http, &format!("{url}/metrics"))
+        get_text(http, &format!("{url}/metrics"), MAX_METRICS_BYTES)
             .await
             .map(|text| prom::parse_proxy(&text))
             .inspect_err(|e| tracing::warn!(error = %e, "Proxy metrics unavailable."))
@@ -112,11 +112,21 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
     aggregate(&proxies, &clients, sink.as_ref(), now)
 }
 
-/// An HTTP client with short timeouts, for figure reads.
+/// Largest `/metrics` answer read from a proxy replica: far above what a proxy with hundreds of
+/// tenants and accounts writes, far below what would strain the operator.
+pub const MAX_METRICS_BYTES: usize = 8 << 20;
+/// Largest `/stats` answer read from a client or the sink (a few KiB in practice).
+pub const MAX_STATS_BYTES: usize = 1 << 20;
+
+/// An HTTP client for figure reads from pods, which run images the PressureTest chose and are
+/// not trusted: short timeouts, and no redirects (a pod must not point the operator at the API
+/// server, a metadata service or anything else in its network). Bodies are capped by the
+/// readers below.
 pub fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::Figures {
             url: String::new(),
@@ -124,23 +134,40 @@ pub fn http_client() -> Result<reqwest::Client> {
         })
 }
 
-async fn get_text(http: &reqwest::Client, url: &str) -> Result<String> {
-    let err = |e: reqwest::Error| Error::Figures {
+/// The body of `GET url` as text, refused when the status is not 2xx (redirects included) or the
+/// body exceeds `cap` bytes; at most `cap` bytes are ever held.
+async fn get_text(http: &reqwest::Client, url: &str, cap: usize) -> Result<String> {
+    let fail = |reason: String| Error::Figures {
         url: url.to_string(),
-        reason: e.to_string(),
+        reason,
     };
-    http.get(url)
+    let mut response = http
+        .get(url)
         .send()
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)
+        .map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(fail(format!(
+            "answered {status}; redirects are not followed"
+        )));
+    }
+    let too_big = || fail(format!("the answer is larger than {cap} bytes"));
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| fail(e.to_string()))
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T> {
-    let text = get_text(http, url).await?;
+    let text = get_text(http, url, MAX_STATS_BYTES).await?;
     serde_json::from_str(&text).map_err(|e| Error::Figures {
         url: url.to_string(),
         reason: e.to_string(),
@@ -217,6 +244,80 @@ mod tests {
             (r.figures.delivered, r.figures.delivered_ratio_permille),
             (Some(9), Some(900))
         );
+    }
+
+    /// A proxy endpoint whose `/metrics` streams `total` bytes of valid Prometheus text, without
+    /// a Content-Length, so only a reader that counts what it buffers can stop it.
+    fn endless_metrics(total: usize) -> axum::Router {
+        use axum::body::Body;
+        use axum::routing::get;
+        axum::Router::new().route(
+            "/metrics",
+            get(move || async move {
+                let line = "gmp_pending_messages 2\n".repeat(4096);
+                let chunks =
+                    (0..total / line.len() + 1).map(move |_| Ok::<_, std::io::Error>(line.clone()));
+                Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_huge_body_is_refused_instead_of_buffered() {
+        // 64 MiB: a client image of a PressureTest answering like this must not grow the shared
+        // operator by as much.
+        let proxy = serve(endless_metrics(64 << 20)).await;
+        let http = http_client().expect("client");
+        let err = get_text(&http, &format!("{proxy}/metrics"), MAX_METRICS_BYTES)
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let ep = Endpoints {
+            proxy: vec![proxy],
+            ..Endpoints::default()
+        };
+        let r = read(&http, &ep, 5).await;
+        assert!(!r.proxy_seen, "the oversized answer is not used");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use axum::routing::get;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // The target a pod redirects to (e.g. the API server or a cloud metadata service).
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let target = serve(axum::Router::new().route(
+            "/metrics",
+            get(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                "gmp_pending_messages 7\n"
+            }),
+        ))
+        .await;
+        let to = format!("{target}/metrics");
+        let proxy = serve(axum::Router::new().route(
+            "/metrics",
+            get(move || async move { axum::response::Redirect::temporary(&to) }),
+        ))
+        .await;
+        let http = http_client().expect("client");
+        let ep = Endpoints {
+            proxy: vec![proxy.clone()],
+            ..Endpoints::default()
+        };
+        let r = read(&http, &ep, 5).await;
+        assert!(!r.proxy_seen, "a redirect is not a reading");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the redirect target was not asked"
+        );
+        let err = get_text(&http, &format!("{proxy}/metrics"), MAX_METRICS_BYTES)
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("307"), "{err}");
     }
 
     #[test]

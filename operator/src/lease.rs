@@ -2,8 +2,17 @@
 //! kube 5 has no compatible leader-election crate; this loop is small: renew every third of the
 //! lease duration, take over a lease whose holder stopped renewing, and stop working when the
 //! lease is lost. [`decide`] is the pure part.
+//!
+//! Leadership is a deadline, not a flag: a renewal that succeeds makes this replica the leader
+//! until the renew deadline (two thirds of the lease duration) counted from when the renewal
+//! *started*, which is before any other replica may take the lease over. Each lease call is
+//! bounded by that deadline (kube's client has no read timeout, so a call on a half-dead
+//! connection would otherwise hang for good), the work is stopped when the deadline passes
+//! without a renewal, and [`Leadership::is_leading`] lets the reconciler check before it writes:
+//! a replica that was paused (SIGSTOP, a frozen VM, a long GC) resumes as a follower.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -11,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
+use tokio::time::Instant;
 
 /// What to do with the lease on this tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +66,45 @@ pub struct LeaseConfig {
     pub identity: String,
     /// Seconds the lease is valid without renewal.
     pub duration_seconds: u32,
+}
+
+/// Until when this replica may act as the leader; shared by the lease loop and the reconciler.
+#[derive(Debug, Default)]
+pub struct Leadership {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Leadership {
+    /// Not leading.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether this replica leads now (a renewal has been confirmed within the renew deadline).
+    pub fn is_leading(&self) -> bool {
+        self.deadline().is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The end of the current leadership, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leads until `until`.
+    pub fn lead_until(&self, until: Instant) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+
+    /// Stops leading.
+    pub fn end(&self) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// How long a renewal stays good: two thirds of the lease, as client-go's default (15 s lease,
+/// 10 s renew deadline), so a replica stops before any other may take over.
+pub fn renew_deadline(duration_seconds: u32) -> Duration {
+    Duration::from_millis(u64::from(duration_seconds.max(3)) * 1000 * 2 / 3)
 }
 
 /// One tick: acquires or renews; `Ok(true)` when we hold the lease afterwards.
@@ -110,21 +159,37 @@ pub async fn tick(client: &Client, cfg: &LeaseConfig) -> Result<bool, kube::Erro
 }
 
 /// Runs `work` while this replica holds the lease; restarts it when leadership returns.
-pub async fn run_elected<F, Fut>(client: Client, cfg: LeaseConfig, work: F)
-where
+/// `leadership` says, to whoever shares it, until when this replica leads.
+pub async fn run_elected<F, Fut>(
+    client: Client,
+    cfg: LeaseConfig,
+    leadership: std::sync::Arc<Leadership>,
+    work: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let period = Duration::from_secs(u64::from(cfg.duration_seconds.max(3) / 3));
+    let deadline = renew_deadline(cfg.duration_seconds);
     let mut task: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        let leading = match tick(&client, &cfg).await {
-            Ok(leading) => leading,
-            Err(e) => {
+        let started = Instant::now();
+        // A call never outlives the renew deadline, nor the current leadership.
+        let limit = leadership
+            .deadline()
+            .filter(|_| task.is_some())
+            .map_or(started + deadline, |until| until.min(started + deadline));
+        match tokio::time::timeout_at(limit, tick(&client, &cfg)).await {
+            Ok(Ok(true)) => leadership.lead_until(started + deadline),
+            Ok(Ok(false)) => leadership.end(),
+            Ok(Err(e)) => {
                 tracing::warn!(lease = %cfg.name, error = %e, "Lease update failed.");
-                false
             }
-        };
+            Err(_) => {
+                tracing::warn!(lease = %cfg.name, "Lease update timed out.");
+            }
+        }
+        let leading = leadership.is_leading();
         match (&task, leading) {
             (None, true) => {
                 tracing::info!(lease = %cfg.name, identity = %cfg.identity, "Became leader; reconciling.");
@@ -132,13 +197,19 @@ where
             }
             (Some(_), false) => {
                 tracing::warn!(lease = %cfg.name, identity = %cfg.identity, "Lost the lease; stopping reconciles.");
+                leadership.end();
                 if let Some(t) = task.take() {
                     t.abort();
                 }
             }
             _ => {}
         }
-        tokio::time::sleep(period).await;
+        // Wake for the next renewal, or at the end of the leadership if that comes first.
+        let mut wake = started + period;
+        if let Some(until) = leadership.deadline().filter(|_| task.is_some()) {
+            wake = wake.min(until);
+        }
+        tokio::time::sleep_until(wake).await;
     }
 }
 
@@ -221,6 +292,51 @@ mod tests {
             Ok(false),
             "no write while another replica holds a live lease"
         );
+    }
+
+    /// Sets a flag when dropped: the work future was stopped.
+    struct Stopped(std::sync::Arc<tokio::sync::Notify>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.notify_one();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_stuck_in_the_api_call_stops_the_work_before_the_lease_runs_out() {
+        let (ctx, mut server) = crate::fixtures::mock_context();
+        let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
+        let guard = stopped.clone();
+        let leadership = std::sync::Arc::new(Leadership::new());
+        let elected = tokio::spawn(run_elected(
+            ctx.client.clone(),
+            cfg(),
+            leadership.clone(),
+            move || {
+                let guard = Stopped(guard.clone());
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
+        server.next(|_| crate::fixtures::not_found()).await;
+        server.next(|c| (201, c.body.clone())).await;
+        // The next renewal's GET never gets an answer, like a call stuck on a half-dead
+        // connection (kube's default read timeout is 295 s). Another replica may take the lease
+        // 15 s after the last renewal: the work must have stopped by then.
+        let (_stuck, _never_answered) = server.0.next_request().await.expect("renewal");
+        let renewed_at = tokio::time::Instant::now() - Duration::from_secs(5);
+        tokio::time::timeout(Duration::from_secs(60), stopped.notified())
+            .await
+            .expect("the work is stopped while the renewal hangs");
+        assert!(
+            tokio::time::Instant::now() < renewed_at + Duration::from_secs(15),
+            "stopped {:?} after the last renewal",
+            tokio::time::Instant::now() - renewed_at
+        );
+        assert!(!leadership.is_leading(), "the reconciler sees it too");
+        elected.abort();
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`status`]: the pure phase machine, pod-health classification and the verdict;
 //! - [`figures`]: reading the proxy's `/metrics` and the clients' and sink's `/stats`;
 //! - [`lease`]: leader election on a `coordination.k8s.io/v1` Lease;
+//! - [`rbac`]: every API call the code makes, the source of the shipped RBAC;
 //! - [`metrics`], [`health`], [`telemetry`]: the operator's own `/metrics`, probes and logs.
 
 pub mod args;
@@ -17,6 +18,7 @@ pub mod figures;
 pub mod health;
 pub mod lease;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod status;
 pub mod telemetry;
@@ -51,6 +53,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// This replica's leadership ran out (its lease was not renewed in time); nothing is written.
+    #[error("this replica no longer holds the lease")]
+    NotLeader,
     /// An `--endpoint-override` value could not be parsed.
     #[error("invalid endpoint override {0:?}: expected proxy=URL, sink=URL or client/<tenant>=URL")]
     Override(String),
@@ -65,6 +70,7 @@ impl Error {
             Error::MissingField(_) => "missing_field",
             Error::Figures { .. } => "figures",
             Error::Override(_) => "override",
+            Error::NotLeader => "not_leader",
         }
     }
 }

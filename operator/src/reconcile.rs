@@ -62,7 +62,7 @@ pub enum Child {
     Job(Job),
     /// The proxy's autoscaler.
     Hpa(HorizontalPodAutoscaler),
-    /// Who may reach PostgreSQL and the clients.
+    /// Who may reach PostgreSQL, the clients and the sink.
     NetworkPolicy(NetworkPolicy),
 }
 
@@ -124,6 +124,10 @@ pub mod names {
     /// The NetworkPolicy of the tenant clients.
     pub fn clients_policy(pt: &str) -> String {
         format!("{pt}-clients-ingress")
+    }
+    /// The NetworkPolicy of the sink.
+    pub fn sink_policy(pt: &str) -> String {
+        format!("{pt}-sink-ingress")
     }
 }
 

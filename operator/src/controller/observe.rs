@@ -1,5 +1,6 @@
 //! Reads what the phase machine needs: readiness of the environment, the setup Job, the client
-//! pods, pod health and (while the load runs or drains) the live figures.
+//! pods, pod health and (while the load runs or drains) the live figures. Only objects this
+//! PressureTest controls count: another object with a child's name is not its readiness.
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -9,6 +10,7 @@ use kube::api::{Api, ListParams};
 use pressure_crds::{Phase, PressureTest, PressureTestStatus, SinkKind};
 
 use super::Context;
+use super::ownership::ours;
 use crate::Result;
 use crate::figures::{self, Endpoints};
 use crate::reconcile::{COMPONENT_LABEL, TENANT_LABEL, TEST_LABEL, names};
@@ -20,6 +22,7 @@ pub async fn observe(
     pt: &PressureTest,
     ns: &str,
     name: &str,
+    uid: &str,
     prev: &PressureTestStatus,
 ) -> Result<Observed> {
     let now = Utc::now();
@@ -48,13 +51,16 @@ pub async fn observe(
     if phase == Phase::Pending {
         return Ok(obs);
     }
-    obs.env_waiting = env_waiting(ctx, pt, ns, name, &deployments).await?;
+    obs.env_waiting = env_waiting(ctx, pt, ns, name, uid, &deployments).await?;
     if phase == Phase::SettingUp {
-        obs.setup = job_state(ctx, ns, name).await?;
+        obs.setup = job_state(ctx, ns, name, uid).await?;
     }
     if prev.load_start_at.is_some() {
         for t in &pt.spec.tenants {
-            let d = deployments.get_opt(&names::client(name, &t.name)).await?;
+            let d = ours(
+                deployments.get_opt(&names::client(name, &t.name)).await?,
+                uid,
+            );
             obs.clients_ready += d
                 .and_then(|d| d.status)
                 .and_then(|s| s.ready_replicas)
@@ -75,13 +81,12 @@ async fn env_waiting(
     pt: &PressureTest,
     ns: &str,
     name: &str,
+    uid: &str,
     deployments: &Api<Deployment>,
 ) -> Result<Vec<String>> {
     let mut waiting = Vec::new();
     let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let pg_ready = sts
-        .get_opt(&names::postgres(name))
-        .await?
+    let pg_ready = ours(sts.get_opt(&names::postgres(name)).await?, uid)
         .and_then(|s| s.status)
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
@@ -96,9 +101,7 @@ async fn env_waiting(
         wanted.push(("grafana", names::grafana(name)));
     }
     for (what, obj) in wanted {
-        let ready = deployments
-            .get_opt(&obj)
-            .await?
+        let ready = ours(deployments.get_opt(&obj).await?, uid)
             .and_then(|d| d.status)
             .and_then(|s| s.ready_replicas)
             .unwrap_or(0);
@@ -109,9 +112,9 @@ async fn env_waiting(
     Ok(waiting)
 }
 
-async fn job_state(ctx: &Context, ns: &str, name: &str) -> Result<JobState> {
+async fn job_state(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<JobState> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(job) = jobs.get_opt(&names::setup(name)).await? else {
+    let Some(job) = ours(jobs.get_opt(&names::setup(name)).await?, uid) else {
         return Ok(JobState::Absent);
     };
     let status = job.status.unwrap_or_default();

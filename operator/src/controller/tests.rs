@@ -16,6 +16,14 @@ fn is_forced_apply(uri: &str) -> bool {
     uri.contains("fieldManager=pressure-operator") && uri.contains("force=true")
 }
 
+/// The ownership reads before the applies: `count` GETs of children, answered "not found".
+async fn expect_ownership_reads(server: &mut ApiServer, count: usize) {
+    for _ in 0..count {
+        let call = server.next(|_| not_found()).await;
+        assert_eq!(call.method, "GET", "{}", call.uri);
+    }
+}
+
 async fn expect_applies(server: &mut ApiServer, count: usize) -> Vec<String> {
     let mut kinds = Vec::new();
     for _ in 0..count {
@@ -73,7 +81,8 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
             "{}",
             c.uri
         );
-        let kinds = expect_applies(&mut server, 16).await; // no setup Job or clients yet
+        expect_ownership_reads(&mut server, 17).await;
+        let kinds = expect_applies(&mut server, 17).await; // no setup Job or clients yet
         for kind in [
             "Secret",
             "StatefulSet",
@@ -199,7 +208,8 @@ async fn a_stale_cached_copy_does_not_restart_the_run() {
         for _ in 0..5 {
             server.next(|_| not_found()).await; // readiness of postgres, proxy, sink, observability
         }
-        expect_applies(&mut server, 16).await;
+        expect_ownership_reads(&mut server, 17).await;
+        expect_applies(&mut server, 17).await;
         let status = server.next(status_echo).await;
         assert!(
             status.uri.contains("/pressuretests/t/status"),
@@ -216,4 +226,26 @@ async fn a_stale_cached_copy_does_not_restart_the_run() {
         action,
         kube::runtime::controller::Action::requeue(Duration::from_secs(5))
     );
+}
+
+/// Issue 15, item 15: a replica whose leadership ran out (its last renewal is older than the
+/// renew deadline, whatever its lease loop is doing) reads, then stops before its first write.
+#[tokio::test]
+async fn a_replica_whose_leadership_ran_out_writes_nothing() {
+    let (ctx, mut server) = mock_context();
+    ctx.leadership.end();
+    let pt = std::sync::Arc::new(PressureTest::test());
+    let stored = (*pt).clone();
+    let script = async {
+        let c = server.next(object(&stored)).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        let c = server.next(|_| not_found()).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        let c = server.next(|_| pod_list(vec![])).await;
+        assert_eq!(c.method, "GET", "{}", c.uri);
+        expect_ownership_reads(&mut server, 17).await;
+    };
+    // A write after the reads would wait for an answer that never comes: "reconcile ends" fails.
+    let result = scenario(reconcile(pt, ctx), script).await;
+    assert!(matches!(result, Err(crate::Error::NotLeader)), "{result:?}");
 }

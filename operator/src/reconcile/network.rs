@@ -1,9 +1,11 @@
 //! NetworkPolicies: only the proxy reaches PostgreSQL; only the proxy (sync and attachment
 //! fetches), Prometheus when enabled (scrapes) and the operator (live figures) reach the tenant
-//! clients. The
-//! proxy, the sink, Prometheus and Grafana stay reachable as before: the proxy's API checks a
-//! token, and the others carry no secrets. Policies are enforced by the cluster's network plugin
-//! (kind's kindnet does since 0.24; a plugin without NetworkPolicy support ignores them).
+//! clients; only the proxy mails the sink (SMTP), and only Prometheus and the operator reach its
+//! HTTP port (`/stats`, and `/reset`, which would otherwise let any pod in the namespace zero the
+//! counters, or inject mail, and flip the verdict). The proxy, Prometheus and Grafana stay
+//! reachable as before: the proxy's API checks a token, and the others carry no secrets.
+//! Policies are enforced by the cluster's network plugin (kind's kindnet does since 0.24; a
+//! plugin without NetworkPolicy support ignores them).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pressure_crds::PressureTest;
 
-use super::{COMPONENT_LABEL, Child, TEST_LABEL, clients, labels, meta, names, postgres, pt_name};
+use super::{
+    COMPONENT_LABEL, Child, TEST_LABEL, clients, labels, meta, names, postgres, pt_name, sink,
+};
 use crate::Result;
 
 /// Label every namespace carries with its own name (Kubernetes 1.22+).
@@ -43,63 +47,86 @@ impl Default for OperatorPeer {
     }
 }
 
-/// The PostgreSQL and client policies.
+/// The PostgreSQL, client and sink policies.
 pub fn children(pt: &PressureTest, operator: &OperatorPeer) -> Result<Vec<Child>> {
     let name = pt_name(pt)?;
+    let prometheus = pt
+        .spec
+        .prometheus
+        .enabled
+        .then(|| component(&name, "prometheus"));
     let database = policy(
         pt,
         &name,
         names::postgres_policy(&name),
         "postgres",
-        postgres::PORT,
-        vec![component(&name, "proxy")],
+        vec![(postgres::PORT, vec![component(&name, "proxy")])],
     )?;
     let clients = policy(
         pt,
         &name,
         names::clients_policy(&name),
         clients::COMPONENT,
-        clients::PORT,
-        [
-            Some(component(&name, "proxy")),
-            pt.spec
-                .prometheus
-                .enabled
-                .then(|| component(&name, "prometheus")),
-            Some(operator_peer(operator)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        vec![(
+            clients::PORT,
+            [
+                Some(component(&name, "proxy")),
+                prometheus.clone(),
+                Some(operator_peer(operator)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )],
+    )?;
+    let sink = policy(
+        pt,
+        &name,
+        names::sink_policy(&name),
+        sink::COMPONENT,
+        vec![
+            (sink::SMTP_PORT, vec![component(&name, "proxy")]),
+            (
+                sink::HTTP_PORT,
+                [prometheus, Some(operator_peer(operator))]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+        ],
     )?;
     Ok(vec![
         Child::NetworkPolicy(database),
         Child::NetworkPolicy(clients),
+        Child::NetworkPolicy(sink),
     ])
 }
 
-/// Pods of `target` (a component of this test) admit TCP `port` from `from` only.
+/// Pods of `target` (a component of this test) admit, on each TCP port, only its peers.
 fn policy(
     pt: &PressureTest,
     name: &str,
     obj: String,
     target: &str,
-    port: i32,
-    from: Vec<NetworkPolicyPeer>,
+    rules: Vec<(i32, Vec<NetworkPolicyPeer>)>,
 ) -> Result<NetworkPolicy> {
+    let ingress = rules
+        .into_iter()
+        .map(|(port, from)| NetworkPolicyIngressRule {
+            from: Some(from),
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(port)),
+                protocol: Some("TCP".into()),
+                ..NetworkPolicyPort::default()
+            }]),
+        })
+        .collect();
     Ok(NetworkPolicy {
         metadata: meta(pt, obj, labels(name, target, "network-policy"))?,
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(pods(name, target)),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(from),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(port)),
-                    protocol: Some("TCP".into()),
-                    ..NetworkPolicyPort::default()
-                }]),
-            }]),
+            ingress: Some(ingress),
             ..NetworkPolicySpec::default()
         }),
     })

@@ -18,7 +18,8 @@ use crate::Result;
 pub const SMTP_PORT: i32 = 1025;
 /// HTTP port (stats or MailHog's UI).
 pub const HTTP_PORT: i32 = 8025;
-const COMPONENT: &str = "sink";
+/// `app.kubernetes.io/component` of the sink's pods.
+pub const COMPONENT: &str = "sink";
 
 /// Service and Deployment.
 pub fn children(pt: &PressureTest) -> Result<Vec<Child>> {

@@ -63,9 +63,9 @@ fn env_of(c: &Container, key: &str) -> Option<String> {
 #[test]
 fn every_child_is_owned_and_labelled() {
     let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
-    // Secret, postgres 2, sink 2, proxy 3, prometheus 3, grafana 3, 2 NetworkPolicies,
+    // Secret, postgres 2, sink 2, proxy 3, prometheus 3, grafana 3, 3 NetworkPolicies,
     // setup Job, 4 × client 2.
-    assert_eq!(children.len(), 25);
+    assert_eq!(children.len(), 26);
     for child in &children {
         let meta = match child {
             Child::Secret(o) => &o.metadata,
@@ -636,4 +636,100 @@ fn clients_admit_no_prometheus_peer_when_prometheus_is_off() {
         })
         .collect();
     assert_eq!(components, ["proxy"]);
+}
+
+/// Workloads of this test admitted on TCP `port` by some ingress rule of `np`, and whether a
+/// peer outside the test (the operator) is admitted there too.
+fn admitted_on(
+    np: &NetworkPolicy,
+    port: i32,
+    workloads: &[(String, BTreeMap<String, String>)],
+) -> (Vec<String>, bool) {
+    let rules: Vec<_> = np
+        .spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .filter(|r| {
+            r.ports
+                .iter()
+                .flatten()
+                .any(|p| p.port == Some(IntOrString::Int(port)))
+        })
+        .collect();
+    let peers: Vec<&NetworkPolicyPeer> =
+        rules.iter().flat_map(|r| r.from.iter().flatten()).collect();
+    assert!(
+        rules
+            .iter()
+            .all(|r| r.from.as_ref().is_some_and(|f| !f.is_empty())),
+        "no rule admits every source"
+    );
+    let mut inside: Vec<String> = workloads
+        .iter()
+        .filter(|(_, labels)| {
+            peers.iter().any(|p| {
+                p.namespace_selector.is_none()
+                    && p.pod_selector.as_ref().is_some_and(|s| selects(s, labels))
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    inside.sort();
+    (inside, peers.iter().any(|p| p.namespace_selector.is_some()))
+}
+
+#[test]
+fn only_the_proxy_mails_the_sink_and_only_operator_and_prometheus_read_or_reset_it() {
+    let op = OperatorPeer {
+        namespace: Some("ops".into()),
+        pod_labels: BTreeMap::from([("app".to_string(), "op".to_string())]),
+    };
+    let children = desired(&running(), &secrets(), &op).expect("builds");
+    let workloads = pod_labels(&children);
+    let np = network_policy(&children, "t-sink-ingress");
+    let sel = np
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_selector.clone())
+        .expect("selector");
+    let guarded: Vec<_> = workloads
+        .iter()
+        .filter(|(_, l)| selects(&sel, l))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(guarded, ["t-sink"]);
+    assert_eq!(
+        admitted_on(&np, sink::SMTP_PORT, &workloads),
+        (vec!["t-proxy".to_string()], false),
+        "SMTP: the proxy only"
+    );
+    assert_eq!(
+        admitted_on(&np, sink::HTTP_PORT, &workloads),
+        (vec!["t-prometheus".to_string()], true),
+        "HTTP (/stats, /reset): Prometheus and the operator only"
+    );
+    let ports: Vec<_> = np
+        .spec
+        .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
+        .flat_map(|r| r.ports.iter().flatten())
+        .map(|p| p.port.clone())
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            Some(IntOrString::Int(sink::SMTP_PORT)),
+            Some(IntOrString::Int(sink::HTTP_PORT))
+        ]
+    );
+
+    let mut pt = running();
+    pt.spec.prometheus.enabled = false;
+    let children = desired(&pt, &secrets(), &op).expect("builds");
+    let np = network_policy(&children, "t-sink-ingress");
+    assert_eq!(
+        admitted_on(&np, sink::HTTP_PORT, &pod_labels(&children)),
+        (vec![], true),
+        "without Prometheus only the operator reads the sink"
+    );
 }
