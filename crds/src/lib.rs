@@ -29,8 +29,8 @@ pub use spec::sut::{
     ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
 pub use spec::{
-    KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName, ThresholdsSpec,
-    TimeoutsSpec,
+    KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
+    ThresholdsSpec, TimeoutsSpec,
 };
 pub use status::{
     Condition, ConditionStatus, Figures, LatencySource, Phase, PressureTestStatus, TenantFigures,

@@ -174,8 +174,8 @@ pub struct ThresholdsSpec {
     #[serde(default = "d_ratio")]
     #[schemars(range(min = 0, max = 1000))]
     pub min_delivered_ratio_permille: i32,
-    /// Most messages lost: generated (clients) − delivered (verifying sink) − error reports
-    /// (clients), over the whole run.
+    /// Most messages lost: generated (clients) − distinct deliveries at the verifying sink
+    /// (received − duplicates) − final error reports (clients), over the whole run.
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000000000))]
     pub max_lost_messages: i32,
@@ -198,7 +198,9 @@ pub struct ThresholdsSpec {
 }
 
 /// The name of a threshold, as written in `spec.thresholds` (and in `spec.thresholds.disabled`).
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ThresholdName {
     /// `maxErrorRatePermille`.

@@ -83,7 +83,11 @@ pub struct Measured {
 impl Measured {
     /// The figures of a run: `last` (after the drain) for delivery, the window for rates.
     pub fn from_figures(last: &Figures, window: Window<'_>) -> Self {
-        let Window { start, end, seconds } = window;
+        let Window {
+            start,
+            end,
+            seconds,
+        } = window;
         let distinct = last
             .delivered
             .map(|d| (d - last.duplicates.unwrap_or(0)).max(0));
@@ -262,9 +266,7 @@ pub fn figure_of(name: ThresholdName) -> &'static str {
         ThresholdName::MinDeliveredRatioPermille => "delivered ratio: needs the verifying sink",
         ThresholdName::MaxLostMessages => "lost messages: needs the verifying sink",
         ThresholdName::MaxDuplicates => "duplicates: needs the verifying sink",
-        ThresholdName::MaxAttachmentMismatches => {
-            "attachment mismatches: needs the verifying sink"
-        }
+        ThresholdName::MaxAttachmentMismatches => "attachment mismatches: needs the verifying sink",
     }
 }
 

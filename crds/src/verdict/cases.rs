@@ -91,7 +91,11 @@ impl Case {
         );
         for (r, n) in results.iter().zip(ThresholdName::ALL) {
             assert_eq!(r.name, n.as_str(), "{name}: order");
-            assert_eq!(r.limit, i64::from(self.thresholds.limit(n)), "{name}: limit");
+            assert_eq!(
+                r.limit,
+                i64::from(self.thresholds.limit(n)),
+                "{name}: limit"
+            );
             let want = if self.thresholds.is_disabled(n) {
                 ThresholdOutcome::Disabled
             } else if self.breached.contains(&n) {

@@ -395,8 +395,7 @@ fn figures(total: &Line, last: &Snapshot, ext: bool) -> Figures {
         latency_max_ms: lat.and_then(|l| l.max).map(ms),
         cache_hit_rate_permille: total.cache_hit_rate_permille,
         error_rate_permille: permille(e, total.sent as i64 + e).unwrap_or(0),
-        delivered_ratio_permille: delivered
-            .and_then(|d| permille(d - duplicates.unwrap_or(0), g)),
+        delivered_ratio_permille: delivered.and_then(|d| permille(d - duplicates.unwrap_or(0), g)),
     }
 }
 

@@ -116,7 +116,11 @@ fn the_window_runs_from_the_baseline_to_the_load_stop() {
     let w = window(Some(&base), Some(&end), &last, 0);
     assert_eq!((w.end.observed_at, w.seconds), (150, 50.0));
     let m = pressure_crds::verdict::Measured::from_figures(&last, w);
-    assert_eq!(m.throughput_per_second, Some(10), "drain deliveries excluded");
+    assert_eq!(
+        m.throughput_per_second,
+        Some(10),
+        "drain deliveries excluded"
+    );
     let w = window(None, None, &last, 100);
     assert_eq!((w.end.observed_at, w.seconds), (200, 100.0));
 }
