@@ -7,7 +7,12 @@
 //!   (proxy, PostgreSQL, sink, observability) plus the seed's client [`profiles`];
 //! - [`status`]: phase, conditions, live figures and the final summary;
 //! - [`mod@validate`]: pure validation with typed errors carrying a field path;
-//! - [`verdict`]: the thresholds against observed values, as a pure function.
+//! - [`verdict`]: the one verdict of a run, for the operator and the local runner alike: what each
+//!   threshold measures, from which figures, and the `Succeeded` reason; [`verdict::cases`] is
+//!   the table of cases both adapters' tests run.
+//!
+//! The crate is Kubernetes-free at run time: kube's derive macros and `k8s-openapi`'s types only,
+//! no client.
 //!
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`
 //! regenerates the committed CRD; a test fails when the two differ.
@@ -24,13 +29,15 @@ pub use spec::sut::{
     ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
 pub use spec::{
-    KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdsSpec, TimeoutsSpec,
+    KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
+    ThresholdsSpec, TimeoutsSpec,
 };
 pub use status::{
-    Condition, ConditionStatus, Figures, Phase, PressureTestStatus, TenantFigures, ThresholdResult,
+    Condition, ConditionStatus, Figures, LatencySource, Phase, PressureTestStatus, TenantFigures,
+    ThresholdOutcome, ThresholdResult,
 };
 pub use validate::{ValidationError, validate};
-pub use verdict::Observed;
+pub use verdict::{Measured, Verdict, Window};
 
 use std::collections::BTreeMap;
 

@@ -148,26 +148,132 @@ pub struct RatesSpec {
     pub large_attachment_rate_permille: Option<i32>,
 }
 
-/// Pass/fail limits. The verdict is `ThresholdsPassed` only when every one holds.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+/// Pass/fail limits, judged by [`crate::verdict`] the same way by the operator and the local
+/// runner. The verdict is `ThresholdsPassed` only when every threshold holds. A threshold whose
+/// figure cannot be measured (no verifying sink, no latency stamp) fails the run with
+/// `NotMeasured` unless it is listed in `disabled`.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThresholdsSpec {
-    /// Largest share of messages ending in error, permille of those sent plus errored.
+    /// Largest share of messages ending in error (final `error` or `bounce` reports received by the
+    /// clients), permille of those sent plus errored, over the measured window.
     #[serde(default = "d_err")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_error_rate_permille: i32,
-    /// Largest end-to-end p99 latency, milliseconds.
+    /// Largest end-to-end p99 latency (client creation stamp to acceptance at the verifying sink),
+    /// milliseconds.
     #[serde(default = "d_p99")]
     #[schemars(range(min = 1, max = 86400000))]
     pub max_p99_latency_ms: i32,
-    /// Smallest average throughput after the warm-up, messages per second.
+    /// Smallest throughput after the warm-up: messages delivered per second, counted by the
+    /// verifying sink over the measured window.
     #[serde(default = "d_one")]
     #[schemars(range(min = 0, max = 1000000))]
     pub min_throughput_per_second: i32,
-    /// Smallest share of generated messages delivered to the sink, permille.
+    /// Smallest share of generated messages delivered to the verifying sink, permille.
     #[serde(default = "d_ratio")]
     #[schemars(range(min = 0, max = 1000))]
     pub min_delivered_ratio_permille: i32,
+    /// Most messages lost: generated (clients) − distinct deliveries at the verifying sink
+    /// (received − duplicates) − final error reports (clients), over the whole run.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000000000))]
+    pub max_lost_messages: i32,
+    /// Most duplicate deliveries seen by the verifying sink.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000000000))]
+    pub max_duplicates: i32,
+    /// Most attachments whose content did not match their MD5 at the verifying sink.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000000000))]
+    pub max_attachment_mismatches: i32,
+    /// Thresholds switched off: listed in the result as `Disabled`, never failing the run, even
+    /// when their figure cannot be measured (for example `[maxP99LatencyMs, minThroughputPerSecond,
+    /// minDeliveredRatioPermille, maxLostMessages, maxDuplicates, maxAttachmentMismatches]` with a
+    /// MailHog sink).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub disabled: Vec<ThresholdName>,
+}
+
+/// The name of a threshold, as written in `spec.thresholds` (and in `spec.thresholds.disabled`).
+#[derive(
+    JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum ThresholdName {
+    /// `maxErrorRatePermille`.
+    MaxErrorRatePermille,
+    /// `maxP99LatencyMs`.
+    MaxP99LatencyMs,
+    /// `minThroughputPerSecond`.
+    MinThroughputPerSecond,
+    /// `minDeliveredRatioPermille`.
+    MinDeliveredRatioPermille,
+    /// `maxLostMessages`.
+    MaxLostMessages,
+    /// `maxDuplicates`.
+    MaxDuplicates,
+    /// `maxAttachmentMismatches`.
+    MaxAttachmentMismatches,
+}
+
+impl ThresholdName {
+    /// Every threshold, in the order of the spec and of the results.
+    pub const ALL: [ThresholdName; 7] = [
+        ThresholdName::MaxErrorRatePermille,
+        ThresholdName::MaxP99LatencyMs,
+        ThresholdName::MinThroughputPerSecond,
+        ThresholdName::MinDeliveredRatioPermille,
+        ThresholdName::MaxLostMessages,
+        ThresholdName::MaxDuplicates,
+        ThresholdName::MaxAttachmentMismatches,
+    ];
+
+    /// The field name, as in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdName::MaxErrorRatePermille => "maxErrorRatePermille",
+            ThresholdName::MaxP99LatencyMs => "maxP99LatencyMs",
+            ThresholdName::MinThroughputPerSecond => "minThroughputPerSecond",
+            ThresholdName::MinDeliveredRatioPermille => "minDeliveredRatioPermille",
+            ThresholdName::MaxLostMessages => "maxLostMessages",
+            ThresholdName::MaxDuplicates => "maxDuplicates",
+            ThresholdName::MaxAttachmentMismatches => "maxAttachmentMismatches",
+        }
+    }
+
+    /// Whether the threshold is about delivery (its breach alone is a `DeliveryMismatch`).
+    pub fn is_delivery(self) -> bool {
+        matches!(
+            self,
+            ThresholdName::MinDeliveredRatioPermille
+                | ThresholdName::MaxLostMessages
+                | ThresholdName::MaxDuplicates
+                | ThresholdName::MaxAttachmentMismatches
+        )
+    }
+}
+
+impl ThresholdsSpec {
+    /// The limit of one threshold.
+    pub fn limit(&self, name: ThresholdName) -> i32 {
+        match name {
+            ThresholdName::MaxErrorRatePermille => self.max_error_rate_permille,
+            ThresholdName::MaxP99LatencyMs => self.max_p99_latency_ms,
+            ThresholdName::MinThroughputPerSecond => self.min_throughput_per_second,
+            ThresholdName::MinDeliveredRatioPermille => self.min_delivered_ratio_permille,
+            ThresholdName::MaxLostMessages => self.max_lost_messages,
+            ThresholdName::MaxDuplicates => self.max_duplicates,
+            ThresholdName::MaxAttachmentMismatches => self.max_attachment_mismatches,
+        }
+    }
+
+    /// Whether the spec switches this threshold off.
+    pub fn is_disabled(&self, name: ThresholdName) -> bool {
+        self.disabled.contains(&name)
+    }
 }
 
 /// Deadlines, in seconds; each ends the run as Failed with the waiting step as reason.
@@ -210,6 +316,10 @@ impl Default for ThresholdsSpec {
             max_p99_latency_ms: d_p99(),
             min_throughput_per_second: d_one(),
             min_delivered_ratio_permille: d_ratio(),
+            max_lost_messages: 0,
+            max_duplicates: 0,
+            max_attachment_mismatches: 0,
+            disabled: Vec::new(),
         }
     }
 }

@@ -44,9 +44,14 @@ pub struct PressureTestStatus {
     /// Latest figures: live while running, final once complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures: Option<Figures>,
-    /// Figures at the end of the warm-up, subtracted for throughput and error rate.
+    /// Figures at the end of the warm-up: the measured window's start, subtracted for throughput
+    /// and error rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Figures>,
+    /// Figures at the load's stop: the measured window's end (deliveries during the drain count
+    /// for loss and delivery, not for throughput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_end: Option<Figures>,
     /// Figures per tenant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_tenant: Vec<TenantFigures>,
@@ -131,7 +136,7 @@ pub struct Figures {
     /// Messages the proxy's SMTP side got accepted (`gmp_sent_total`).
     #[serde(default)]
     pub sent: i64,
-    /// Messages that ended in error (`gmp_errors_total`).
+    /// Messages that ended in error: final `error` and `bounce` reports received by the clients.
     #[serde(default)]
     pub errors: i64,
     /// Deferrals (`gmp_deferred_total`).
@@ -149,9 +154,14 @@ pub struct Figures {
     /// Attachments whose content did not match their hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment_mismatches: Option<i64>,
-    /// Sent per second since the load started (after the warm-up once past it).
+    /// Delivered per second (the verifying sink's count) since the load started, after the warm-up
+    /// once past it; without a verifying sink, the proxy's sent per second (shown, never judged).
     #[serde(default)]
     pub rate_per_second: i64,
+    /// What the latency figures measure: `Sink` (end to end, judged) or `Proxy` (the proxy's
+    /// enqueue→accept histogram, shown only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_source: Option<LatencySource>,
     /// Latency p50, ms (sink end-to-end, else the proxy's enqueue→accept histogram).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p50_ms: Option<i64>,
@@ -167,12 +177,21 @@ pub struct Figures {
     /// Clients' attachment cache hit rate, permille (mean over clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_hit_rate_permille: Option<i64>,
-    /// errors / (sent + errors), permille.
+    /// errors / (sent + errors), permille, over the measured window.
     #[serde(default)]
     pub error_rate_permille: i64,
     /// delivered / generated, permille.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_ratio_permille: Option<i64>,
+}
+
+/// Where latency figures come from.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencySource {
+    /// The verifying sink: client creation stamp to acceptance at the sink (end to end).
+    Sink,
+    /// The proxy's enqueue→accept histogram, bucket-interpolated; not end to end.
+    Proxy,
 }
 
 /// Figures of one tenant.
@@ -190,7 +209,7 @@ pub struct TenantFigures {
     /// Messages sent by the proxy.
     #[serde(default)]
     pub sent: i64,
-    /// Messages in error.
+    /// Final error reports received by its clients.
     #[serde(default)]
     pub errors: i64,
     /// Messages received by the sink.
@@ -215,8 +234,25 @@ pub struct ThresholdResult {
     /// The observed value; absent when it could not be measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<i64>,
-    /// Whether it held (an unmeasurable threshold passes with a note).
+    /// Whether it held: `Passed` or `Disabled`.
     pub passed: bool,
+    /// `Passed`, `Breached`, `NotMeasured` (fails the run) or `Disabled` (switched off in the spec).
+    #[serde(default)]
+    pub outcome: ThresholdOutcome,
+}
+
+/// What became of one threshold.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThresholdOutcome {
+    /// Measured and within its limit.
+    #[default]
+    Passed,
+    /// Measured and beyond its limit.
+    Breached,
+    /// Its figure could not be measured (no verifying sink, no latency stamp): fails the run.
+    NotMeasured,
+    /// Switched off in `spec.thresholds.disabled`: never fails the run.
+    Disabled,
 }
 
 impl PressureTestStatus {

@@ -350,6 +350,22 @@ fn check_run(c: &mut Checker, spec: &PressureTestSpec) {
         0,
         1000,
     );
+    for (name, v) in [
+        ("maxLostMessages", t.max_lost_messages),
+        ("maxDuplicates", t.max_duplicates),
+        ("maxAttachmentMismatches", t.max_attachment_mismatches),
+    ] {
+        c.range(&format!("spec.thresholds.{name}"), v, 0, 1_000_000_000);
+    }
+    c.length("spec.thresholds.disabled", t.disabled.len(), 0, 7);
+    for (i, name) in t.disabled.iter().enumerate() {
+        if t.disabled[..i].contains(name) {
+            c.push(
+                format!("spec.thresholds.disabled[{i}]"),
+                Problem::Duplicate(name.as_str().into()),
+            );
+        }
+    }
     let o = &spec.timeouts;
     c.range(
         "spec.timeouts.provisioningSeconds",

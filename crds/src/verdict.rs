@@ -1,160 +1,351 @@
-//! The threshold verdict as a pure function: the spec's [`ThresholdsSpec`] against the observed
-//! values of a run, one [`ThresholdResult`] per threshold and the `Succeeded` reason. The local
-//! runner (`pressure run`) uses it; the operator computes the same arithmetic in its own
-//! `status::verdict` and can switch to this one.
+//! The one verdict of a run. The operator (`status::verdict`, on the figures it reads from the
+//! pods) and the local runner (`pressure run`, on the figures it reads from its processes) both
+//! fill a [`Figures`] from the same three sources and call [`Measured::from_figures`] then
+//! [`evaluate`]; nothing about a threshold is defined anywhere else.
 //!
-//! A value that could not be measured (latency or delivery without the verifying sink) passes and
-//! shows no observed value.
+//! What each threshold measures:
+//!
+//! | Threshold | Figure | Needs |
+//! |---|---|---|
+//! | `maxErrorRatePermille` | final `error`/`bounce` reports at the clients ÷ (sent by the proxy + those errors), over the measured window | clients, proxy |
+//! | `maxP99LatencyMs` | end-to-end p99: client creation stamp → acceptance at the sink | verifying sink, stamps |
+//! | `minThroughputPerSecond` | delivered per second at the sink over the measured window (floor) | verifying sink |
+//! | `minDeliveredRatioPermille` | distinct deliveries (received − duplicates) ÷ generated, whole run | verifying sink |
+//! | `maxLostMessages` | generated − distinct deliveries − error reports (≥ 0), whole run | verifying sink |
+//! | `maxDuplicates` | duplicate deliveries at the sink | verifying sink |
+//! | `maxAttachmentMismatches` | attachments whose content did not match their MD5 at the sink | verifying sink |
+//!
+//! The measured window runs from the warm-up's end (`start`) to the load's stop (`end`); loss,
+//! duplicates and the delivered ratio use the last figures, after the drain.
+//!
+//! A figure that cannot be measured (a mail catcher such as MailHog or Mailpit, `pressure run
+//! --smtp`, a sink that saw no latency stamp) is *not measured*: its threshold fails the run
+//! with [`NOT_MEASURED`] unless `spec.thresholds.disabled` lists it. A disabled threshold is still
+//! listed, with its observed value when there is one, and never fails the run.
+//!
+//! The `Succeeded` reason: [`THRESHOLD_BREACHED`] when a measured threshold failed, or
+//! [`DELIVERY_MISMATCH`] when every measured failure is about delivery (ratio, loss, duplicates,
+//! attachments); else [`NOT_MEASURED`] when an enabled threshold could not be measured; else
+//! [`THRESHOLDS_PASSED`].
 
-use crate::{Figures, ThresholdResult, ThresholdsSpec};
+pub mod cases;
 
-/// `Succeeded=True` reason: every threshold held.
+use crate::{
+    Figures, LatencySource, ThresholdName, ThresholdOutcome, ThresholdResult, ThresholdsSpec,
+};
+
+/// `Succeeded=True` reason: every threshold held (or is disabled).
 pub const THRESHOLDS_PASSED: &str = "ThresholdsPassed";
 /// `Succeeded=False` reason: a threshold other than delivery failed.
 pub const THRESHOLD_BREACHED: &str = "ThresholdBreached";
-/// `Succeeded=False` reason: only delivery (ratio, loss, duplicates) failed.
+/// `Succeeded=False` reason: only delivery thresholds (ratio, loss, duplicates, attachments) failed.
 pub const DELIVERY_MISMATCH: &str = "DeliveryMismatch";
-
-/// The values thresholds are checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Observed {
-    /// errors / (sent + errors) over the measured window, permille.
-    pub error_rate_permille: i64,
-    /// End-to-end p99 latency, ms.
-    pub latency_p99_ms: Option<i64>,
-    /// Average messages per second over the measured window.
-    pub throughput_per_second: i64,
-    /// delivered / generated, permille.
-    pub delivered_ratio_permille: Option<i64>,
-}
+/// `Succeeded=False` reason: nothing measured failed, but an enabled threshold's figure could not
+/// be measured.
+pub const NOT_MEASURED: &str = "NotMeasured";
 
 /// Per-mille ratio `num / den`, `None` when `den` is 0.
 pub fn permille(num: i64, den: i64) -> Option<i64> {
     (den > 0).then(|| num.saturating_mul(1000) / den)
 }
 
-impl Observed {
-    /// The operator's arithmetic: counters since `base` (the warm-up's end), throughput from the
-    /// proxy's sent counter over `measured_seconds`.
-    pub fn from_figures(fig: &Figures, base: Option<&Figures>, measured_seconds: i64) -> Self {
-        let (bs, be) = base.map_or((0, 0), |b| (b.sent, b.errors));
-        let sent = (fig.sent - bs).max(0);
-        let errors = (fig.errors - be).max(0);
-        Observed {
-            error_rate_permille: permille(errors, sent + errors).unwrap_or(0),
-            latency_p99_ms: fig.latency_p99_ms,
-            throughput_per_second: sent / measured_seconds.max(1),
-            delivered_ratio_permille: fig.delivered_ratio_permille,
+/// The measured window: figures at its start (the warm-up's end; `None` counts from zero), at
+/// its end (the load's stop) and its length.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// Figures at the warm-up's end.
+    pub start: Option<&'a Figures>,
+    /// Figures at the load's stop.
+    pub end: &'a Figures,
+    /// Seconds between the two.
+    pub seconds: f64,
+}
+
+/// The value of every threshold's figure; `None` is "not measured".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Measured {
+    /// Error reports ÷ (sent + error reports) over the window, permille (0 when nothing happened).
+    pub error_rate_permille: i64,
+    /// End-to-end p99 latency at the sink, ms.
+    pub latency_p99_ms: Option<i64>,
+    /// Delivered per second at the sink over the window.
+    pub throughput_per_second: Option<i64>,
+    /// Distinct deliveries ÷ generated, permille.
+    pub delivered_ratio_permille: Option<i64>,
+    /// Generated − distinct deliveries − error reports, never negative.
+    pub lost_messages: Option<i64>,
+    /// Duplicate deliveries.
+    pub duplicates: Option<i64>,
+    /// Attachments that failed their MD5 check.
+    pub attachment_mismatches: Option<i64>,
+}
+
+impl Measured {
+    /// The figures of a run: `last` (after the drain) for delivery, the window for rates.
+    pub fn from_figures(last: &Figures, window: Window<'_>) -> Self {
+        let Window {
+            start,
+            end,
+            seconds,
+        } = window;
+        let distinct = last
+            .delivered
+            .map(|d| (d - last.duplicates.unwrap_or(0)).max(0));
+        let throughput = match (end.delivered, start.map_or(Some(0), |s| s.delivered)) {
+            (Some(e), Some(s)) if seconds > 0.0 => {
+                Some(((e - s).max(0) as f64 / seconds).floor() as i64)
+            }
+            _ => None,
+        };
+        Measured {
+            error_rate_permille: error_rate_permille(end, start),
+            latency_p99_ms: last
+                .latency_p99_ms
+                .filter(|_| last.latency_source == Some(LatencySource::Sink)),
+            throughput_per_second: throughput,
+            delivered_ratio_permille: distinct.and_then(|d| permille(d, last.generated)),
+            lost_messages: distinct.map(|d| (last.generated - d - last.errors).max(0)),
+            duplicates: last.delivered.and(last.duplicates),
+            attachment_mismatches: last.delivered.and(last.attachment_mismatches),
+        }
+    }
+
+    /// The figure a threshold is judged on.
+    pub fn get(&self, name: ThresholdName) -> Option<i64> {
+        match name {
+            ThresholdName::MaxErrorRatePermille => Some(self.error_rate_permille),
+            ThresholdName::MaxP99LatencyMs => self.latency_p99_ms,
+            ThresholdName::MinThroughputPerSecond => self.throughput_per_second,
+            ThresholdName::MinDeliveredRatioPermille => self.delivered_ratio_permille,
+            ThresholdName::MaxLostMessages => self.lost_messages,
+            ThresholdName::MaxDuplicates => self.duplicates,
+            ThresholdName::MaxAttachmentMismatches => self.attachment_mismatches,
         }
     }
 }
 
-/// Every threshold's outcome, in the spec's order, and the `Succeeded` reason.
-pub fn evaluate(th: &ThresholdsSpec, obs: &Observed) -> (Vec<ThresholdResult>, &'static str) {
-    let line = |name: &str, limit: i32, observed: Option<i64>, passed: bool| ThresholdResult {
-        name: name.into(),
-        limit: i64::from(limit),
-        observed,
-        passed,
-    };
-    let err = obs.error_rate_permille;
-    let p99 = obs.latency_p99_ms;
-    let tput = obs.throughput_per_second;
-    let ratio = obs.delivered_ratio_permille;
-    let results = vec![
-        line(
-            "maxErrorRatePermille",
-            th.max_error_rate_permille,
-            Some(err),
-            err <= i64::from(th.max_error_rate_permille),
-        ),
-        line(
-            "maxP99LatencyMs",
-            th.max_p99_latency_ms,
-            p99,
-            p99.is_none_or(|v| v <= i64::from(th.max_p99_latency_ms)),
-        ),
-        line(
-            "minThroughputPerSecond",
-            th.min_throughput_per_second,
-            Some(tput),
-            tput >= i64::from(th.min_throughput_per_second),
-        ),
-        line(
-            "minDeliveredRatioPermille",
-            th.min_delivered_ratio_permille,
-            ratio,
-            ratio.is_none_or(|v| v >= i64::from(th.min_delivered_ratio_permille)),
-        ),
-    ];
-    let reason = reason_of(&results, &["minDeliveredRatioPermille"]);
-    (results, reason)
+/// Error reports ÷ (sent + error reports) between `start` and `end`, permille (0 when nothing
+/// happened).
+pub fn error_rate_permille(end: &Figures, start: Option<&Figures>) -> i64 {
+    let (s0, e0) = start.map_or((0, 0), |b| (b.sent, b.errors));
+    let sent = (end.sent - s0).max(0);
+    let errors = (end.errors - e0).max(0);
+    permille(errors, sent + errors).unwrap_or(0)
 }
 
-/// The reason for a list of results: passed, a delivery mismatch when only the `delivery` lines
-/// failed, else a breach.
-pub fn reason_of(results: &[ThresholdResult], delivery: &[&str]) -> &'static str {
-    if results.iter().all(|r| r.passed) {
-        THRESHOLDS_PASSED
-    } else if results
+/// The verdict: one result per threshold (in [`ThresholdName::ALL`] order), the `Succeeded`
+/// reason and one sentence naming what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// One line per threshold.
+    pub results: Vec<ThresholdResult>,
+    /// [`THRESHOLDS_PASSED`], [`THRESHOLD_BREACHED`], [`DELIVERY_MISMATCH`] or [`NOT_MEASURED`].
+    pub reason: &'static str,
+    /// `every threshold held`, or which thresholds were breached and which were not measured.
+    pub message: String,
+}
+
+impl Verdict {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.reason == THRESHOLDS_PASSED
+    }
+
+    /// The thresholds with this outcome.
+    pub fn named(&self, outcome: ThresholdOutcome) -> Vec<&str> {
+        self.results
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+}
+
+/// Judges every threshold of `th` on `m`.
+pub fn evaluate(th: &ThresholdsSpec, m: &Measured) -> Verdict {
+    let results: Vec<ThresholdResult> = ThresholdName::ALL
         .iter()
-        .filter(|r| !r.passed)
-        .all(|r| delivery.contains(&r.name.as_str()))
-    {
-        DELIVERY_MISMATCH
+        .map(|&name| {
+            let limit = i64::from(th.limit(name));
+            let observed = m.get(name);
+            let outcome = if th.is_disabled(name) {
+                ThresholdOutcome::Disabled
+            } else {
+                match observed {
+                    None => ThresholdOutcome::NotMeasured,
+                    Some(v) if holds(name, v, limit) => ThresholdOutcome::Passed,
+                    Some(_) => ThresholdOutcome::Breached,
+                }
+            };
+            ThresholdResult {
+                name: name.as_str().into(),
+                limit,
+                observed,
+                passed: matches!(
+                    outcome,
+                    ThresholdOutcome::Passed | ThresholdOutcome::Disabled
+                ),
+                outcome,
+            }
+        })
+        .collect();
+    let breached: Vec<ThresholdName> = ThresholdName::ALL
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.outcome == ThresholdOutcome::Breached)
+        .map(|(n, _)| *n)
+        .collect();
+    let unmeasured: Vec<ThresholdName> = ThresholdName::ALL
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.outcome == ThresholdOutcome::NotMeasured)
+        .map(|(n, _)| *n)
+        .collect();
+    let reason = if !breached.is_empty() {
+        if breached.iter().all(|n| n.is_delivery()) {
+            DELIVERY_MISMATCH
+        } else {
+            THRESHOLD_BREACHED
+        }
+    } else if !unmeasured.is_empty() {
+        NOT_MEASURED
     } else {
-        THRESHOLD_BREACHED
+        THRESHOLDS_PASSED
+    };
+    let mut parts = Vec::new();
+    if !breached.is_empty() {
+        let lines: Vec<String> = results
+            .iter()
+            .filter(|r| r.outcome == ThresholdOutcome::Breached)
+            .map(|r| {
+                let v = r.observed.unwrap_or_default();
+                format!("{} (observed {v}, limit {})", r.name, r.limit)
+            })
+            .collect();
+        parts.push(format!("breached: {}", lines.join(", ")));
+    }
+    if !unmeasured.is_empty() {
+        let names: Vec<String> = unmeasured
+            .iter()
+            .map(|n| format!("{} ({})", n.as_str(), figure_of(*n)))
+            .collect();
+        parts.push(format!(
+            "not measured: {}; list them in spec.thresholds.disabled to switch them off",
+            names.join(", ")
+        ));
+    }
+    let message = if parts.is_empty() {
+        "every threshold held".to_string()
+    } else {
+        parts.join("; ")
+    };
+    Verdict {
+        results,
+        reason,
+        message,
+    }
+}
+
+fn holds(name: ThresholdName, v: i64, limit: i64) -> bool {
+    match name {
+        ThresholdName::MinThroughputPerSecond | ThresholdName::MinDeliveredRatioPermille => {
+            v >= limit
+        }
+        _ => v <= limit,
+    }
+}
+
+/// The figure behind a threshold, in words, and what measuring it needs.
+pub fn figure_of(name: ThresholdName) -> &'static str {
+    match name {
+        ThresholdName::MaxErrorRatePermille => "error reports at the clients",
+        ThresholdName::MaxP99LatencyMs => {
+            "end-to-end latency: needs the verifying sink and stamped messages"
+        }
+        ThresholdName::MinThroughputPerSecond => "delivered per second: needs the verifying sink",
+        ThresholdName::MinDeliveredRatioPermille => "delivered ratio: needs the verifying sink",
+        ThresholdName::MaxLostMessages => "lost messages: needs the verifying sink",
+        ThresholdName::MaxDuplicates => "duplicates: needs the verifying sink",
+        ThresholdName::MaxAttachmentMismatches => "attachment mismatches: needs the verifying sink",
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::cases::cases;
     use super::*;
 
-    fn fig(sent: i64, errors: i64, p99: Option<i64>, ratio: Option<i64>) -> Figures {
-        Figures {
-            sent,
-            errors,
-            latency_p99_ms: p99,
-            delivered_ratio_permille: ratio,
-            ..Figures::default()
+    #[test]
+    fn the_shared_table_holds_for_the_pure_verdict() {
+        for case in cases() {
+            let start = case.start.figures(0);
+            let end = case.end.figures(case.seconds);
+            let m = Measured::from_figures(
+                &end,
+                Window {
+                    start: Some(&start),
+                    end: &end,
+                    seconds: case.seconds as f64,
+                },
+            );
+            let v = evaluate(&case.thresholds, &m);
+            case.check(&v.results, v.reason, &v.message);
         }
     }
 
     #[test]
-    fn all_pass_and_throughput_is_per_second() {
-        let obs = Observed::from_figures(&fig(6000, 3, Some(900), Some(1000)), None, 300);
-        let (r, v) = evaluate(&ThresholdsSpec::default(), &obs);
-        assert_eq!(v, THRESHOLDS_PASSED);
-        assert_eq!(r[2].observed, Some(20));
-        assert!(r.iter().all(|x| x.passed));
-    }
-
-    #[test]
-    fn baseline_is_subtracted() {
-        let base = fig(1000, 100, None, None);
-        let obs = Observed::from_figures(&fig(4000, 100, Some(10), Some(995)), Some(&base), 100);
-        assert_eq!(
-            (obs.error_rate_permille, obs.throughput_per_second),
-            (0, 30)
-        );
-    }
-
-    #[test]
-    fn breaches_and_delivery_mismatch() {
-        let th = ThresholdsSpec {
-            max_p99_latency_ms: 100,
-            ..ThresholdsSpec::default()
+    fn permille_and_error_rate() {
+        assert_eq!(permille(1, 0), None);
+        assert_eq!(permille(999, 1000), Some(999));
+        let end = Figures {
+            sent: 190,
+            errors: 10,
+            ..Figures::default()
         };
-        let obs = Observed::from_figures(&fig(100, 0, Some(101), Some(1000)), None, 10);
-        let (r, v) = evaluate(&th, &obs);
-        assert_eq!(v, THRESHOLD_BREACHED);
-        assert!(!r[1].passed);
-        let obs = Observed::from_figures(&fig(1000, 0, None, Some(500)), None, 10);
-        assert_eq!(evaluate(&th, &obs).1, DELIVERY_MISMATCH);
-        let obs = Observed::from_figures(&fig(1000, 0, None, None), None, 10);
-        let (r, v) = evaluate(&th, &obs);
-        assert_eq!(v, THRESHOLDS_PASSED);
-        assert_eq!((r[1].observed, r[3].observed), (None, None));
+        assert_eq!(error_rate_permille(&end, None), 50);
+        let start = Figures {
+            sent: 90,
+            errors: 10,
+            ..Figures::default()
+        };
+        assert_eq!(error_rate_permille(&end, Some(&start)), 0);
+    }
+
+    #[test]
+    fn proxy_latency_is_shown_but_not_judged() {
+        let fig = Figures {
+            latency_p99_ms: Some(5),
+            latency_source: Some(LatencySource::Proxy),
+            ..Figures::default()
+        };
+        let w = Window {
+            start: None,
+            end: &fig,
+            seconds: 10.0,
+        };
+        assert_eq!(Measured::from_figures(&fig, w).latency_p99_ms, None);
+    }
+
+    #[test]
+    fn a_duplicate_does_not_hide_a_loss() {
+        // 10 generated, 10 received of which 1 is a duplicate: one message never arrived.
+        let fig = Figures {
+            generated: 10,
+            delivered: Some(10),
+            duplicates: Some(1),
+            attachment_mismatches: Some(0),
+            ..Figures::default()
+        };
+        let w = Window {
+            start: None,
+            end: &fig,
+            seconds: 1.0,
+        };
+        let m = Measured::from_figures(&fig, w);
+        assert_eq!(
+            (m.lost_messages, m.duplicates, m.delivered_ratio_permille),
+            (Some(1), Some(1), Some(900))
+        );
+        assert_eq!(m.throughput_per_second, Some(10));
     }
 }

@@ -164,8 +164,8 @@ fn check_verdict(pt: &PressureTest) -> anyhow::Result<()> {
     assert_eq!(s.phase, Some(Phase::Succeeded));
     assert_eq!(
         s.thresholds.len(),
-        4,
-        "one line per threshold: {:?}",
+        7,
+        "one line per threshold (loss, duplicates and attachment checks included): {:?}",
         s.thresholds
     );
     assert!(

@@ -120,3 +120,33 @@ fn memory_quantities_convert_to_bytes() {
     assert_eq!(memory_bytes("1.5Gi"), None);
     assert_eq!(memory_bytes("99999999999999999Ti"), None, "overflow");
 }
+
+#[test]
+fn thresholds_are_switched_off_by_name() {
+    let pt = load_yaml(
+        "metadata: {name: m}\nspec:\n  tenants: [{name: standard, profile: standard}]\n  \
+         sink: {kind: MailHog}\n  thresholds:\n    maxLostMessages: 2\n    \
+         disabled: [maxP99LatencyMs, maxDuplicates]\n",
+    )
+    .expect("loads");
+    let t = &pt.spec.thresholds;
+    assert_eq!((t.max_lost_messages, t.max_attachment_mismatches), (2, 0));
+    assert!(t.is_disabled(crate::ThresholdName::MaxDuplicates));
+    assert!(!t.is_disabled(crate::ThresholdName::MaxLostMessages));
+    let err = load_yaml(
+        "metadata: {name: m}\nspec:\n  tenants: [{name: standard, profile: standard}]\n  \
+         thresholds: {disabled: [maxLatency]}\n",
+    )
+    .expect_err("unknown threshold name");
+    assert!(matches!(err, LoadError::Parse(_)), "{err}");
+    let mut spec = PressureTestSpec::seed_default();
+    spec.thresholds.disabled = vec![crate::ThresholdName::MaxDuplicates; 2];
+    spec.thresholds.max_lost_messages = -1;
+    assert_eq!(
+        paths(&spec),
+        [
+            "spec.thresholds.maxLostMessages",
+            "spec.thresholds.disabled[1]"
+        ]
+    );
+}

@@ -149,10 +149,7 @@ impl Snapshot {
 
 /// Final error reports (`error` and `bounce`) received by one client.
 pub fn error_reports(c: &ClientStatsV1) -> u64 {
-    ["error", "bounce"]
-        .iter()
-        .map(|k| c.reports_by_type.get(*k).copied().unwrap_or(0))
-        .sum()
+    c.error_reports()
 }
 
 #[cfg(test)]

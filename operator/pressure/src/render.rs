@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use pressure_crds::ThresholdOutcome;
+
 use crate::report::{Line, Report};
 
 /// Renders the report as text.
@@ -151,7 +153,11 @@ fn verdict(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  {:<4} {:<28} limit {:>9}  observed {}",
-            if t.passed { "ok" } else { "FAIL" },
+            match t.outcome {
+                ThresholdOutcome::Passed => "ok",
+                ThresholdOutcome::Disabled => "off",
+                ThresholdOutcome::Breached | ThresholdOutcome::NotMeasured => "FAIL",
+            },
             t.name,
             t.limit,
             t.observed.map_or("not measured".into(), |v| v.to_string())
@@ -163,6 +169,9 @@ fn verdict(r: &Report) -> String {
         if r.passed { "PASS" } else { "FAIL" },
         r.verdict
     );
+    if !r.passed && !r.message.is_empty() {
+        let _ = writeln!(out, "  {}", r.message);
+    }
     out
 }
 
@@ -191,6 +200,7 @@ mod tests {
                 limit: 1000,
                 observed: Some(2),
                 passed: false,
+                outcome: ThresholdOutcome::Breached,
             }],
             verdict: "ThresholdBreached".into(),
             ..Report::default()

@@ -1,12 +1,13 @@
 //! The report's figures, computed from snapshots by pure functions: per tenant and in total,
 //! generated (clients), sent (proxy), delivered (sink), errors (error reports at the clients),
 //! deferrals, lost, duplicates, cache hit rate, throughput over the measured window and latency;
-//! then the thresholds and the verdict through [`pressure_crds::verdict`].
+//! then the thresholds and the verdict through [`pressure_crds::verdict`], the one the operator
+//! uses: the snapshots become the same [`Figures`] the operator aggregates from its pods.
 
 use std::collections::BTreeMap;
 
-use pressure_crds::verdict::{self, Observed, permille};
-use pressure_crds::{Figures, TenantFigures, ThresholdResult, ThresholdsSpec};
+use pressure_crds::verdict::{self, Measured, Verdict, Window, permille};
+use pressure_crds::{Figures, LatencySource, TenantFigures, ThresholdResult, ThresholdsSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::collect::{Snapshot, error_reports};
@@ -47,7 +48,7 @@ pub struct Line {
     pub errors: u64,
     /// Deferrals (`gmp_deferred_total`).
     pub deferred: u64,
-    /// generated − delivered − errors (never negative).
+    /// generated − distinct deliveries (delivered − duplicates) − errors (never negative).
     pub lost: u64,
     /// Duplicate deliveries seen by the sink.
     pub duplicates: Option<u64>,
@@ -161,8 +162,12 @@ pub struct Report {
     pub cpu_seconds: BTreeMap<String, f64>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
-    /// `ThresholdsPassed`, `ThresholdBreached`, `DeliveryMismatch` or `AbortedByUser`.
+    /// `ThresholdsPassed`, `ThresholdBreached`, `DeliveryMismatch`, `NotMeasured` or
+    /// `AbortedByUser`.
     pub verdict: String,
+    /// The verdict in one sentence: what was breached, what could not be measured.
+    #[serde(default)]
+    pub message: String,
     /// Whether the run passed.
     pub passed: bool,
     /// The same totals in the operator's status shape.
@@ -202,11 +207,15 @@ pub fn build(
     total.clients = facts.tenants.iter().map(|t| t.1).sum();
     let d = delivered(end, None, ext) - start.map_or(0, |s| delivered(s, None, ext));
     total.throughput_per_second = rate(d, measured);
-    let figures = figures(&total, last, ext);
-    let (thresholds, mut verdict_reason) = judge(facts, &total, start, end);
-    if facts.interrupted {
-        verdict_reason = ABORTED_BY_USER;
-    }
+    let mut figures = figures(&total, last, ext);
+    let (judged, m) = judge(&facts.thresholds, &figures, (start, end), measured, ext);
+    figures.error_rate_permille = m.error_rate_permille;
+    let (verdict_reason, message) = if facts.interrupted {
+        (ABORTED_BY_USER, "stopped by the user".to_string())
+    } else {
+        (judged.reason, judged.message)
+    };
+    let thresholds = judged.results;
     Report {
         run_id: facts.run_id.clone(),
         source: facts.source.clone(),
@@ -225,6 +234,7 @@ pub fn build(
         cpu_seconds: facts.cpu_seconds.clone(),
         passed: verdict_reason == verdict::THRESHOLDS_PASSED,
         verdict: verdict_reason.into(),
+        message,
         thresholds,
         figures,
         total,
@@ -285,7 +295,9 @@ fn line(s: &Snapshot, tenant: Option<&str>, ext: bool) -> Line {
         delivered,
         errors,
         deferred: pick(&s.proxy.deferred, tenant),
-        lost: generated.saturating_sub(delivered + errors),
+        lost: generated.saturating_sub(
+            delivered.saturating_sub(sink.as_ref().map_or(0, |k| k.duplicates)) + errors,
+        ),
         duplicates: sink.as_ref().map(|k| k.duplicates),
         attachment_mismatches: sink.as_ref().map(|k| k.attachment_mismatches),
         bytes_delivered: sink.as_ref().map(|k| k.bytes),
@@ -326,52 +338,39 @@ fn cache(s: &Snapshot) -> CacheFigures {
     }
 }
 
-/// The spec's thresholds plus the delivery checks (no loss, no duplicate, no corrupt attachment).
+/// The verdict of [`pressure_crds::verdict`] on the run's figures: `last` after the drain, the
+/// window from its start and end snapshots.
 fn judge(
-    facts: &Facts,
-    total: &Line,
-    start: Option<&Snapshot>,
-    end: &Snapshot,
-) -> (Vec<ThresholdResult>, &'static str) {
-    let sent0 = start.map_or(0.0, Snapshot::sent);
-    let err0 = start.map_or(0, Snapshot::error_reports);
-    let sent = (end.sent() - sent0).max(0.0).round() as i64;
-    let errors = end.error_reports().saturating_sub(err0) as i64;
-    let obs = Observed {
-        error_rate_permille: permille(errors, sent + errors).unwrap_or(0),
-        latency_p99_ms: total.latency_ms.map(|l| l.p99.round() as i64),
-        throughput_per_second: total.throughput_per_second.floor() as i64,
-        delivered_ratio_permille: (!facts.external_smtp)
-            .then(|| permille(total.delivered as i64, total.generated as i64))
-            .flatten(),
+    th: &ThresholdsSpec,
+    last: &Figures,
+    window: (Option<&Snapshot>, &Snapshot),
+    measured_seconds: f64,
+    ext: bool,
+) -> (Verdict, Measured) {
+    let start = window.0.map(|s| snapshot_figures(s, ext));
+    let end = snapshot_figures(window.1, ext);
+    let w = Window {
+        start: start.as_ref(),
+        end: &end,
+        seconds: measured_seconds,
     };
-    let (mut results, _) = verdict::evaluate(&facts.thresholds, &obs);
-    let check = |name: &str, observed: Option<u64>| ThresholdResult {
-        name: name.into(),
-        limit: 0,
-        observed: observed.map(|v| v as i64),
-        passed: observed.is_none_or(|v| v == 0),
-    };
-    results.push(check("maxLostMessages", Some(total.lost)));
-    results.push(check("maxDuplicates", total.duplicates));
-    results.push(check(
-        "maxAttachmentMismatches",
-        total.attachment_mismatches,
-    ));
-    let delivery = [
-        "minDeliveredRatioPermille",
-        "maxLostMessages",
-        "maxDuplicates",
-        "maxAttachmentMismatches",
-    ];
-    let reason = verdict::reason_of(&results, &delivery);
-    (results, reason)
+    let m = Measured::from_figures(last, w);
+    (verdict::evaluate(th, &m), m)
+}
+
+/// The totals of one snapshot, in the status shape.
+fn snapshot_figures(s: &Snapshot, ext: bool) -> Figures {
+    figures(&line(s, None, ext), s, ext)
 }
 
 fn figures(total: &Line, last: &Snapshot, ext: bool) -> Figures {
     let lat = total.latency_ms;
     let ms = |v: f64| v.round() as i64;
     let (g, e) = (total.generated as i64, total.errors as i64);
+    // Delivery is measured only by a verifying sink that answered.
+    let sink = !ext && last.sink.is_some();
+    let delivered = sink.then_some(total.delivered as i64);
+    let duplicates = total.duplicates.map(|v| v as i64);
     Figures {
         observed_at: crate::unix_now() as i64,
         generated: g,
@@ -379,19 +378,24 @@ fn figures(total: &Line, last: &Snapshot, ext: bool) -> Figures {
         errors: e,
         deferred: total.deferred as i64,
         pending: last.proxy.pending.round() as i64,
-        delivered: (!ext).then_some(total.delivered as i64),
-        duplicates: total.duplicates.map(|v| v as i64),
+        delivered,
+        duplicates,
         attachment_mismatches: total.attachment_mismatches.map(|v| v as i64),
         rate_per_second: total.throughput_per_second.floor() as i64,
+        latency_source: lat.map(|_| {
+            if sink {
+                LatencySource::Sink
+            } else {
+                LatencySource::Proxy
+            }
+        }),
         latency_p50_ms: lat.map(|l| ms(l.p50)),
         latency_p95_ms: lat.map(|l| ms(l.p95)),
         latency_p99_ms: lat.map(|l| ms(l.p99)),
         latency_max_ms: lat.and_then(|l| l.max).map(ms),
         cache_hit_rate_permille: total.cache_hit_rate_permille,
         error_rate_permille: permille(e, total.sent as i64 + e).unwrap_or(0),
-        delivered_ratio_permille: (!ext)
-            .then(|| permille(total.delivered as i64, g))
-            .flatten(),
+        delivered_ratio_permille: delivered.and_then(|d| permille(d - duplicates.unwrap_or(0), g)),
     }
 }
 

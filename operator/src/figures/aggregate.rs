@@ -1,11 +1,12 @@
 //! Folds the raw readings into status figures: counters summed over proxy replicas, pending as
-//! the maximum (it is database-wide), latency from the sink's end-to-end percentiles (or the
-//! proxy's merged histogram without a verifying sink), per-tenant lines.
+//! the maximum (it is database-wide), errors as the clients' final error reports (as the local
+//! runner counts them), latency from the sink's end-to-end percentiles (or, shown but never
+//! judged, the proxy's merged histogram), per-tenant lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
-use pressure_crds::{Figures, TenantFigures};
+use pressure_crds::{Figures, LatencySource, TenantFigures};
 
 use crate::status::Reading;
 use crate::status::verdict::permille;
@@ -32,11 +33,12 @@ pub fn aggregate(
         .map(|(_, c)| c.messages_generated as i64)
         .sum();
     let delivered = sink.map(|s| s.total.received as i64);
+    let duplicates = sink.map(|s| s.total.duplicates as i64);
     let mut fig = Figures {
         observed_at: now,
         generated,
         sent: sum(|p| &p.sent, None),
-        errors: sum(|p| &p.errors, None),
+        errors: clients.iter().map(|(_, c)| c.error_reports() as i64).sum(),
         deferred: proxies
             .iter()
             .flat_map(|p| p.deferred.values())
@@ -48,10 +50,12 @@ pub fn aggregate(
             .fold(0.0, f64::max)
             .round() as i64,
         delivered,
-        duplicates: sink.map(|s| s.total.duplicates as i64),
+        duplicates,
         attachment_mismatches: sink.map(|s| s.total.attachment_mismatches as i64),
         cache_hit_rate_permille: mean_permille(clients.iter().map(|(_, c)| c.cache_hit_rate)),
-        delivered_ratio_permille: delivered.and_then(|d| permille(d, generated)),
+        // Distinct deliveries, as the verdict counts them.
+        delivered_ratio_permille: delivered
+            .and_then(|d| permille(d - duplicates.unwrap_or(0), generated)),
         ..Figures::default()
     };
     set_latency(&mut fig, proxies, sink);
@@ -75,7 +79,7 @@ pub fn aggregate(
                 clients: mine.len() as i32,
                 generated: mine.iter().map(|c| c.messages_generated as i64).sum(),
                 sent: sum(|p| &p.sent, Some(&t)),
-                errors: sum(|p| &p.errors, Some(&t)),
+                errors: mine.iter().map(|c| c.error_reports() as i64).sum(),
                 delivered: sink.map(|_| sink_t.map_or(0, |s| s.received as i64)),
                 latency_p99_ms: sink_t
                     .filter(|s| s.latency_ms.count > 0)
@@ -98,6 +102,7 @@ fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkSt
         fig.latency_p95_ms = Some(l.p95.round() as i64);
         fig.latency_p99_ms = Some(l.p99.round() as i64);
         fig.latency_max_ms = Some(l.max.round() as i64);
+        fig.latency_source = Some(LatencySource::Sink);
         return;
     }
     let mut merged: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
@@ -110,6 +115,7 @@ fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkSt
     fig.latency_p50_ms = ms(0.5);
     fig.latency_p95_ms = ms(0.95);
     fig.latency_p99_ms = ms(0.99);
+    fig.latency_source = fig.latency_p99_ms.map(|_| LatencySource::Proxy);
 }
 
 fn mean_permille(rates: impl Iterator<Item = f64>) -> Option<i64> {
@@ -132,10 +138,12 @@ mod tests {
         }
     }
 
+    /// A client with one final error report.
     fn client(generated: u64, hit: f64) -> ClientStatsV1 {
         ClientStatsV1 {
             messages_generated: generated,
             cache_hit_rate: hit,
+            reports_by_type: BTreeMap::from([("error".into(), 1)]),
             ..ClientStatsV1::default()
         }
     }
@@ -158,6 +166,7 @@ mod tests {
         );
         assert_eq!(r.figures.delivered, None);
         assert_eq!(r.figures.latency_p99_ms, Some(990));
+        assert_eq!(r.figures.latency_source, Some(LatencySource::Proxy));
         assert_eq!(r.per_tenant.len(), 1);
         assert_eq!((r.per_tenant[0].clients, r.per_tenant[0].sent), (2, 15));
         assert!(r.proxy_seen);
@@ -189,6 +198,7 @@ mod tests {
             1,
         );
         assert_eq!(r.figures.latency_p99_ms, Some(31));
+        assert_eq!(r.figures.latency_source, Some(LatencySource::Sink));
         assert_eq!(r.figures.delivered_ratio_permille, Some(950));
         assert_eq!(r.per_tenant[0].delivered, Some(19));
     }

@@ -14,20 +14,18 @@ pub const COMPLETE: &str = "Complete";
 /// The verdict: Unknown while running, then True or False.
 pub const SUCCEEDED: &str = "Succeeded";
 
-/// Verdict reasons of the `Succeeded` condition.
+/// Reasons of the `Succeeded` condition; the verdict's own (passed, breached, delivery mismatch,
+/// not measured) are `pressure_crds::verdict`'s.
 pub mod reason {
-    /// Every threshold held.
-    pub const THRESHOLDS_PASSED: &str = "ThresholdsPassed";
-    /// A threshold was breached.
-    pub const THRESHOLD_BREACHED: &str = "ThresholdBreached";
+    pub use pressure_crds::verdict::{
+        DELIVERY_MISMATCH, NOT_MEASURED, THRESHOLD_BREACHED, THRESHOLDS_PASSED,
+    };
     /// A wait ran past its deadline.
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     /// The setup Job failed.
     pub const SETUP_FAILED: &str = "SetupFailed";
     /// A pod could not start.
     pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
-    /// Fewer messages reached the sink than were generated.
-    pub const DELIVERY_MISMATCH: &str = "DeliveryMismatch";
     /// Still running.
     pub const IN_PROGRESS: &str = "InProgress";
 }

@@ -1,7 +1,10 @@
 //! The phase machine: Pending → Provisioning → SettingUp → Running → Analyzing → Succeeded or
 //! Failed. Every wait has a deadline from the spec's `timeouts`; a failing pod ends the run at once.
 
-use pressure_crds::{ConditionStatus as S, Figures, Phase, PressureTestSpec, PressureTestStatus};
+use pressure_crds::verdict::Measured;
+use pressure_crds::{
+    ConditionStatus as S, Figures, Phase, PressureTestSpec, PressureTestStatus, SinkKind,
+};
 
 use super::conditions::{self as c, reason};
 use super::{JobState, Observed, Reading, Transition, rfc3339, seconds_since, verdict};
@@ -286,33 +289,30 @@ fn analyzing(
         let msg = "no figures could be read from the proxy, clients or sink; nothing to judge";
         return Step::Fail(reason::THRESHOLD_BREACHED, msg.into());
     };
-    let (results, why) = verdict::evaluate(
+    let v = verdict::evaluate(
         &spec.thresholds,
         &fig,
         s.baseline.as_ref(),
-        i64::from(spec.duration_seconds),
+        s.load_end.as_ref(),
+        s.load_start_at.unwrap_or(fig.observed_at),
     );
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.name.clone())
-        .collect();
-    s.thresholds = results;
+    s.thresholds = v.results.clone();
     let drain_note = if drained {
         ""
     } else {
         " (queue not drained before drainSeconds)"
     };
-    if failed.is_empty() {
-        let msg = format!("every threshold held{drain_note}");
-        finish(s, S::True, why, &msg, now_str, obs.generation);
-        return Step::To(Phase::Succeeded, why, msg);
+    let msg = format!("{}{drain_note}", v.message);
+    if v.passed() {
+        finish(s, S::True, v.reason, &msg, now_str, obs.generation);
+        return Step::To(Phase::Succeeded, v.reason, msg);
     }
-    Step::Fail(why, format!("breached: {}{drain_note}", failed.join(", ")))
+    Step::Fail(v.reason, msg)
 }
 
 /// Stores a reading: rate and error rate against the warm-up baseline, which is taken from the
-/// first reading after the warm-up.
+/// first reading after the warm-up; the first reading after the load's stop ends the measured
+/// window (`loadEnd`).
 fn record(
     spec: &PressureTestSpec,
     s: &mut PressureTestStatus,
@@ -324,15 +324,23 @@ fn record(
         return;
     };
     let mut fig: Figures = r.figures.clone();
+    // With the verifying sink, a reading it did not answer cannot bound the window.
+    let complete = spec.sink.kind != SinkKind::Verifying || fig.delivered.is_some();
     let warm_end = s.load_start_at.unwrap_or(now) + i64::from(spec.warmup_seconds);
-    if s.baseline.is_none() && now >= warm_end {
+    if s.baseline.is_none() && now >= warm_end && complete {
         s.baseline = Some(fig.clone());
+    }
+    if s.load_end.is_none() && s.load_stop_at.is_some_and(|stop| now >= stop) && complete {
+        s.load_end = Some(fig.clone());
     }
     let base = s.baseline.as_ref();
     let since = base.map_or(s.load_start_at.unwrap_or(now), |b| b.observed_at);
-    let (sent, _) = verdict::deltas(&fig, base);
-    fig.rate_per_second = sent / (now - since).max(1);
-    fig.error_rate_permille = verdict::error_rate(&fig, base);
+    let seconds = (now - since).max(1);
+    let w = verdict::window(base, None, &fig, since);
+    let m = Measured::from_figures(&fig, w);
+    let sent = (fig.sent - base.map_or(0, |b| b.sent)).max(0);
+    fig.rate_per_second = m.throughput_per_second.unwrap_or(sent / seconds);
+    fig.error_rate_permille = m.error_rate_permille;
     s.figures = Some(fig);
     s.per_tenant = r.per_tenant.clone();
 }

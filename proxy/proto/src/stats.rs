@@ -39,6 +39,17 @@ pub struct ClientStatsV1 {
     pub messages_finalized: u64,
 }
 
+impl ClientStatsV1 {
+    /// Final error reports received (`error` and `bounce`): the errors every verdict counts,
+    /// in the cluster and locally.
+    pub fn error_reports(&self) -> u64 {
+        ["error", "bounce"]
+            .iter()
+            .map(|k| self.reports_by_type.get(*k).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
 /// Per-tenant figures of the SMTP sink.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SinkTenantStatsV1 {

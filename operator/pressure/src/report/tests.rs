@@ -1,4 +1,5 @@
-//! Report arithmetic: loss, throughput over the window, delivery source, verdict lines.
+//! Report arithmetic: loss, throughput over the window, delivery source, verdict lines; and the
+//! shared table of verdict cases ([`pressure_crds::verdict::cases`]) through the local runner.
 
 use std::collections::BTreeMap;
 
@@ -143,6 +144,20 @@ fn external_smtp_counts_proxy_sent_and_skips_sink_checks() {
         .iter()
         .find(|t| t.name == "minDeliveredRatioPermille");
     assert_eq!(ratio.map(|t| t.observed), Some(None));
+    // Not measured is not passed: without a verifying sink the run fails unless the spec
+    // switches the sink's thresholds off.
+    assert_eq!(r.verdict, verdict::NOT_MEASURED);
+    assert!(r.message.contains("maxLostMessages"), "{}", r.message);
+    let f = Facts {
+        external_smtp: true,
+        thresholds: ThresholdsSpec {
+            disabled: pressure_crds::verdict::cases::NEEDS_SINK.to_vec(),
+            ..ThresholdsSpec::default()
+        },
+        ..facts()
+    };
+    let r = build(&f, &end, (None, &end), Vec::new());
+    assert!(r.passed, "{:?}", r.thresholds);
 }
 
 #[test]
@@ -153,4 +168,68 @@ fn impossible_throughput_fails() {
     let r = build(&f, &end, (None, &end), Vec::new());
     assert_eq!(r.verdict, verdict::THRESHOLD_BREACHED);
     assert_eq!(r.thresholds[2].observed, Some(15));
+}
+
+/// One client, the proxy and the sink (or none, as with `--smtp`) reporting these counts at `t`.
+fn snap_of(c: &pressure_crds::verdict::cases::Counts, t: f64) -> Snapshot {
+    let client = ClientStatsV1 {
+        messages_generated: c.generated as u64,
+        reports_by_type: BTreeMap::from([("error".into(), c.errors as u64)]),
+        ..ClientStatsV1::default()
+    };
+    let sink = c.sink.map(|k| {
+        let line = SinkTenantStatsV1 {
+            received: k.delivered as u64,
+            duplicates: k.duplicates as u64,
+            attachment_mismatches: k.attachment_mismatches as u64,
+            latency_ms: LatencySummaryV1 {
+                count: if k.latency_p99_ms.is_some() {
+                    k.delivered as u64
+                } else {
+                    0
+                },
+                p99: k.latency_p99_ms.unwrap_or_default() as f64,
+                ..LatencySummaryV1::default()
+            },
+            ..SinkTenantStatsV1::default()
+        };
+        SinkStatsV1 {
+            total: line.clone(),
+            tenants: BTreeMap::from([("t".to_string(), line)]),
+            ..SinkStatsV1::default()
+        }
+    });
+    Snapshot {
+        t,
+        clients: vec![("t".into(), client)],
+        proxy: ProxyMetrics {
+            sent: BTreeMap::from([("t".into(), c.sent as f64)]),
+            ..ProxyMetrics::default()
+        },
+        sink,
+        sink_buckets: Vec::new(),
+    }
+}
+
+#[test]
+fn the_shared_table_gives_the_same_verdict_locally() {
+    for case in pressure_crds::verdict::cases::cases() {
+        let f = Facts {
+            tenants: vec![("t".into(), 1)],
+            thresholds: case.thresholds.clone(),
+            // A run without the verifying sink is a run with `--smtp`.
+            external_smtp: case.end.sink.is_none(),
+            ..facts()
+        };
+        let start = snap_of(&case.start, 0.0);
+        let end = snap_of(&case.end, case.seconds as f64);
+        let r = build(&f, &end, (Some(&start), &end), Vec::new());
+        case.check(&r.thresholds, &r.verdict, &r.message);
+        assert_eq!(
+            r.passed,
+            case.reason == verdict::THRESHOLDS_PASSED,
+            "{}",
+            case.name
+        );
+    }
 }

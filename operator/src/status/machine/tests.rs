@@ -1,7 +1,9 @@
 //! Walks the phase machine through a whole run and through each way it can fail.
 
 use chrono::{DateTime, Duration, Utc};
-use pressure_crds::{ConditionStatus, Figures, Phase, PressureTestSpec, PressureTestStatus};
+use pressure_crds::{
+    ConditionStatus, Figures, LatencySource, Phase, PressureTestSpec, PressureTestStatus,
+};
 
 use super::super::{JobState, Observed, PodIssue, PodProblem, Reading};
 use super::advance;
@@ -42,6 +44,9 @@ fn reading(sent: i64, pending: i64, at: i64) -> Reading {
             0
         }),
         latency_p99_ms: Some(500),
+        latency_source: Some(LatencySource::Sink),
+        duplicates: Some(0),
+        attachment_mismatches: Some(0),
         ..Figures::default()
     };
     Reading {
@@ -114,7 +119,12 @@ fn a_full_run_succeeds() {
     );
     assert_eq!(cond(&s, "Complete").0, ConditionStatus::True);
     assert!(s.completion_time.is_some());
-    assert_eq!(s.thresholds.len(), 4);
+    assert_eq!(s.thresholds.len(), 7);
+    assert_eq!(
+        s.load_end.as_ref().map(|f| f.sent),
+        Some(5100),
+        "the measured window ends at the load's stop"
+    );
     assert!(!t.expect("transition").is_warning());
 }
 
