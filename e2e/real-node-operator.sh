@@ -15,8 +15,10 @@
 #     --delete-proxy-pod-at S    delete one proxy pod S seconds into the Running phase
 #     --delete-postgres-pod-at S delete PostgreSQL's pod S seconds into the Running phase; the
 #                                data lives on a PersistentVolume this script makes (hostPath)
-#     --max-duplicates N         duplicates allowed (a deleted proxy pod may resend what it had
-#                                sent but not yet recorded)
+#     --max-duplicates N         duplicates allowed, here and in spec.thresholds.maxDuplicates (a
+#                                deleted proxy pod may resend what it had sent but not recorded)
+#     --max-p99-ms N             spec.thresholds.maxP99LatencyMs (a run that deletes its database
+#                                on purpose holds messages for as long as the database is away)
 #
 # Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
 # is another issue's business: both are switched off in the run. Needs the project's images on
@@ -31,14 +33,14 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '12,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '12,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
-DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0
+DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
@@ -47,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --delete-proxy-pod-at) KILL_PROXY_AT=$2 ;;
     --delete-postgres-pod-at) KILL_PG_AT=$2 ;;
     --max-duplicates) MAX_DUPLICATES=$2 ;;
+    --max-p99-ms) MAX_P99=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -112,9 +115,9 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" <<'EOF'
 import sys, yaml
-example_path, images_path, out_path, duration, replicas = sys.argv[1:6]
+example_path, images_path, out_path, duration, replicas, max_dup, max_p99 = sys.argv[1:8]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -134,6 +137,10 @@ if duration:
 if replicas:
     spec.setdefault("proxy", {})["replicas"] = int(replicas)
     spec["proxy"]["hpa"] = {"enabled": False}
+if int(max_dup) > 0:
+    spec.setdefault("thresholds", {})["maxDuplicates"] = int(max_dup)
+if max_p99:
+    spec.setdefault("thresholds", {})["maxP99LatencyMs"] = int(max_p99)
 yaml.safe_dump(example, open(out_path, "w"))
 print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
 EOF
@@ -220,7 +227,9 @@ read -r generated delivered duplicates mismatches < <(field "$name" \
 say "figures: generated=$generated delivered=$delivered duplicates=$duplicates attachmentMismatches=$mismatches"
 [[ $generated =~ ^[0-9]+$ && $generated -gt 0 ]] || fail "no messages generated"
 [[ $delivered =~ ^[0-9]+$ ]] || fail "the sink's delivered count is missing from the status"
-((delivered == generated)) || fail "lost messages: generated $generated, the sink received $delivered"
+# The sink counts every delivery; its duplicates are deliveries of a message it had already had.
+((delivered - ${duplicates:-0} == generated)) ||
+  fail "lost messages: generated $generated, the sink received $delivered of which ${duplicates:-0} duplicates"
 ((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
 ((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
 

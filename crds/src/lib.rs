@@ -7,6 +7,8 @@
 //!   (proxy, PostgreSQL, sink, observability) plus the seed's client [`profiles`];
 //! - [`status`]: phase, conditions, live figures and the final summary;
 //! - [`mod@validate`]: pure validation with typed errors carrying a field path;
+//! - [`drain`]: when a run has drained (every generated message has its final report), for the
+//!   operator's `Analyzing` phase and the local runner's drain alike;
 //! - [`verdict`]: the one verdict of a run, for the operator and the local runner alike: what each
 //!   threshold measures, from which figures, and the `Succeeded` reason; [`verdict::cases`] is
 //!   the table of cases both adapters' tests run.
@@ -17,6 +19,7 @@
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`
 //! regenerates the committed CRD; a test fails when the two differ.
 
+pub mod drain;
 pub mod profiles;
 pub mod spec;
 pub mod status;

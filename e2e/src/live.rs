@@ -16,10 +16,12 @@ use kube::Client;
 use kube::api::Api;
 use mailproxy_proto::admin::SetupPlanV1;
 use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
+use pressure_crds::{Phase, PressureTest};
 
 use crate::ns::TempNs;
-use crate::operator::endpoint_overrides;
+use crate::operator::{Operator, endpoint_overrides};
 use crate::procs::{Proc, binary, free_port};
+use crate::wait::{is_complete, poll, wait_pt};
 
 /// The local processes standing in for the pods of one PressureTest.
 #[derive(Debug)]
@@ -37,6 +39,16 @@ pub struct LiveStack {
 impl LiveStack {
     /// Reserves ports for the PressureTest `pt` with these tenants and starts the sink.
     pub async fn start_sink(ns: &TempNs, pt: &str, tenants: &[&str]) -> anyhow::Result<Self> {
+        Self::start_sink_with(ns, pt, tenants, &[]).await
+    }
+
+    /// [`LiveStack::start_sink`] with extra `client-sim sink` arguments (fault injection).
+    pub async fn start_sink_with(
+        ns: &TempNs,
+        pt: &str,
+        tenants: &[&str],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut client_ports = BTreeMap::new();
         for t in tenants {
             client_ports.insert(t.to_string(), free_port()?);
@@ -53,13 +65,14 @@ impl LiveStack {
                 .timeout(Duration::from_secs(5))
                 .build()?,
         };
-        let args = [
+        let mut args = vec![
             "sink".to_string(),
             "--smtp-listen".into(),
             format!("127.0.0.1:{}", stack.sink_smtp),
             "--http-listen".into(),
             format!("127.0.0.1:{}", stack.sink_http),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let url = format!("{}/health", stack.sink_url());
         stack
             .spawn("sink", &binary("client-sim")?, &args, &[], &url)
@@ -194,6 +207,72 @@ impl LiveStack {
             );
         }
         Ok(())
+    }
+
+    /// Runs the applied PressureTest `self.pt` to its end with these processes standing in for
+    /// its pods: starts the proxy once its Deployment exists, the clients and the setup once the
+    /// load window is published (checking they are up before it opens), then polls the status
+    /// every second until `Complete` (the processes and the operator must stay up), for at most
+    /// `limit`. Returns the final object and the largest `figures.sent` seen while Running.
+    pub async fn drive(
+        &mut self,
+        client: &Client,
+        op: &mut Operator,
+        limit: Duration,
+    ) -> anyhow::Result<(PressureTest, i64)> {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &self.ns.name);
+        let proxy = format!("{}-proxy", self.pt);
+        poll(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            "the proxy Deployment",
+            || async { Ok(deployments.get_opt(&proxy).await?.map(|_| ())) },
+        )
+        .await?;
+        self.start_proxy(client).await?;
+        // Clients exist once the load window is published; they must run before it opens.
+        let pts: Api<PressureTest> = Api::namespaced(client.clone(), &self.ns.name);
+        let pt = wait_pt(
+            &pts,
+            &self.pt,
+            Duration::from_secs(90),
+            "the load window",
+            |pt| {
+                pt.status
+                    .as_ref()
+                    .is_some_and(|s| s.load_start_at.is_some())
+            },
+        )
+        .await?;
+        let start_at = pt.status.and_then(|s| s.load_start_at).unwrap_or(0);
+        self.start_clients(client).await?;
+        self.run_setup(client).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        anyhow::ensure!(
+            now < start_at,
+            "clients and setup ready before the load starts ({now} < {start_at})"
+        );
+        let mut max_sent = 0;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.check_alive()?;
+            op.check_alive()?;
+            let pt = pts.get(&self.pt).await?;
+            let s = pt.status.clone().unwrap_or_default();
+            if s.phase == Some(Phase::Running) {
+                max_sent = max_sent.max(s.figures.as_ref().map_or(0, |f| f.sent));
+            }
+            if is_complete(&pt) {
+                return Ok((pt, max_sent));
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the run did not complete within {limit:?}; status: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// The sink's `/stats`.

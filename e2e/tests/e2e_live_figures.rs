@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use e2e::crd::install_crd;
 use e2e::live::LiveStack;
-use e2e::wait::{condition, is_complete, poll, wait_pt};
+use e2e::wait::condition;
 use e2e::{Kubectl, Operator, with_temp_ns};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use pressure_crds::{ConditionStatus, Phase, PressureTest};
 
@@ -55,48 +54,9 @@ async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Re
         let mut op = Operator::start(&client, &ns, &stack.overrides()).await?;
         let k = Kubectl::new()?;
         k.apply(&ns.name, SPEC).await?;
-
-        // The proxy runs with the Deployment's tuning and the Secret's credentials.
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-        poll(
-            Duration::from_secs(30),
-            Duration::from_millis(100),
-            "the proxy Deployment",
-            || async { Ok(deployments.get_opt("live-proxy").await?.map(|_| ())) },
-        )
-        .await?;
-        stack.start_proxy(&client).await?;
-
-        // Clients exist once the load window is published; they must run before it opens.
-        let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
-        let pt = wait_pt(
-            &pts,
-            "live",
-            Duration::from_secs(90),
-            "the load window",
-            |pt| {
-                pt.status
-                    .as_ref()
-                    .is_some_and(|s| s.load_start_at.is_some())
-            },
-        )
-        .await?;
-        let start_at = pt
-            .status
-            .as_ref()
-            .and_then(|s| s.load_start_at)
-            .unwrap_or(0);
-        stack.start_clients(&client).await?;
-        stack.run_setup(&client).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
-        assert!(
-            now < start_at,
-            "clients and setup ready before the load starts ({now} < {start_at})"
-        );
-
-        let sent_while_running = watch_until_complete(&pts, &mut stack, &mut op).await?;
+        let (_, sent_while_running) = stack
+            .drive(&client, &mut op, Duration::from_secs(180))
+            .await?;
         assert!(
             sent_while_running > 0,
             "the status showed sent messages while Running"
@@ -111,6 +71,7 @@ async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Re
         ])
         .await?
         .ok()?;
+        let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
         let pt = pts.get("live").await?;
         let s = pt.status.clone().unwrap_or_default();
         eprintln!(
@@ -122,34 +83,6 @@ async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Re
         check_against_sources(&pt, &stack).await
     })
     .await
-}
-
-/// Polls the status every second until `Complete`, checking the processes stay up; returns the
-/// largest `figures.sent` seen while the phase was Running.
-async fn watch_until_complete(
-    pts: &Api<PressureTest>,
-    stack: &mut LiveStack,
-    op: &mut Operator,
-) -> anyhow::Result<i64> {
-    let mut max_sent = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        stack.check_alive()?;
-        op.check_alive()?;
-        let pt = pts.get("live").await?;
-        let s = pt.status.clone().unwrap_or_default();
-        if s.phase == Some(Phase::Running) {
-            max_sent = max_sent.max(s.figures.as_ref().map_or(0, |f| f.sent));
-        }
-        if is_complete(&pt) {
-            return Ok(max_sent);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not complete within 180 s; status: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 fn check_verdict(pt: &PressureTest) -> anyhow::Result<()> {

@@ -37,6 +37,9 @@ pub struct Reading {
     pub per_tenant: Vec<TenantFigures>,
     /// Whether the proxy answered (its pending count is meaningful).
     pub proxy_seen: bool,
+    /// Every tenant's clients hold a final report for every message they generated
+    /// ([`pressure_crds::drain`]); false when no client answered.
+    pub clients_drained: bool,
 }
 
 /// Everything the controller saw during one reconcile.

@@ -116,17 +116,16 @@ impl Snapshot {
         self.clients.iter().map(|c| c.1.messages_finalized).sum()
     }
 
-    /// Whether every tenant's clients have a final report for every message they generated.
+    /// Whether every tenant's clients have a final report for every message they generated
+    /// ([`pressure_crds::drain`], as the operator judges it).
     pub fn drained(&self) -> bool {
-        let mut tenants: Vec<&str> = self.clients.iter().map(|c| c.0.as_str()).collect();
-        tenants.dedup();
-        tenants.iter().all(|t| {
-            let mine = self.clients.iter().filter(|c| c.0 == *t);
-            let (g, f) = mine.fold((0, 0), |(g, f), c| {
-                (g + c.1.messages_generated, f + c.1.messages_finalized)
-            });
-            f >= g
-        })
+        pressure_crds::drain::drained(self.clients.iter().map(|(tenant, c)| {
+            pressure_crds::drain::ClientCounts {
+                tenant,
+                generated: c.messages_generated,
+                finalized: c.messages_finalized,
+            }
+        }))
     }
 
     /// Messages sent by the proxy, all tenants.

@@ -93,6 +93,13 @@ pub fn aggregate(
         figures: fig,
         per_tenant,
         proxy_seen: !proxies.is_empty(),
+        clients_drained: pressure_crds::drain::drained(clients.iter().map(|(tenant, c)| {
+            pressure_crds::drain::ClientCounts {
+                tenant,
+                generated: c.messages_generated,
+                finalized: c.messages_finalized,
+            }
+        })),
     }
 }
 

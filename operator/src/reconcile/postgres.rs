@@ -1,5 +1,6 @@
 //! PostgreSQL: a one-replica StatefulSet with a volume claim template, the seed's server
-//! parameters as `-c` arguments, and a headless Service.
+//! parameters as `-c` arguments, and a headless Service that also publishes the pod while it is
+//! not ready.
 
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -35,12 +36,18 @@ pub fn children(pt: &PressureTest) -> Result<Vec<Child>> {
         names::postgres(&name),
         labels(&name, COMPONENT, "postgres"),
     )?;
-    let svc = service(
+    let mut svc = service(
         svc_meta,
         selector(&name, COMPONENT),
         &[("postgres", PORT)],
         true,
     );
+    // The name resolves while the one pod is not ready (restarting, recovering): the proxies get
+    // "connection refused" and retry at once, instead of "name not found", which resolvers cache
+    // (seen on the real node: about a minute without the name after PostgreSQL's pod was deleted).
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.publish_not_ready_addresses = Some(true);
+    }
     Ok(vec![
         Child::Service(svc),
         Child::StatefulSet(statefulset(pt, &name)?),

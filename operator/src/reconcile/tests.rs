@@ -379,6 +379,18 @@ fn postgres_gets_the_seed_parameters_and_a_claim() {
             .len(),
         1
     );
+    let svc = children
+        .iter()
+        .find_map(|c| match c {
+            Child::Service(s) if s.metadata.name.as_deref() == Some("t-postgres") => s.spec.clone(),
+            _ => None,
+        })
+        .expect("PostgreSQL's Service");
+    assert_eq!(
+        (svc.cluster_ip.as_deref(), svc.publish_not_ready_addresses),
+        (Some("None"), Some(true)),
+        "headless, and the name resolves while the pod restarts"
+    );
 }
 
 #[test]

@@ -277,10 +277,12 @@ fn analyzing(
     let now = obs.now.timestamp();
     record(spec, s, obs.reading.as_ref(), now);
     let waited = seconds_since(s.phase_since.as_deref(), obs.now);
+    // Drained: the proxy's queue is empty and every generated message has its final report at
+    // its client (the local runner's rule); a message still held by a client is not drained.
     let drained = obs
         .reading
         .as_ref()
-        .is_some_and(|r| r.proxy_seen && r.figures.pending == 0)
+        .is_some_and(|r| r.proxy_seen && r.figures.pending == 0 && r.clients_drained)
         && waited >= i64::from(spec.proxy.tuning.sync_interval_seconds);
     if !drained && waited <= i64::from(spec.timeouts.drain_seconds) {
         return Step::Stay;

@@ -53,6 +53,7 @@ fn reading(sent: i64, pending: i64, at: i64) -> Reading {
         figures,
         per_tenant: vec![],
         proxy_seen: true,
+        clients_drained: pending == 0,
     }
 }
 
@@ -197,4 +198,37 @@ fn a_run_without_any_figures_fails() {
         (ConditionStatus::False, "ThresholdBreached")
     );
     assert!(s.message.unwrap_or_default().contains("no figures"));
+}
+
+#[test]
+fn analyzing_waits_until_every_client_holds_its_final_reports() {
+    let spec = PressureTestSpec::seed_default();
+    let s = PressureTestStatus {
+        phase: Some(Phase::Analyzing),
+        phase_since: Some(crate::status::rfc3339(t0() + Duration::seconds(118))),
+        load_start_at: Some(t0().timestamp() + 8),
+        load_stop_at: Some(t0().timestamp() + 118),
+        ..PressureTestStatus::default()
+    };
+    // The proxy's queue is empty, but messages the clients generated have no final report yet
+    // (not fetched while the database was away, or in flight).
+    let mut held = reading(5100, 0, 130);
+    held.clients_drained = false;
+    let mut o = obs(130);
+    o.reading = Some(held.clone());
+    let (s, _) = advance(&spec, &s, &o);
+    assert_eq!(s.phase, Some(Phase::Analyzing), "not drained yet");
+    let past = 118 + i64::from(spec.timeouts.drain_seconds) + 1;
+    let mut o = obs(past);
+    o.reading = Some(held);
+    let (s, _) = advance(&spec, &s, &o);
+    assert_ne!(
+        s.phase,
+        Some(Phase::Analyzing),
+        "the drain timeout ends the wait"
+    );
+    assert!(
+        s.message.unwrap_or_default().contains("not drained"),
+        "the verdict says the queue did not drain"
+    );
 }
