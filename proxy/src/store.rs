@@ -72,6 +72,42 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// True when the database is away or refusing for the moment (connection refused or broken,
+    /// pool timeouts, server shutting down or starting up, too many connections, database not
+    /// accepting connections, serialization failures), false when it refused the statement itself:
+    /// PostgreSQL's classes 22 (data), 23 (integrity) and 42 (syntax or access), SQLite's errors
+    /// other than busy and locked, and errors of ours (decoding a row). Only the latter are given up
+    /// on.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let Some(code) = db.code() else {
+                    return true;
+                };
+                // PostgreSQL's SQLSTATEs have five characters, often all digits ("55000": database
+                // not accepting connections); SQLite's result codes have at most four digits.
+                if code.len() < 5 && code.bytes().all(|b| b.is_ascii_digit()) {
+                    // SQLite's result codes: only busy and locked pass.
+                    return matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
+                }
+                !["22", "23", "42"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Result alias of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

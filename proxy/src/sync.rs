@@ -19,7 +19,7 @@ use std::{
 use mailproxy_proto::sync::SyncRequestV1;
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     config::Config,
@@ -48,6 +48,9 @@ struct Settings {
     /// Hosts and ranges that may be internal (`GMP_ATTACHMENT_ALLOWED_HOSTS`).
     allowed: crate::config::Hosts,
 }
+
+/// How long the messages of one sync answer are held while the database is away.
+const INLINE_HOLD: Duration = Duration::from_secs(600);
 
 /// The shortest time between two scheduling rounds.
 const ROUND_GAP: Duration = Duration::from_millis(10);
@@ -240,7 +243,7 @@ impl Scheduler {
         })?;
         let resp = call::parse(&raw).ok_or("invalid")?;
         if !resp.messages.is_empty() {
-            self.enqueue_inline(id, &resp.messages).await.map_err(db)?;
+            self.enqueue_held(id, &resp.messages).await.map_err(db)?;
         }
         if !resp.ok {
             return Err("invalid");
@@ -280,6 +283,44 @@ impl Scheduler {
             debug!(tenant = %id, ids = ?resp.not_found, "Client does not know some reported ids.");
         }
         Ok(())
+    }
+
+    /// Messages handed over in a sync answer exist nowhere else (their client counts them as
+    /// given), so while the database is away they are held here and written once it answers,
+    /// for at most [`INLINE_HOLD`]; a statement the database refuses is not retried. Seen on the
+    /// real node: PostgreSQL's pod deleted during calls lost the messages of those answers.
+    async fn enqueue_held(
+        &self,
+        id: &str,
+        messages: &[serde_json::Value],
+    ) -> crate::store::Result<()> {
+        let deadline = Instant::now() + INLINE_HOLD;
+        let mut wait = Duration::from_millis(250);
+        let mut held = false;
+        loop {
+            match self.enqueue_inline(id, messages).await {
+                Ok(()) => {
+                    if held {
+                        info!(tenant = %id, count = messages.len(), "Held sync messages written.");
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.connection_lost() && Instant::now() < deadline => {
+                    if !held {
+                        warn!(tenant = %id, count = messages.len(), error = %e,
+                            "Database away: holding the messages of a sync answer until it answers.");
+                        held = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    error!(tenant = %id, count = messages.len(), error = %e,
+                        "Messages of a sync answer could not be stored; they are lost.");
+                    return Err(e);
+                }
+            }
+        }
     }
 
     async fn enqueue_inline(

@@ -12,7 +12,7 @@
 //! size (no new claim is made while they are outstanding) and shown in `gmp_outcomes_unwritten`.
 //! Giving up after a few tries, as before, left accepted messages claimed until their lease
 //! expired, and then sent them twice. Only an error the database returns about the statement
-//! itself (data, integrity, syntax: [`connection_lost`] says which) is given up on after a few
+//! itself (data, integrity, syntax: [`StoreError::connection_lost`](crate::store::StoreError::connection_lost) says which) is given up on after a few
 //! tries, and at shutdown held outcomes after [`SHUTDOWN_GRACE`]; those rows are sent again when
 //! their lease expires.
 
@@ -123,7 +123,7 @@ impl Dispatcher {
                 }
                 Err(e) => e,
             };
-            if !connection_lost(&e) {
+            if !e.connection_lost() {
                 statement_errors += 1;
             }
             if shutdown.is_cancelled() {
@@ -186,40 +186,5 @@ impl Dispatcher {
                 })
                 .observe(s);
         }
-    }
-}
-
-/// True when the database is away or refusing for the moment (connection refused or broken,
-/// pool timeouts, server shutting down or starting up, too many connections, database not
-/// accepting connections, serialization failures), false when it refused the statement itself:
-/// PostgreSQL's classes 22 (data), 23 (integrity) and 42 (syntax or access), SQLite's errors
-/// other than busy and locked, and errors of ours (decoding a row). Only the latter are given up
-/// on.
-fn connection_lost(e: &crate::store::StoreError) -> bool {
-    use crate::store::StoreError;
-    match e {
-        StoreError::Database(sqlx::Error::Database(db)) => {
-            let Some(code) = db.code() else {
-                return true;
-            };
-            // PostgreSQL's SQLSTATEs have five characters, often all digits ("55000": database
-            // not accepting connections); SQLite's result codes have at most four digits.
-            if code.len() < 5 && code.bytes().all(|b| b.is_ascii_digit()) {
-                // SQLite's result codes: only busy and locked pass.
-                return matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
-            }
-            !["22", "23", "42"]
-                .iter()
-                .any(|class| code.starts_with(class))
-        }
-        StoreError::Database(
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed,
-        ) => true,
-        _ => false,
     }
 }
