@@ -26,7 +26,7 @@ spec:
   startDelaySeconds: 8
   tenants:
     - name: alpha
-      rates: {{messagesPerSync: 3, dndProbabilityPermille: 0, largeAttachmentRatePermille: 0}}
+      rates: {{messagesPerSync: 3, cacheHitRatePermille: 500, dndProbabilityPermille: 0, largeAttachmentRatePermille: 0}}
     - name: beta
       profile: standard
       rates: {{messagesPerSync: 2, dndProbabilityPermille: 0, largeAttachmentRatePermille: 0}}
