@@ -31,8 +31,9 @@ pub use spec::sut::{
     GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PostgresVolume, PrometheusSpec,
     ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
+pub use spec::placement::PlacementSpec;
 pub use spec::{
-    KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
+    Component, KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
     ThresholdsSpec, TimeoutsSpec,
 };
 pub use status::{

@@ -4,6 +4,7 @@
 //! Every field has a default except `tenants`, so `{tenants: [{name: standard, profile: standard}]}`
 //! is a complete spec. Integers only: durations in seconds, rates in permille.
 
+pub mod placement;
 pub mod sut;
 
 use kube::{CustomResource, KubeSchema};
@@ -12,16 +13,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::profiles::{Profile, ProfileRates};
 use crate::status::PressureTestStatus;
+use placement::PlacementSpec;
 use sut::{GrafanaSpec, PostgresSpec, PrometheusSpec, ProxySpec, ResourcesSpec, SinkSpec};
 
 /// Default image of the simulated client, the verifying sink and the setup step.
 pub const DEFAULT_CLIENT_IMAGE: &str = "mail-pressure/client-sim:0.1.0";
 
-/// CEL rule: the definition of a run (tenants, window, thresholds) cannot change while it is active.
+/// CEL rule: the definition of a run (tenants, window, thresholds, the spec-wide placement that
+/// the clients use) cannot change while it is active.
 const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase) || \
 !(oldSelf.status.phase in ['SettingUp', 'Running', 'Analyzing']) || \
 (self.spec.tenants == oldSelf.spec.tenants && self.spec.durationSeconds == oldSelf.spec.durationSeconds \
-&& self.spec.warmupSeconds == oldSelf.spec.warmupSeconds && self.spec.thresholds == oldSelf.spec.thresholds)";
+&& self.spec.warmupSeconds == oldSelf.spec.warmupSeconds && self.spec.thresholds == oldSelf.spec.thresholds \
+&& has(self.spec.placement) == has(oldSelf.spec.placement) \
+&& (!has(self.spec.placement) || self.spec.placement == oldSelf.spec.placement))";
 
 /// A pressure test of the mail proxy: the environment to build, the load to run and the verdict rules.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -35,7 +40,7 @@ const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase)
     shortname = "pt",
     category = "pressure",
     doc = "A pressure test of the multi-tenant mail proxy: environment, load, thresholds and verdict.",
-    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds and thresholds cannot change while the run is active; wait for it to finish or create a new PressureTest"),
+    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds, thresholds and placement cannot change while the run is active; wait for it to finish or create a new PressureTest"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.conditions[?(@.type=='Succeeded')].reason"),
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
@@ -98,6 +103,10 @@ pub struct PressureTestSpec {
     /// What stays in the cluster once the run has a verdict.
     #[serde(default)]
     pub keep_on_finish: KeepPolicy,
+    /// Scheduling, pull secrets and pod metadata of every pod of the run; each component's own
+    /// `placement` replaces it field by field (see [`placement`]).
+    #[serde(default)]
+    pub placement: PlacementSpec,
 }
 
 /// One simulated tenant: a profile and/or explicit rates, and how many client pods.
@@ -124,6 +133,9 @@ pub struct TenantSpec {
     /// Requests and limits of each client pod (default 100m/128Mi, limit 500m/512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata of this tenant's client pods, over `spec.placement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 /// Client rates in integers; probabilities in permille (50 = 5 %).
@@ -298,6 +310,25 @@ pub struct TimeoutsSpec {
     pub pod_start_grace_seconds: i32,
 }
 
+/// A part of the run that has pods of its own, for [`PressureTestSpec::placement_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component<'a> {
+    /// The mail proxy.
+    Proxy,
+    /// PostgreSQL.
+    Postgres,
+    /// The SMTP sink (verifying sink or MailHog).
+    Sink,
+    /// The bundled Prometheus.
+    Prometheus,
+    /// The bundled Grafana.
+    Grafana,
+    /// The client pods of one tenant.
+    Clients(&'a str),
+    /// The setup Job (always the spec-wide placement).
+    Setup,
+}
+
 /// What to keep once the run has a verdict.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepPolicy {
@@ -344,6 +375,7 @@ impl TenantSpec {
             rates: None,
             clients: 1,
             resources: None,
+            placement: None,
         }
     }
 
@@ -384,7 +416,43 @@ impl PressureTestSpec {
             thresholds: ThresholdsSpec::default(),
             timeouts: TimeoutsSpec::default(),
             keep_on_finish: KeepPolicy::default(),
+            placement: PlacementSpec::default(),
         }
+    }
+
+    /// Whether any placement is set, spec-wide or on a component.
+    pub fn placement_set(&self) -> bool {
+        let none = PlacementSpec::default();
+        self.placement != none
+            || [
+                &self.proxy.placement,
+                &self.postgres.placement,
+                &self.sink.placement,
+                &self.prometheus.placement,
+                &self.grafana.placement,
+            ]
+            .into_iter()
+            .chain(self.tenants.iter().map(|t| &t.placement))
+            .any(|p| p.as_ref().is_some_and(|p| *p != none))
+    }
+
+    /// Where the pods of `component` go: its own placement over `spec.placement`. A tenant that
+    /// is not in the spec gets the default.
+    pub fn placement_of(&self, component: Component<'_>) -> PlacementSpec {
+        let own = match component {
+            Component::Proxy => self.proxy.placement.as_ref(),
+            Component::Postgres => self.postgres.placement.as_ref(),
+            Component::Sink => self.sink.placement.as_ref(),
+            Component::Prometheus => self.prometheus.placement.as_ref(),
+            Component::Grafana => self.grafana.placement.as_ref(),
+            Component::Clients(tenant) => self
+                .tenants
+                .iter()
+                .find(|t| t.name == tenant)
+                .and_then(|t| t.placement.as_ref()),
+            Component::Setup => None,
+        };
+        own.map_or_else(|| self.placement.clone(), |p| p.over(&self.placement))
     }
 
     /// The seed's four tenants (high-volume, standard, newsletter, documents), one client each.

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::spec::placement::PlacementSpec;
 use crate::spec::sut::ResourcesSpec;
 use crate::spec::{PressureTest, PressureTestSpec, TenantSpec};
 
@@ -245,6 +246,39 @@ fn check_tenant(c: &mut Checker, path: &str, t: &TenantSpec) {
         c.push(path, Problem::Rule("set a profile, or all four rates"));
     }
     check_resources(c, &format!("{path}.resources"), t.resources.as_ref());
+    if let Some(p) = &t.placement {
+        check_placement(c, &format!("{path}.placement"), p);
+    }
+}
+
+/// The schema's limits on a placement and the CEL rule on reserved pod label keys.
+fn check_placement(c: &mut Checker, path: &str, p: &PlacementSpec) {
+    for (name, map) in [
+        ("nodeSelector", &p.node_selector),
+        ("podLabels", &p.pod_labels),
+        ("podAnnotations", &p.pod_annotations),
+    ] {
+        if let Some(m) = map {
+            c.length(&format!("{path}.{name}"), m.len(), 0, 32);
+        }
+    }
+    if let Some(t) = &p.tolerations {
+        c.length(&format!("{path}.tolerations"), t.len(), 0, 32);
+    }
+    if let Some(s) = &p.image_pull_secrets {
+        c.length(&format!("{path}.imagePullSecrets"), s.len(), 0, 16);
+    }
+    if let Some(n) = &p.priority_class_name {
+        c.length(&format!("{path}.priorityClassName"), n.len(), 1, 253);
+    }
+    if p.reserved_label().is_some() {
+        c.push(
+            format!("{path}.podLabels"),
+            Problem::Rule(
+                "podLabels may not use the keys app.kubernetes.io/* and pressure.mailproxy.dev/*: the operator selects its pods by them",
+            ),
+        );
+    }
 }
 
 fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
@@ -316,6 +350,18 @@ fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
     check_resources(c, "spec.sink.resources", spec.sink.resources.as_ref());
     c.length("spec.prometheus.image", spec.prometheus.image.len(), 1, 253);
     c.length("spec.grafana.image", spec.grafana.image.len(), 1, 253);
+    check_placement(c, "spec.placement", &spec.placement);
+    for (name, p) in [
+        ("proxy", &spec.proxy.placement),
+        ("postgres", &spec.postgres.placement),
+        ("sink", &spec.sink.placement),
+        ("prometheus", &spec.prometheus.placement),
+        ("grafana", &spec.grafana.placement),
+    ] {
+        if let Some(p) = p {
+            check_placement(c, &format!("spec.{name}.placement"), p);
+        }
+    }
     if spec.grafana.enabled && !spec.prometheus.enabled {
         c.push(
             "spec.grafana.enabled",

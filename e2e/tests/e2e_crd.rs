@@ -189,6 +189,22 @@ async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Re
             ],
         ),
         (
+            "a pod label key the operator selects by",
+            pt_yaml(
+                "bad",
+                &format!("{tenant}  placement: {{podLabels: {{app.kubernetes.io/component: x}}}}\n"),
+            ),
+            vec!["podLabels may not use the keys app.kubernetes.io/*"],
+        ),
+        (
+            "a toleration that is not a list",
+            pt_yaml(
+                "bad",
+                &format!("{tenant}  proxy: {{placement: {{tolerations: {{key: a}}}}}}\n"),
+            ),
+            vec!["spec.proxy.placement.tolerations", "must be of type array"],
+        ),
+        (
             "an unknown field",
             pt_yaml("bad", &format!("{tenant}  durationSecs: 60\n")),
             vec!["unknown field \"spec.durationSecs\""],
@@ -284,8 +300,18 @@ async fn the_run_definition_is_locked_while_the_run_is_active() -> anyhow::Resul
             refused.contains("cannot change while the run is active"),
             "{refused}"
         );
-        // Tuning may change during a run: the operator rolls it out.
+        // The spec-wide placement moves the clients too: locked.
+        let placement = r#"{"spec":{"placement":{"nodeSelector":{"pool":"other"}}}}"#;
+        let refused = patch(placement.into()).await?.err()?;
+        assert!(
+            refused.contains("cannot change while the run is active"),
+            "{refused}"
+        );
+        // Tuning and a component's placement may change during a run: the operator rolls them out.
         patch(r#"{"spec":{"proxy":{"tuning":{"poolSize":7}}}}"#.into())
+            .await?
+            .ok()?;
+        patch(r#"{"spec":{"proxy":{"placement":{"nodeSelector":{"pool":"p"}}}}}"#.into())
             .await?
             .ok()?;
         // Once the run has a verdict, the definition is free again.

@@ -2,12 +2,14 @@
 //! the run: run id and load window) into the Kubernetes objects it needs. No I/O here.
 //!
 //! One file per component under `reconcile/`; this file holds the shared pieces: names, labels,
-//! owner references, security contexts, probes, resources and the [`Child`] list.
+//! owner references, security contexts, probes, resources and the [`Child`] list; [`placement`]
+//! then places every pod template of that list.
 
 pub mod clients;
 pub mod dashboard;
 pub mod network;
 pub mod observability;
+pub mod placement;
 pub mod postgres;
 pub mod proxy;
 pub mod secret;
@@ -158,6 +160,7 @@ pub fn desired(
         let run_id = status.run_id.unwrap_or_default();
         out.extend(clients::children(pt, &run_id, start, stop)?);
     }
+    placement::place(&mut out, &pt.spec);
     Ok(out)
 }
 

@@ -5,6 +5,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::placement::PlacementSpec;
+
 /// Default image of the mail proxy.
 pub const DEFAULT_PROXY_IMAGE: &str = "mail-pressure/mailproxy:0.1.0";
 /// Default image of PostgreSQL.
@@ -40,7 +42,7 @@ pub struct ResourcesSpec {
 }
 
 /// The mail proxy Deployment.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxySpec {
     /// Container image.
@@ -60,6 +62,9 @@ pub struct ProxySpec {
     /// Requests and limits (default 250m/256Mi, limit 1/512Mi as the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata, over `spec.placement` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 /// autoscaling/v2 settings for the proxy.
@@ -125,7 +130,7 @@ pub enum LogLevel {
 }
 
 /// The PostgreSQL StatefulSet.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresSpec {
     /// Container image.
@@ -150,6 +155,9 @@ pub struct PostgresSpec {
     /// Requests and limits (default 250m/512Mi, limit 2/1Gi as the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata, over `spec.placement` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 /// Kinds of PostgreSQL data volume.
@@ -192,7 +200,7 @@ pub struct PostgresTuning {
 }
 
 /// The SMTP sink.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SinkSpec {
     /// Which sink.
@@ -205,6 +213,9 @@ pub struct SinkSpec {
     /// Requests and limits (default 250m/256Mi, limit 1/1Gi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata, over `spec.placement` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 /// Sink implementations.
@@ -218,7 +229,7 @@ pub enum SinkKind {
 }
 
 /// The bundled Prometheus.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrometheusSpec {
     /// Deploy it.
@@ -231,10 +242,13 @@ pub struct PrometheusSpec {
     /// Requests and limits (default 100m/256Mi, limit 500m/512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata, over `spec.placement` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 /// The bundled Grafana.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrafanaSpec {
     /// Deploy it (needs Prometheus).
@@ -247,6 +261,9 @@ pub struct GrafanaSpec {
     /// Requests and limits (default 100m/128Mi, limit 500m/256Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
+    /// Scheduling and pod metadata, over `spec.placement` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 impl Default for ProxySpec {
@@ -257,6 +274,7 @@ impl Default for ProxySpec {
             hpa: HpaSpec::default(),
             tuning: ProxyTuning::default(),
             resources: None,
+            placement: None,
         }
     }
 }
@@ -293,6 +311,7 @@ impl Default for PostgresSpec {
             storage_class_name: None,
             tuning: PostgresTuning::default(),
             resources: None,
+            placement: None,
         }
     }
 }
@@ -316,6 +335,7 @@ impl Default for PrometheusSpec {
             enabled: true,
             image: d_prom_image(),
             resources: None,
+            placement: None,
         }
     }
 }
@@ -326,6 +346,7 @@ impl Default for GrafanaSpec {
             enabled: true,
             image: d_grafana_image(),
             resources: None,
+            placement: None,
         }
     }
 }

@@ -150,3 +150,36 @@ fn thresholds_are_switched_off_by_name() {
         ]
     );
 }
+
+#[test]
+fn placement_is_read_from_yaml_and_the_operators_label_keys_are_refused() {
+    let pt = load_yaml(
+        "metadata: {name: p}\nspec:\n  tenants: [{name: a, profile: standard, placement: {nodeSelector: {pool: clients}}}]\n  \
+         placement:\n    nodeSelector: {pool: load}\n    tolerations: [{key: dedicated, operator: Equal, value: load, effect: NoSchedule}]\n    \
+         imagePullSecrets: [{name: regcred}]\n    podLabels: {team: mail}\n  \
+         postgres: {placement: {priorityClassName: high}}\n",
+    )
+    .expect("placement loads");
+    let s = &pt.spec;
+    let pg = s.placement_of(crate::Component::Postgres);
+    assert_eq!(pg.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(pg.node_selector, s.placement.node_selector);
+    let clients = s.placement_of(crate::Component::Clients("a"));
+    assert_eq!(
+        clients.node_selector.and_then(|m| m.get("pool").cloned()).as_deref(),
+        Some("clients")
+    );
+    assert_eq!(clients.tolerations.map(|t| t.len()), Some(1));
+    assert_eq!(s.placement_of(crate::Component::Setup), s.placement);
+
+    let mut spec = pt.spec.clone();
+    spec.proxy.placement = Some(PlacementSpec {
+        pod_labels: Some([("pressure.mailproxy.dev/test".to_string(), "x".to_string())].into()),
+        ..Default::default()
+    });
+    spec.placement.priority_class_name = Some(String::new());
+    assert_eq!(
+        paths(&spec),
+        ["spec.placement.priorityClassName", "spec.proxy.placement.podLabels"]
+    );
+}

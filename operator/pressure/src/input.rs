@@ -99,6 +99,11 @@ pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> 
             "the spec asks for {replicas} proxy replicas: a local run starts one proxy"
         ));
     }
+    if spec.placement_set() {
+        notes.push(
+            "the spec sets placement (node selector, tolerations, affinity, pull secrets, pod metadata): a local run has no pods and ignores it".into(),
+        );
+    }
     notes
 }
 
@@ -209,6 +214,11 @@ mod tests {
         let notes = local_notes(&s, false);
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert_eq!(local_notes(&s, true).len(), 1);
+        s.proxy.placement = Some(pressure_crds::PlacementSpec {
+            priority_class_name: Some("batch".into()),
+            ..Default::default()
+        });
+        assert_eq!(local_notes(&s, true).len(), 2);
     }
 
     #[test]

@@ -745,3 +745,106 @@ fn only_the_proxy_mails_the_sink_and_only_operator_and_prometheus_read_or_reset_
         "without Prometheus only the operator reads the sink"
     );
 }
+
+#[test]
+fn every_pod_template_gets_its_components_placement() {
+    use k8s_openapi::api::core::v1::{LocalObjectReference, Toleration};
+    use pressure_crds::PlacementSpec;
+    let map = |pairs: &[(&str, &str)]| -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    let mut pt = running();
+    pt.spec.placement = PlacementSpec {
+        node_selector: map(&[("pool", "load")]),
+        tolerations: Some(vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Equal".into()),
+            value: Some("load".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        }]),
+        image_pull_secrets: Some(vec![LocalObjectReference {
+            name: "regcred".into(),
+        }]),
+        pod_labels: map(&[("team", "mail")]),
+        pod_annotations: map(&[("cost-center", "42")]),
+        ..Default::default()
+    };
+    pt.spec.postgres.placement = Some(PlacementSpec {
+        node_selector: map(&[("pool", "db")]),
+        priority_class_name: Some("high".into()),
+        ..Default::default()
+    });
+    pt.spec.tenants[0].placement = Some(PlacementSpec {
+        pod_labels: map(&[("team", "clients")]),
+        ..Default::default()
+    });
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
+    let labels = pod_labels(&children);
+    let workloads = pods(&children);
+    // proxy, sink, prometheus, grafana, setup, 4 clients, postgres: every pod template.
+    assert_eq!(workloads.len(), 10);
+    for (name, pod) in &workloads {
+        let pool = pod
+            .node_selector
+            .as_ref()
+            .and_then(|m| m.get("pool").cloned());
+        let is_pg = name == "t-postgres";
+        assert_eq!(pool.as_deref(), Some(if is_pg { "db" } else { "load" }), "{name}");
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            is_pg.then_some("high"),
+            "{name}"
+        );
+        assert_eq!(pod.tolerations.as_ref().map(Vec::len), Some(1), "{name}");
+        assert_eq!(
+            pod.image_pull_secrets.as_ref().map(|s| s[0].name.as_str()),
+            Some("regcred"),
+            "{name}"
+        );
+        let l = &labels.iter().find(|(n, _)| n == name).expect("labels").1;
+        let team = if name == "t-client-high-volume" {
+            "clients"
+        } else {
+            "mail"
+        };
+        assert_eq!(l.get("team").map(String::as_str), Some(team), "{name}");
+        assert!(l.contains_key(COMPONENT_LABEL), "{name} keeps its own labels");
+    }
+    for child in &children {
+        let template = match child {
+            Child::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Child::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Child::Job(j) => j.spec.as_ref().map(|s| &s.template),
+            _ => None,
+        };
+        if let Some(t) = template {
+            let a = t.metadata.as_ref().and_then(|m| m.annotations.clone());
+            assert_eq!(a, map(&[("cost-center", "42")]), "{}", child.describe());
+        }
+    }
+    // The operator's own label keys cannot be taken over (the schema refuses them as well).
+    pt.spec.proxy.placement = Some(PlacementSpec {
+        pod_labels: map(&[(COMPONENT_LABEL, "evil")]),
+        ..Default::default()
+    });
+    let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
+    let proxy = pod_labels(&children)
+        .into_iter()
+        .find(|(n, _)| n == "t-proxy")
+        .expect("proxy");
+    assert_eq!(proxy.1.get(COMPONENT_LABEL).map(String::as_str), Some("proxy"));
+    // Without placement nothing is set.
+    let plain = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
+    for (name, pod) in pods(&plain) {
+        assert!(
+            pod.node_selector.is_none() && pod.tolerations.is_none() && pod.affinity.is_none(),
+            "{name}"
+        );
+    }
+}
