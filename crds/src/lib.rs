@@ -27,14 +27,14 @@ pub mod validate;
 pub mod verdict;
 
 pub use profiles::{Profile, ProfileRates};
+pub use spec::placement::PlacementSpec;
 pub use spec::sut::{
     GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PostgresVolume, PrometheusSpec,
     ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
-pub use spec::placement::PlacementSpec;
 pub use spec::{
     Component, KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
-    ThresholdsSpec, TimeoutsSpec,
+    ThresholdsSpec, TimeoutsSpec, TtlScope,
 };
 pub use status::{
     Condition, ConditionStatus, Figures, LatencySource, Phase, PressureTestStatus, TenantFigures,

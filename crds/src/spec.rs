@@ -103,6 +103,14 @@ pub struct PressureTestSpec {
     /// What stays in the cluster once the run has a verdict.
     #[serde(default)]
     pub keep_on_finish: KeepPolicy,
+    /// Seconds after the verdict at which the operator deletes this PressureTest, and with it
+    /// everything it owns (as a Job's `ttlSecondsAfterFinished`). Unset: kept until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31_536_000))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// Which runs the TTL deletes: `Always`, or `OnSuccess` (a failed run stays for inspection).
+    #[serde(default)]
+    pub ttl_applies_to: TtlScope,
     /// Scheduling, pull secrets and pod metadata of every pod of the run; each component's own
     /// `placement` replaces it field by field (see [`placement`]).
     #[serde(default)]
@@ -329,6 +337,16 @@ pub enum Component<'a> {
     Setup,
 }
 
+/// Which finished runs `ttlSecondsAfterFinished` deletes.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlScope {
+    /// Every finished run, whatever its verdict.
+    #[default]
+    Always,
+    /// Only runs that end `Succeeded=True`; a failed run stays until deleted.
+    OnSuccess,
+}
+
 /// What to keep once the run has a verdict.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepPolicy {
@@ -416,6 +434,8 @@ impl PressureTestSpec {
             thresholds: ThresholdsSpec::default(),
             timeouts: TimeoutsSpec::default(),
             keep_on_finish: KeepPolicy::default(),
+            ttl_seconds_after_finished: None,
+            ttl_applies_to: TtlScope::default(),
             placement: PlacementSpec::default(),
         }
     }

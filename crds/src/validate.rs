@@ -209,6 +209,9 @@ pub fn validate(spec: &PressureTestSpec) -> Result<(), ValidationErrors> {
     c.range("spec.startDelaySeconds", spec.start_delay_seconds, 5, 3600);
     c.range("spec.seed", spec.seed, 0, i64::from(i32::MAX));
     c.length("spec.clientImage", spec.client_image.len(), 1, 253);
+    if let Some(ttl) = spec.ttl_seconds_after_finished {
+        c.range("spec.ttlSecondsAfterFinished", ttl, 0, 31_536_000);
+    }
     check_sut(&mut c, spec);
     check_run(&mut c, spec);
     if c.0.is_empty() {

@@ -192,7 +192,9 @@ async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Re
             "a pod label key the operator selects by",
             pt_yaml(
                 "bad",
-                &format!("{tenant}  placement: {{podLabels: {{app.kubernetes.io/component: x}}}}\n"),
+                &format!(
+                    "{tenant}  placement: {{podLabels: {{app.kubernetes.io/component: x}}}}\n"
+                ),
             ),
             vec!["podLabels may not use the keys app.kubernetes.io/*"],
         ),

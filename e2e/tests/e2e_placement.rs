@@ -75,9 +75,17 @@ async fn placement_reaches_every_pod_template_and_the_scheduler() -> anyhow::Res
             .await?;
         // The clients exist once the load window is published: every pod template by then.
         let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
-        wait_pt(&pts, "placed", Duration::from_secs(120), "the load window", |pt| {
-            pt.status.as_ref().is_some_and(|s| s.load_start_at.is_some())
-        })
+        wait_pt(
+            &pts,
+            "placed",
+            Duration::from_secs(120),
+            "the load window",
+            |pt| {
+                pt.status
+                    .as_ref()
+                    .is_some_and(|s| s.load_start_at.is_some())
+            },
+        )
         .await?;
         let children = poll(
             Duration::from_secs(30),
@@ -106,7 +114,11 @@ async fn placement_reaches_every_pod_template_and_the_scheduler() -> anyhow::Res
         for (kind, t) in &children.templates {
             let pod = t.spec.clone().unwrap_or_default();
             let selector = pod.node_selector.unwrap_or_default();
-            assert_eq!(selector.get("kubernetes.io/hostname"), Some(&node), "{kind}");
+            assert_eq!(
+                selector.get("kubernetes.io/hostname"),
+                Some(&node),
+                "{kind}"
+            );
             let toleration = pod.tolerations.unwrap_or_default();
             assert_eq!(
                 toleration.first().and_then(|t| t.key.as_deref()),
@@ -114,10 +126,18 @@ async fn placement_reaches_every_pod_template_and_the_scheduler() -> anyhow::Res
                 "{kind}"
             );
             let secrets = pod.image_pull_secrets.unwrap_or_default();
-            assert_eq!(secrets.first().map(|s| s.name.as_str()), Some("regcred"), "{kind}");
+            assert_eq!(
+                secrets.first().map(|s| s.name.as_str()),
+                Some("regcred"),
+                "{kind}"
+            );
             let meta = t.metadata.clone().unwrap_or_default();
             let team = meta.labels.unwrap_or_default().get("team").cloned();
-            let want = if kind.contains("client") { "clients" } else { "mail" };
+            let want = if kind.contains("client") {
+                "clients"
+            } else {
+                "mail"
+            };
             assert_eq!(team.as_deref(), Some(want), "{kind}");
             let cost = meta
                 .annotations
@@ -137,7 +157,13 @@ async fn placement_reaches_every_pod_template_and_the_scheduler() -> anyhow::Res
                 let list = pods.list(&lp).await?.items;
                 let components: std::collections::BTreeSet<String> = list
                     .iter()
-                    .filter_map(|p| p.metadata.labels.as_ref()?.get("app.kubernetes.io/component").cloned())
+                    .filter_map(|p| {
+                        p.metadata
+                            .labels
+                            .as_ref()?
+                            .get("app.kubernetes.io/component")
+                            .cloned()
+                    })
                     .collect();
                 let all_bound = list
                     .iter()
@@ -168,9 +194,13 @@ async fn a_component_placed_on_no_node_fails_the_run_with_the_schedulers_reason(
             .apply(&ns.name, &spec("unplaced", &node, nowhere))
             .await?;
         let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
-        let pt = wait_pt(&pts, "unplaced", Duration::from_secs(120), "the verdict", |pt| {
-            condition(pt, "Complete").is_some_and(|c| c.0 == ConditionStatus::True)
-        })
+        let pt = wait_pt(
+            &pts,
+            "unplaced",
+            Duration::from_secs(120),
+            "the verdict",
+            |pt| condition(pt, "Complete").is_some_and(|c| c.0 == ConditionStatus::True),
+        )
         .await?;
         assert_eq!(
             condition(&pt, "Succeeded"),

@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod observe;
 pub mod ownership;
+pub mod ttl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{self, pt_name};
 use crate::status::{self, Transition, conditions};
 use crate::{Args, Error, Result};
+use ttl::Expiry;
 
 /// Server-side applies in flight at once during a reconcile.
 const APPLY_CONCURRENCY: usize = 8;
@@ -115,7 +117,7 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
             s.observed_generation = pt.metadata.generation;
             apply::patch_status(&ctx.client, &ns, &name, &s).await?;
         }
-        return Ok(Action::await_change());
+        return expire(ctx, pt, &prev, &ns, &name, &uid).await;
     }
     let secrets = apply::secret_values(&ctx.client, &ns, &name, &uid).await?;
     let observed = observe::observe(ctx, pt, &ns, &name, &uid, &prev).await?;
@@ -187,8 +189,41 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
             let kept = apply::cleanup(&ctx.client, &ns, &name, pt).await?;
             announce_kept(ctx, pt, &kept, "Cleanup").await;
         }
+        // The next reconcile deletes it if its TTL is due (0 s: at once).
+        return Ok(match ttl::expiry(&pt.spec, &next, observed.now) {
+            Expiry::Keep => Action::await_change(),
+            Expiry::In(left) => Action::requeue(left),
+            Expiry::Due => Action::requeue(Duration::from_millis(100)),
+        });
     }
     Ok(requeue(next.phase.unwrap_or_default()))
+}
+
+/// A finished run: deleted once its `ttlSecondsAfterFinished` has run out (an event says so
+/// first), otherwise looked at again when it will have.
+async fn expire(
+    ctx: &Context,
+    pt: &PressureTest,
+    status: &pressure_crds::PressureTestStatus,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Action> {
+    match ttl::expiry(&pt.spec, status, chrono::Utc::now()) {
+        Expiry::Keep => Ok(Action::await_change()),
+        Expiry::In(left) => Ok(Action::requeue(left)),
+        Expiry::Due => {
+            ctx.still_leading()?;
+            let ttl = pt.spec.ttl_seconds_after_finished.unwrap_or(0);
+            let note = format!(
+                "ttlSecondsAfterFinished ({ttl} s) has run out: deleting the PressureTest and everything it owns"
+            );
+            publish(ctx, pt, EventType::Normal, "Expired", &note, "Delete").await;
+            tracing::info!(ttl, "TTL after finish ran out; deleting the PressureTest.");
+            apply::delete_pressuretest(&ctx.client, ns, name, uid).await?;
+            Ok(Action::await_change())
+        }
+    }
 }
 
 /// How soon to look again: often while things move, never once terminal.

@@ -44,11 +44,12 @@ const fn watched(
 
 /// What the code calls, and why.
 pub const GRANTS: &[Grant] = &[
-    // The watcher (list, watch), the fresh read at the start of each reconcile (get).
+    // The watcher (list, watch), the fresh read at the start of each reconcile (get), and
+    // `ttlSecondsAfterFinished` (delete, guarded by the object's UID).
     watched(
         "pressure.mailproxy.dev",
         "pressuretests",
-        &["get", "list", "watch"],
+        &["get", "list", "watch", "delete"],
     ),
     // The status, server-side applied.
     watched("pressure.mailproxy.dev", "pressuretests/status", &["patch"]),

@@ -166,7 +166,10 @@ fn placement_is_read_from_yaml_and_the_operators_label_keys_are_refused() {
     assert_eq!(pg.node_selector, s.placement.node_selector);
     let clients = s.placement_of(crate::Component::Clients("a"));
     assert_eq!(
-        clients.node_selector.and_then(|m| m.get("pool").cloned()).as_deref(),
+        clients
+            .node_selector
+            .and_then(|m| m.get("pool").cloned())
+            .as_deref(),
         Some("clients")
     );
     assert_eq!(clients.tolerations.map(|t| t.len()), Some(1));
@@ -180,6 +183,9 @@ fn placement_is_read_from_yaml_and_the_operators_label_keys_are_refused() {
     spec.placement.priority_class_name = Some(String::new());
     assert_eq!(
         paths(&spec),
-        ["spec.placement.priorityClassName", "spec.proxy.placement.podLabels"]
+        [
+            "spec.placement.priorityClassName",
+            "spec.proxy.placement.podLabels"
+        ]
     );
 }

@@ -99,6 +99,9 @@ pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> 
             "the spec asks for {replicas} proxy replicas: a local run starts one proxy"
         ));
     }
+    if spec.ttl_seconds_after_finished.is_some() {
+        notes.push("spec.ttlSecondsAfterFinished deletes a PressureTest in a cluster: a local run keeps its report files".into());
+    }
     if spec.placement_set() {
         notes.push(
             "the spec sets placement (node selector, tolerations, affinity, pull secrets, pod metadata): a local run has no pods and ignores it".into(),

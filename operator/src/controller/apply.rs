@@ -122,6 +122,25 @@ where
     }
 }
 
+/// Deletes the PressureTest itself (its TTL ran out), only if it is still the object with this
+/// UID; its children follow through their owner references. Gone already is fine.
+pub async fn delete_pressuretest(client: &Client, ns: &str, name: &str, uid: &str) -> Result<()> {
+    let api: Api<PressureTest> = Api::namespaced(client.clone(), ns);
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The UID of the PressureTest.
 pub fn uid(pt: &PressureTest) -> Result<String> {
     pt.metadata

@@ -795,7 +795,11 @@ fn every_pod_template_gets_its_components_placement() {
             .as_ref()
             .and_then(|m| m.get("pool").cloned());
         let is_pg = name == "t-postgres";
-        assert_eq!(pool.as_deref(), Some(if is_pg { "db" } else { "load" }), "{name}");
+        assert_eq!(
+            pool.as_deref(),
+            Some(if is_pg { "db" } else { "load" }),
+            "{name}"
+        );
         assert_eq!(
             pod.priority_class_name.as_deref(),
             is_pg.then_some("high"),
@@ -814,7 +818,10 @@ fn every_pod_template_gets_its_components_placement() {
             "mail"
         };
         assert_eq!(l.get("team").map(String::as_str), Some(team), "{name}");
-        assert!(l.contains_key(COMPONENT_LABEL), "{name} keeps its own labels");
+        assert!(
+            l.contains_key(COMPONENT_LABEL),
+            "{name} keeps its own labels"
+        );
     }
     for child in &children {
         let template = match child {
@@ -838,7 +845,10 @@ fn every_pod_template_gets_its_components_placement() {
         .into_iter()
         .find(|(n, _)| n == "t-proxy")
         .expect("proxy");
-    assert_eq!(proxy.1.get(COMPONENT_LABEL).map(String::as_str), Some("proxy"));
+    assert_eq!(
+        proxy.1.get(COMPONENT_LABEL).map(String::as_str),
+        Some("proxy")
+    );
     // Without placement nothing is set.
     let plain = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     for (name, pod) in pods(&plain) {
