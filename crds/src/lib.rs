@@ -79,9 +79,78 @@ pub fn crd()
             root.properties
                 .get_or_insert_with(BTreeMap::new)
                 .insert("metadata".into(), metadata);
+            trim_placement_docs(root);
         }
     }
     crd
+}
+
+/// Drops the descriptions inside the Kubernetes types that `placement` reuses (affinity,
+/// tolerations, pull secrets), keeping each field's own: with the Pod documentation copied into
+/// each of the seven placements, the CRD grew from 52 KB to 448 KB, past what a client-side
+/// `kubectl apply` can annotate. `kubectl explain pod.spec.affinity` has those texts.
+fn trim_placement_docs(schema: &mut JSONSchemaProps) {
+    let Ok(mut value) = serde_json::to_value(&*schema) else {
+        return;
+    };
+    walk(&mut value);
+    if let Ok(trimmed) = serde_json::from_value(value) {
+        *schema = trimmed;
+    }
+
+    fn walk(v: &mut serde_json::Value) {
+        if let Some(items) = v.get_mut("items") {
+            walk(items);
+        }
+        let Some(props) = v.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+            return;
+        };
+        for (key, child) in props.iter_mut() {
+            if key != "placement" {
+                walk(child);
+                continue;
+            }
+            let fields = child.get_mut("properties").and_then(|p| p.as_object_mut());
+            for (name, field) in fields.into_iter().flatten() {
+                if ["affinity", "tolerations", "imagePullSecrets"].contains(&name.as_str()) {
+                    for nested in nested_schemas(field) {
+                        strip(nested);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The schemas directly inside `v` (its properties and its items).
+    fn nested_schemas(v: &mut serde_json::Value) -> Vec<&mut serde_json::Value> {
+        let mut out = Vec::new();
+        if let Some(obj) = v.as_object_mut() {
+            for (key, child) in obj.iter_mut() {
+                match key.as_str() {
+                    "properties" => out.extend(
+                        child
+                            .as_object_mut()
+                            .into_iter()
+                            .flat_map(|m| m.values_mut()),
+                    ),
+                    "items" => out.push(child),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("description");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(list) => list.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
 }
 
 /// Renders the CRD as YAML, exactly as `crdgen` prints it.
