@@ -293,6 +293,47 @@ async fn start_and_stop_barriers_gate_generation() {
 }
 
 #[tokio::test]
+async fn stop_ends_the_load_at_once_and_keeps_taking_reports() {
+    let mut cfg = config(9);
+    cfg.msg_rate_per_sync = 20.0;
+    let client = common::start_client(cfg).await;
+    let http = reqwest::Client::new();
+    let a = sync(&http, &client.url("/sync"), json!({"delivery_report": []})).await;
+    let first = a["messages"].as_array().map_or(0, Vec::len);
+    assert!(first > 0, "{a}");
+    let stop = |http: reqwest::Client| {
+        let url = client.url("/stop");
+        async move {
+            let r = http.post(url).send().await.expect("stop");
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let at = stop(http.clone()).await["stopped_at"]
+        .as_f64()
+        .expect("instant");
+    assert_eq!(
+        stop(http.clone()).await["stopped_at"].as_f64(),
+        Some(at),
+        "a second stop keeps the first instant"
+    );
+    let id = a["messages"][0]["id"].as_str().expect("id").to_string();
+    let b = sync(
+        &http,
+        &client.url("/sync"),
+        json!({"delivery_report": [{"id": id, "sent_ts": 1}]}),
+    )
+    .await;
+    assert!(
+        b.get("messages").is_none(),
+        "no new messages after /stop: {b}"
+    );
+    assert_eq!(b["processed"], 1, "reports are still taken");
+    let s = stats(&http, &client).await;
+    assert_eq!(s["messages_generated"].as_u64(), Some(first as u64));
+}
+
+#[tokio::test]
 async fn dnd_answers_fall_in_the_configured_window() {
     let mut cfg = config(8);
     cfg.dnd_probability = 1.0;

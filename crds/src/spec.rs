@@ -103,6 +103,11 @@ pub struct PressureTestSpec {
     /// What stays in the cluster once the run has a verdict.
     #[serde(default)]
     pub keep_on_finish: KeepPolicy,
+    /// Ends the run now: the clients stop generating, the queue drains, and the run ends
+    /// `Succeeded=False` with reason `Aborted` and its partial figures. May be set while the run
+    /// is active (the only change the lock allows besides tuning); final for this run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort: bool,
     /// Seconds after the verdict at which the operator deletes this PressureTest, and with it
     /// everything it owns (as a Job's `ttlSecondsAfterFinished`). Unset: kept until deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,6 +439,7 @@ impl PressureTestSpec {
             thresholds: ThresholdsSpec::default(),
             timeouts: TimeoutsSpec::default(),
             keep_on_finish: KeepPolicy::default(),
+            abort: false,
             ttl_seconds_after_finished: None,
             ttl_applies_to: TtlScope::default(),
             placement: PlacementSpec::default(),

@@ -41,6 +41,10 @@ pub struct PressureTestStatus {
     /// Unix second at which clients stop generating (`STOP_AT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_stop_at: Option<i64>,
+    /// Unix second at which `spec.abort` stopped the load, if it did (the measured window ends
+    /// there instead of at `loadStopAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_at: Option<i64>,
     /// Latest figures: live while running, final once complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures: Option<Figures>,

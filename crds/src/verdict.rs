@@ -43,6 +43,9 @@ pub const DELIVERY_MISMATCH: &str = "DeliveryMismatch";
 /// `Succeeded=False` reason: nothing measured failed, but an enabled threshold's figure could not
 /// be measured.
 pub const NOT_MEASURED: &str = "NotMeasured";
+/// The run was stopped before its end (`spec.abort` in a cluster, Ctrl-C in a local run): its
+/// partial figures are shown, never passed.
+pub const ABORTED: &str = "Aborted";
 
 /// Per-mille ratio `num / den`, `None` when `den` is 0.
 pub fn permille(num: i64, den: i64) -> Option<i64> {

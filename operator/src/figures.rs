@@ -112,6 +112,28 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
     aggregate(&proxies, &clients, sink.as_ref(), now)
 }
 
+/// Tells every client pod to stop generating now (`POST /stop`: `spec.abort`). Best effort: a
+/// pod that does not answer is asked again at the next reconcile, and asking twice is harmless.
+/// Returns how many answered.
+pub async fn stop_clients(http: &reqwest::Client, ep: &Endpoints) -> usize {
+    let answers = join_all(ep.clients.iter().map(|(tenant, url)| async move {
+        let result = http.post(format!("{url}/stop")).send().await;
+        match result {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) => {
+                tracing::warn!(%tenant, status = %r.status(), "A client refused to stop.");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "A client could not be told to stop.");
+                false
+            }
+        }
+    }))
+    .await;
+    answers.into_iter().filter(|ok| *ok).count()
+}
+
 /// Largest `/metrics` answer read from a proxy replica: far above what a proxy with hundreds of
 /// tenants and accounts writes, far below what would strain the operator.
 pub const MAX_METRICS_BYTES: usize = 8 << 20;

@@ -1,7 +1,9 @@
 //! The simulated client's HTTP surface: `POST /sync`, `POST /attachments`, `GET /stats`,
-//! `POST /reset-stats`, `GET /cache-info`, `GET /health`, `GET /metrics`. Bodies are parsed by
+//! `POST /reset-stats`, `POST /stop` (ends the load now: the operator's abort),
+//! `GET /cache-info`, `GET /health`, `GET /metrics`. Bodies are parsed by
 //! hand so that malformed input gets this client's own 4xx JSON and counts in `errors`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -35,6 +37,9 @@ pub struct AppState {
     rng: Mutex<StdRng>,
     registry: Mutex<Registry>,
     ids: IdGenerator,
+    /// When `POST /stop` ended the load (Unix microseconds; 0 = not stopped). It overrides
+    /// `STOP_AT` from then on.
+    stopped_at: AtomicU64,
 }
 
 impl AppState {
@@ -45,6 +50,7 @@ impl AppState {
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed)),
             registry: Mutex::new(Registry::new(cfg.cache_max_bytes)),
             ids: IdGenerator::new(cfg.seed, &cfg.run_id),
+            stopped_at: AtomicU64::new(0),
             cfg: Arc::new(cfg),
         })
     }
@@ -57,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/attachments", post(attachments))
         .route("/stats", get(stats))
         .route("/reset-stats", post(reset_stats))
+        .route("/stop", post(stop))
         .route("/cache-info", get(cache_info))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -116,7 +123,7 @@ async fn sync(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         answer.next_sync_after = Some(start);
         return axum::Json(answer).into_response();
     }
-    if state.cfg.stop_at.is_some_and(|s| s <= now) {
+    if state.cfg.stop_at.is_some_and(|s| s <= now) || state.stopped_at.load(Ordering::Relaxed) > 0 {
         return axum::Json(answer).into_response();
     }
     match generate_messages(&state, now).await {
@@ -222,6 +229,21 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response {
 async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.reset();
     axum::Json(json!({"ok": true, "message": "Stats reset"})).into_response()
+}
+
+/// Ends the load now (the operator's abort): later syncs get no new messages, reports are
+/// still taken. Idempotent: the first call's instant stays.
+async fn stop(State(state): State<Arc<AppState>>) -> Response {
+    let now = crate::unix_micros();
+    let first = state
+        .stopped_at
+        .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok();
+    let at = state.stopped_at.load(Ordering::Relaxed) as f64 / 1e6;
+    if first {
+        tracing::info!(stopped_at = at, "Load stopped on request.");
+    }
+    axum::Json(json!({"ok": true, "stopped_at": at})).into_response()
 }
 
 async fn cache_info(State(state): State<Arc<AppState>>) -> Response {

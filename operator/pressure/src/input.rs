@@ -99,6 +99,9 @@ pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> 
             "the spec asks for {replicas} proxy replicas: a local run starts one proxy"
         ));
     }
+    if spec.abort {
+        notes.push("spec.abort ends a PressureTest running in a cluster: a local run ignores it (Ctrl-C stops it, with the same Aborted verdict)".into());
+    }
     if spec.ttl_seconds_after_finished.is_some() {
         notes.push("spec.ttlSecondsAfterFinished deletes a PressureTest in a cluster: a local run keeps its report files".into());
     }

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::collect::{Snapshot, error_reports};
 use mailproxy_proto::prom::quantile;
 
-/// Verdict when the user stopped the run.
-pub const ABORTED_BY_USER: &str = "AbortedByUser";
+/// Verdict when the user stopped the run (Ctrl-C): the same reason as an aborted run in a
+/// cluster.
+pub use pressure_crds::verdict::ABORTED as ABORTED_BY_USER;
 
 /// Latency percentiles, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -163,7 +164,7 @@ pub struct Report {
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
     /// `ThresholdsPassed`, `ThresholdBreached`, `DeliveryMismatch`, `NotMeasured` or
-    /// `AbortedByUser`.
+    /// `Aborted`.
     pub verdict: String,
     /// The verdict in one sentence: what was breached, what could not be measured.
     #[serde(default)]

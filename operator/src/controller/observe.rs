@@ -67,7 +67,9 @@ pub async fn observe(
                 .unwrap_or(0);
         }
     }
-    if matches!(phase, Phase::Running | Phase::Analyzing) {
+    let reading = matches!(phase, Phase::Running | Phase::Analyzing);
+    let aborting = pt.spec.abort && prev.load_start_at.is_some();
+    if reading || aborting {
         let found = endpoints(pt, &pods);
         let tenants: Vec<String> = pt.spec.tenants.iter().map(|t| t.name.clone()).collect();
         let mut ep = ctx.overrides.apply(found, &tenants);
@@ -75,7 +77,18 @@ pub async fn observe(
             // A mail catcher counts nothing the verdict can use, whatever an override names.
             ep.sink = None;
         }
-        obs.reading = Some(figures::read(&ctx.http, &ep, now.timestamp()).await);
+        if aborting {
+            // Before the reading, so that the reading after this one closes the window.
+            let stopped = figures::stop_clients(&ctx.http, &ep).await;
+            tracing::info!(
+                stopped,
+                clients = ep.clients.len(),
+                "Aborting: clients told to stop."
+            );
+        }
+        if reading {
+            obs.reading = Some(figures::read(&ctx.http, &ep, now.timestamp()).await);
+        }
     }
     Ok(obs)
 }

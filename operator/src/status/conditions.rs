@@ -18,7 +18,7 @@ pub const SUCCEEDED: &str = "Succeeded";
 /// not measured) are `pressure_crds::verdict`'s.
 pub mod reason {
     pub use pressure_crds::verdict::{
-        DELIVERY_MISMATCH, NOT_MEASURED, THRESHOLD_BREACHED, THRESHOLDS_PASSED,
+        ABORTED, DELIVERY_MISMATCH, NOT_MEASURED, THRESHOLD_BREACHED, THRESHOLDS_PASSED,
     };
     /// A wait ran past its deadline.
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";

@@ -1,5 +1,7 @@
 //! The phase machine: Pending → Provisioning → SettingUp → Running → Analyzing → Succeeded or
 //! Failed. Every wait has a deadline from the spec's `timeouts`; a failing pod ends the run at once.
+//! `spec.abort` ends the load early: while running, the run drains and is judged on its partial
+//! figures but always ends `Aborted`; before the load, it ends at once.
 
 use pressure_crds::verdict::Measured;
 use pressure_crds::{
@@ -35,6 +37,10 @@ pub fn advance(
     }
     let step = match from {
         Phase::Pending => start(&mut s, obs, &now),
+        Phase::Provisioning | Phase::SettingUp if spec.abort => Step::Fail(
+            reason::ABORTED,
+            "aborted (spec.abort) before the load started".into(),
+        ),
         _ if obs.pod_problem.is_some() => pods_failed(&mut s, obs, &now),
         Phase::Provisioning => provisioning(spec, &mut s, obs),
         Phase::SettingUp => setting_up(spec, &mut s, obs),
@@ -258,6 +264,14 @@ fn running(spec: &PressureTestSpec, s: &mut PressureTestStatus, obs: &Observed) 
         );
         return Step::Fail(reason::DEADLINE_EXCEEDED, msg);
     }
+    if spec.abort {
+        s.aborted_at = Some(now);
+        return Step::To(
+            Phase::Analyzing,
+            reason::ABORTED,
+            "aborted (spec.abort): load stopped; waiting for the queue to drain".into(),
+        );
+    }
     if now >= s.load_stop_at.unwrap_or(now) {
         return Step::To(
             Phase::Analyzing,
@@ -305,6 +319,12 @@ fn analyzing(
         " (queue not drained before drainSeconds)"
     };
     let msg = format!("{}{drain_note}", v.message);
+    if let Some(at) = s.aborted_at {
+        // Partial figures are shown with each threshold's outcome, never passed.
+        let stopped = at - s.load_start_at.unwrap_or(at);
+        let msg = format!("aborted {stopped}s into the load (spec.abort); partial figures: {msg}");
+        return Step::Fail(reason::ABORTED, msg);
+    }
     if v.passed() {
         finish(s, S::True, v.reason, &msg, now_str, obs.generation);
         return Step::To(Phase::Succeeded, v.reason, msg);
@@ -332,7 +352,11 @@ fn record(
     if s.baseline.is_none() && now >= warm_end && complete {
         s.baseline = Some(fig.clone());
     }
-    if s.load_end.is_none() && s.load_stop_at.is_some_and(|stop| now >= stop) && complete {
+    let stop = match (s.load_stop_at, s.aborted_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if s.load_end.is_none() && stop.is_some_and(|stop| now >= stop) && complete {
         s.load_end = Some(fig.clone());
     }
     let base = s.baseline.as_ref();

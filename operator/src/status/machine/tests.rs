@@ -232,3 +232,75 @@ fn analyzing_waits_until_every_client_holds_its_final_reports() {
         "the verdict says the queue did not drain"
     );
 }
+
+#[test]
+fn an_abort_while_running_drains_and_ends_aborted_with_partial_figures() {
+    let mut spec = PressureTestSpec::seed_default();
+    spec.warmup_seconds = 10;
+    spec.duration_seconds = 3600;
+    spec.start_delay_seconds = 5;
+    let (mut s, _) = advance(&spec, &PressureTestStatus::default(), &obs(0));
+    s = advance(&spec, &s, &obs(1)).0;
+    let mut o = obs(2);
+    o.setup = JobState::Succeeded;
+    s = advance(&spec, &s, &o).0;
+    let mut o = obs(8);
+    o.clients_ready = 1;
+    s = advance(&spec, &s, &o).0;
+    assert_eq!(s.phase, Some(Phase::Running));
+    let mut o = obs(20);
+    o.clients_ready = 1;
+    o.reading = Some(reading(100, 5, 20));
+    s = advance(&spec, &s, &o).0;
+    // The user sets spec.abort 40 s into the load.
+    spec.abort = true;
+    let mut o = obs(47);
+    o.clients_ready = 1;
+    o.reading = Some(reading(2000, 9, 47));
+    let (next, t) = advance(&spec, &s, &o);
+    s = next;
+    let t = t.expect("transition");
+    assert_eq!((t.to, t.reason.as_str()), (Phase::Analyzing, "Aborted"));
+    assert_eq!(s.aborted_at, Some(t0().timestamp() + 47));
+    assert_eq!(
+        s.load_end, None,
+        "the window ends at the first reading after the abort"
+    );
+    // Still draining: no verdict yet.
+    let mut o = obs(52);
+    o.reading = Some(reading(2006, 3, 52));
+    s = advance(&spec, &s, &o).0;
+    assert_eq!(s.phase, Some(Phase::Analyzing));
+    assert_eq!(s.load_end.as_ref().map(|f| f.sent), Some(2006));
+    let mut o = obs(60);
+    o.reading = Some(reading(2009, 0, 60));
+    let (s, t) = advance(&spec, &s, &o);
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!(cond(&s, "Succeeded"), (ConditionStatus::False, "Aborted"));
+    assert_eq!(cond(&s, "Complete").0, ConditionStatus::True);
+    assert_eq!(
+        s.thresholds.len(),
+        7,
+        "each threshold's outcome on the partial figures"
+    );
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.contains("aborted 40s into the load")),
+        "{:?}",
+        s.message
+    );
+    assert_eq!(s.figures.as_ref().map(|f| f.sent), Some(2009));
+    assert!(t.expect("transition").is_warning());
+}
+
+#[test]
+fn an_abort_before_the_load_ends_the_run_at_once() {
+    let mut spec = PressureTestSpec::seed_default();
+    let (s, _) = advance(&spec, &PressureTestStatus::default(), &obs(0));
+    spec.abort = true;
+    let (s, t) = advance(&spec, &s, &obs(1));
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!(cond(&s, "Succeeded"), (ConditionStatus::False, "Aborted"));
+    assert_eq!(t.expect("transition").reason, "Aborted");
+}
