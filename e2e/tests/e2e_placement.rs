@@ -9,7 +9,7 @@ use std::time::Duration;
 use e2e::children::Children;
 use e2e::crd::install_crd;
 use e2e::operator::dead_overrides;
-use e2e::wait::{condition, poll, wait_pt};
+use e2e::wait::{condition, is_complete, poll, wait_pt};
 use e2e::{Kubectl, Operator, with_temp_ns};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
@@ -199,7 +199,7 @@ async fn a_component_placed_on_no_node_fails_the_run_with_the_schedulers_reason(
             "unplaced",
             Duration::from_secs(120),
             "the verdict",
-            |pt| condition(pt, "Complete").is_some_and(|c| c.0 == ConditionStatus::True),
+            is_complete,
         )
         .await?;
         assert_eq!(

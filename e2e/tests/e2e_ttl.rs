@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e::crd::install_crd;
 use e2e::events::events_for;
 use e2e::operator::dead_overrides;
-use e2e::wait::{condition, poll, wait_pt};
+use e2e::wait::{condition, is_complete, poll, wait_pt};
 use e2e::{Kubectl, Operator, with_temp_ns};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -52,7 +52,7 @@ async fn a_finished_run_is_deleted_with_its_children_when_its_ttl_runs_out() -> 
             "expiring",
             Duration::from_secs(90),
             "the verdict",
-            |pt| condition(pt, "Complete").is_some_and(|c| c.0 == ConditionStatus::True),
+            is_complete,
         )
         .await?;
         let finished = tokio::time::Instant::now();
@@ -121,9 +121,13 @@ async fn a_failed_run_stays_when_the_ttl_applies_on_success_only() -> anyhow::Re
         let ttl = "  ttlSecondsAfterFinished: 1\n  ttlAppliesTo: OnSuccess\n";
         k.apply(&ns.name, &spec("kept", ttl)).await?;
         let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
-        wait_pt(&pts, "kept", Duration::from_secs(90), "the verdict", |pt| {
-            condition(pt, "Complete").is_some_and(|c| c.0 == ConditionStatus::True)
-        })
+        wait_pt(
+            &pts,
+            "kept",
+            Duration::from_secs(90),
+            "the verdict",
+            is_complete,
+        )
         .await?;
         tokio::time::sleep(Duration::from_secs(8)).await;
         let pt = pts.get_opt("kept").await?;
