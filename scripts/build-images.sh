@@ -3,7 +3,8 @@
 #
 #   scripts/build-images.sh [--profile debug|release] [--out DIR] [NAME...]
 #
-# NAMEs: mailproxy client-sim pressure-operator postgres pause mailpit prometheus (default: all).
+# NAMEs: mailproxy client-sim pressure-operator postgres pause mailpit prometheus metrics-server
+# (default: all).
 # For each it writes DIR/NAME.oci.tar, an OCI image archive (one layer, deterministic) that loads with
 #   ctr -n k8s.io images import DIR/NAME.oci.tar     or     kind load image-archive DIR/NAME.oci.tar
 # under the full reference containerd resolves a pod's image to, plus DIR/index.tsv (name,
@@ -16,8 +17,9 @@
 #   exactly the shared libraries it links, CA certificates, the Dockerfile's user and settings.
 # - postgres: Debian's postgresql-15 as installed here, tagged localhost/mail-pressure/postgres-debian:15.
 # - pause: the CRI sandbox image localhost/mail-pressure/pause:1 from scripts/lib/pause.c.
-# - mailpit, prometheus: static binaries from their Go modules (Go and the Go module proxy needed),
-#   localhost/mail-pressure/mailpit:v1.33.1 and localhost/mail-pressure/prometheus:v2.53.0.
+# - mailpit, prometheus, metrics-server: static binaries from their Go modules (Go and the Go
+#   module proxy needed), localhost/mail-pressure/mailpit:v1.33.1,
+#   localhost/mail-pressure/prometheus:v2.53.0 and localhost/mail-pressure/metrics-server:v0.8.0.
 # An image whose inputs did not change is not rewritten. Missing Debian packages (busybox-static
 # for postgres' shell, gcc for pause) are installed with apt-get.
 set -euo pipefail
@@ -44,7 +46,7 @@ case "$profile" in
   release) cargo_profile=release ;;
   *) echo "build-images: --profile must be debug or release, not '$profile'" >&2; exit 2 ;;
 esac
-all=(mailproxy client-sim pressure-operator postgres pause mailpit prometheus)
+all=(mailproxy client-sim pressure-operator postgres pause mailpit prometheus metrics-server)
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 
 sudo_cmd=()
@@ -67,7 +69,7 @@ for name in "${names[@]}"; do
       { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || apt_install busybox-static
       ;;
     pause) command -v gcc >/dev/null || apt_install gcc libc6-dev ;;
-    mailpit | prometheus)
+    mailpit | prometheus | metrics-server)
       command -v go >/dev/null || { echo "build-images: $name is built from its Go module: install Go" >&2; exit 1; } ;;
     *) echo "build-images: unknown image '$name'; known: ${all[*]}" >&2; exit 2 ;;
   esac

@@ -17,7 +17,8 @@
 #    - client-sim serve and sink: their health checks pass and /health answers.
 #    - pressure-operator --help runs; pause stops cleanly on SIGTERM.
 #    - mailpit (if built) takes a mail on 1025 and lists it on 8025; prometheus (if built) gets
-#      ready with the operator's arguments.
+#      ready with the operator's arguments; metrics-server (if built; serving needs an API
+#      server) reports v0.8.0 with --version and lists --secure-port in --help.
 # Needs root (containerd). Exits 1 naming each failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -316,6 +317,21 @@ if has prometheus; then
   check "prometheus starts; /-/ready (the readiness probe) answers" start_prometheus
   check "prometheus reports version 2.53.0" sh -c "nsenter -t $(task_pid prometheus) -n \
     curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/status/buildinfo | grep '\"version\":\"2.53.0\"' >/dev/null"
+fi
+
+if has metrics-server; then
+  printf '\n==> metrics-server (without an API server: --version and --help only)\n'
+  # ms_run ID ARGS...: runs /metrics-server ARGS... to its end with a read-only root, prints its output.
+  ms_run() {
+    local id=$1
+    shift
+    containers+=("$id")
+    ctr_ run --rm --read-only --cgroup "$cgroup/$id" "$(ref metrics-server)" "$id" /metrics-server "$@"
+  }
+  ms_version() { ms_run ms-version --version | tee /dev/stderr | grep -x v0.8.0 >/dev/null; }
+  check "metrics-server --version prints v0.8.0" ms_version
+  ms_help() { ms_run ms-help --help | tee /dev/stderr | grep -e '--secure-port' >/dev/null; }
+  check "metrics-server --help runs and lists --secure-port" ms_help
 fi
 
 if has postgres; then

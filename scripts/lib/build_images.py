@@ -20,7 +20,8 @@ import image_recipes
 import images_yaml
 from oci_layout import normalise, write_archive
 
-NAMES = ["mailproxy", "client-sim", "pressure-operator", "postgres", "pause", "mailpit", "prometheus"]
+NAMES = ["mailproxy", "client-sim", "pressure-operator", "postgres", "pause", "mailpit", "prometheus",
+         "metrics-server"]
 # Bump when the layout writer changes what it writes for the same inputs.
 WRITER_VERSION = "1"
 

@@ -5,9 +5,10 @@ libraries `ldd` says it links (with the dynamic loader), CA certificates, /etc/p
 /etc/group with the Dockerfile's user, /tmp; run-time settings from deploy/docker/*.Dockerfile;
 references from the chart's values and the CRD's defaults. postgres: Debian's postgresql-15 as
 installed on this machine with an entrypoint that does what the official image does with the
-POSTGRES_* variables. pause: the CRI sandbox image, a static C program. mailpit and
-prometheus: static binaries built from their Go modules (pinned versions, wrapper modules that
-repeat the upstream replace/exclude lines, as `go install pkg@version` refuses those).
+POSTGRES_* variables. pause: the CRI sandbox image, a static C program. mailpit, prometheus
+and metrics-server: static binaries built from their Go modules (pinned versions, wrapper
+modules that repeat the upstream replace/exclude lines, as `go install pkg@version` refuses
+those).
 """
 
 import os
@@ -67,6 +68,7 @@ def references():
 
 # Third-party programs built from their Go modules. Mailpit stands in for MailHog (whose module
 # does not build here); the operator runs a MailHog-kind sink as uid 1000 and Prometheus as 65534.
+# metrics-server serves the resource metrics API the proxy's HorizontalPodAutoscaler reads.
 GO_IMAGES = {
     "mailpit": {
         "module": "github.com/axllent/mailpit", "version": "v1.33.1",
@@ -88,6 +90,16 @@ GO_IMAGES = {
             "exclude google.golang.org/api v0.30.0",
         ],
         "reference": "localhost/mail-pressure/prometheus:v2.53.0",
+    },
+    "metrics-server": {
+        # v0.8.0's go.mod has no replace or exclude line. `--version` prints client-go's
+        # version.gitVersion, which upstream's Makefile sets with -X (as here; gitCommit and
+        # buildDate are left at client-go's defaults: nothing depends on the build time).
+        "module": "sigs.k8s.io/metrics-server", "version": "v0.8.0",
+        "package": "sigs.k8s.io/metrics-server/cmd/metrics-server", "go": "1.24.4",
+        "ldflags": "-X k8s.io/client-go/pkg/version.gitVersion=v0.8.0",
+        "directives": [],
+        "reference": "localhost/mail-pressure/metrics-server:v0.8.0",
     },
 }
 
@@ -381,7 +393,7 @@ def go_image(name, cache):
                                   "Interval": 15_000_000_000, "Timeout": 5_000_000_000,
                                   "StartPeriod": 10_000_000_000, "Retries": 3},
                   "Labels": labels}
-    else:
+    elif name == "prometheus":
         _static(binary, "usr/bin/prometheus", entries)
         _accounts(entries, "nobody", 65534, 65534, "/nonexistent")
         entries["etc/prometheus/prometheus.yml"] = Entry("etc/prometheus/prometheus.yml", "file",
@@ -391,4 +403,14 @@ def go_image(name, cache):
                   "Cmd": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"],
                   "WorkingDir": "/prometheus", "Env": [path_env],
                   "ExposedPorts": {"9090/tcp": {}}, "Volumes": {"/prometheus": {}}, "Labels": labels}
+    elif name == "metrics-server":
+        # As upstream's Dockerfile on distroless/static: the binary at /, USER 65534, that
+        # entrypoint. Port 10250 is the --secure-port of upstream's manifests (which pass
+        # --cert-dir=/tmp and mount an emptyDir there for the self-signed serving certificate).
+        _static(binary, "metrics-server", entries)
+        _accounts(entries, "nobody", 65534, 65534, "/nonexistent")
+        config = {"User": "65534:65534", "Entrypoint": ["/metrics-server"], "Env": [path_env],
+                  "ExposedPorts": {"10250/tcp": {}}, "Labels": labels}
+    else:
+        raise RecipeError(f"{name}: no image recipe in go_image")
     return list(entries.values()), config

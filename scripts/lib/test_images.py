@@ -1,15 +1,20 @@
 """Unit tests of the image helpers: the Dockerfile reader, reference normalisation, the
-deterministic layout writer and images.yaml. Run by scripts/check-packaging.sh:
+deterministic layout writer, images.yaml, the image names build-images.sh and build_images.py
+know, and the metrics-server image's settings. Run by scripts/check-packaging.sh:
 
     python3 -m unittest discover -s scripts/lib -p 'test_images.py'
 """
 
 import json
 import os
+import re
 import tarfile
 import tempfile
 import unittest
+from unittest import mock
 
+import build_images
+import image_recipes
 import images_yaml
 from dockerfile import DockerfileError, final_stage
 from oci_layout import Entry, familiar, normalise, write_archive
@@ -93,6 +98,40 @@ class ImagesYamlTest(unittest.TestCase):
         self.assertIn("postgres:\n  image: localhost/mail-pressure/postgres-debian:15\n", text)
         self.assertNotIn("mailpit", text)
         self.assertNotIn("clientImage", text)
+
+
+class ImageListTest(unittest.TestCase):
+    def test_build_images_sh_and_build_images_py_know_the_same_names(self):
+        with open(os.path.join(image_recipes.ROOT, "scripts", "build-images.sh")) as f:
+            script = f.read()
+        shell_all = re.search(r"^all=\(([^)]*)\)", script, re.M).group(1).split()
+        self.assertEqual(shell_all, build_images.NAMES)
+        go_case = re.search(r"^    ([a-z| -]+)\)\n      command -v go ", script, re.M).group(1)
+        self.assertEqual(sorted(n.strip() for n in go_case.split("|")), sorted(image_recipes.GO_IMAGES))
+        self.assertTrue(set(image_recipes.GO_IMAGES) <= set(build_images.NAMES))
+
+
+class GoImageTest(unittest.TestCase):
+    def test_metrics_server_as_upstream_dockerfile_with_port_10250(self):
+        g = image_recipes.GO_IMAGES["metrics-server"]
+        self.assertEqual((g["module"], g["version"], g["reference"]),
+                         ("sigs.k8s.io/metrics-server", "v0.8.0",
+                          "localhost/mail-pressure/metrics-server:v0.8.0"))
+        self.assertIn("-X k8s.io/client-go/pkg/version.gitVersion=v0.8.0", g["ldflags"])
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "metrics-server")
+            with open(fake, "wb") as f:
+                f.write(b"not an ELF file\n")  # ldd: not a dynamic executable, so "static"
+            with mock.patch.object(image_recipes, "go_binary", return_value=fake):
+                entries, config = image_recipes.go_image("metrics-server", d)
+        self.assertEqual(config["Entrypoint"], ["/metrics-server"])
+        self.assertEqual(config["User"], "65534:65534")
+        self.assertEqual(config["ExposedPorts"], {"10250/tcp": {}})
+        self.assertEqual(config["Labels"]["org.opencontainers.image.version"], "v0.8.0")
+        paths = {e.path: e for e in entries}
+        self.assertEqual((paths["metrics-server"].source, paths["metrics-server"].mode), (fake, 0o755))
+        self.assertIn("nobody:x:65534:65534:", paths["etc/passwd"].data.decode())
+        self.assertEqual(paths["tmp"].mode, 0o1777)
 
 
 if __name__ == "__main__":
