@@ -105,6 +105,11 @@ start=$SECONDS
 
 # The CRD, then the operator in a namespace whose pods run on the real node.
 k apply --server-side -f "$REPO/charts/pressure-crds/crds/pressuretests.yaml" >/dev/null
+# `kubectl wait` fails ("accessor error: <nil>") while the new CRD has no conditions yet.
+for _ in $(seq 1 120); do
+  [ -n "$(k get crd pressuretests.pressure.mailproxy.dev -o jsonpath='{.status.conditions}' 2>/dev/null)" ] && break
+  sleep 0.5
+done
 k wait --for=condition=Established crd/pressuretests.pressure.mailproxy.dev --timeout=60s >/dev/null
 "$CP" node-namespace "$DIR" "$OP_NS"
 helm upgrade --install "$RELEASE" "$REPO/charts/pressure-operator" --kubeconfig "$DIR/kubeconfig" \

@@ -57,8 +57,19 @@ done
 check "deploy/manifests (kubectl apply -k)" "run scripts/generate-manifests.sh and commit" dry -k deploy/manifests
 
 install_crd() {
-  "$kubectl" apply --server-side --field-manager=check-packaging -f "$crd" &&
-    "$kubectl" wait --for=condition=Established "crd/pressuretests.pressure.mailproxy.dev" --timeout=60s
+  "$kubectl" apply --server-side --field-manager=check-packaging -f "$crd" || return 1
+  # Not `kubectl wait` alone: on a CRD whose status has no conditions yet (the API server is still
+  # compiling the schema and its CEL rules; with placement's Kubernetes types that takes a moment)
+  # it fails with "accessor error: <nil>" instead of waiting.
+  local established="" _
+  for _ in $(seq 1 120); do
+    established=$("$kubectl" get crd pressuretests.pressure.mailproxy.dev \
+      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null || true)
+    [ "$established" = True ] && return 0
+    sleep 0.5
+  done
+  echo "the CRD is not Established after 60 s (Established=${established:-unset})" >&2
+  return 1
 }
 check "CRD installs and becomes Established" "see the API server's message above" install_crd
 for example in deploy/examples/*.yaml; do
