@@ -199,12 +199,17 @@ async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Re
             vec!["podLabels may not use the keys app.kubernetes.io/*"],
         ),
         (
-            "a toleration that is not a list",
+            "a toleration with a word for its seconds",
             pt_yaml(
                 "bad",
-                &format!("{tenant}  proxy: {{placement: {{tolerations: {{key: a}}}}}}\n"),
+                &format!(
+                    "{tenant}  proxy: {{placement: {{tolerations: [{{key: a, tolerationSeconds: soon}}]}}}}\n"
+                ),
             ),
-            vec!["spec.proxy.placement.tolerations", "must be of type array"],
+            vec![
+                "spec.proxy.placement.tolerations[0].tolerationSeconds",
+                "must be of type integer",
+            ],
         ),
         (
             "an unknown field",
