@@ -446,20 +446,27 @@ impl PressureTestSpec {
         }
     }
 
+    /// The own `placement` of each component section, by its field name (tenants have theirs).
+    pub fn component_placements(&self) -> [(&'static str, &Option<PlacementSpec>); 5] {
+        [
+            ("proxy", &self.proxy.placement),
+            ("postgres", &self.postgres.placement),
+            ("sink", &self.sink.placement),
+            ("prometheus", &self.prometheus.placement),
+            ("grafana", &self.grafana.placement),
+        ]
+    }
+
     /// Whether any placement is set, spec-wide or on a component.
     pub fn placement_set(&self) -> bool {
         let none = PlacementSpec::default();
         self.placement != none
-            || [
-                &self.proxy.placement,
-                &self.postgres.placement,
-                &self.sink.placement,
-                &self.prometheus.placement,
-                &self.grafana.placement,
-            ]
-            .into_iter()
-            .chain(self.tenants.iter().map(|t| &t.placement))
-            .any(|p| p.as_ref().is_some_and(|p| *p != none))
+            || self
+                .component_placements()
+                .into_iter()
+                .map(|(_, p)| p)
+                .chain(self.tenants.iter().map(|t| &t.placement))
+                .any(|p| p.as_ref().is_some_and(|p| *p != none))
     }
 
     /// Where the pods of `component` go: its own placement over `spec.placement`. A tenant that

@@ -354,13 +354,7 @@ fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
     c.length("spec.prometheus.image", spec.prometheus.image.len(), 1, 253);
     c.length("spec.grafana.image", spec.grafana.image.len(), 1, 253);
     check_placement(c, "spec.placement", &spec.placement);
-    for (name, p) in [
-        ("proxy", &spec.proxy.placement),
-        ("postgres", &spec.postgres.placement),
-        ("sink", &spec.sink.placement),
-        ("prometheus", &spec.prometheus.placement),
-        ("grafana", &spec.grafana.placement),
-    ] {
+    for (name, p) in spec.component_placements() {
         if let Some(p) = p {
             check_placement(c, &format!("spec.{name}.placement"), p);
         }

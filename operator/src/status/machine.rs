@@ -352,10 +352,8 @@ fn record(
     if s.baseline.is_none() && now >= warm_end && complete {
         s.baseline = Some(fig.clone());
     }
-    let stop = match (s.load_stop_at, s.aborted_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    // The load ends at its planned stop, or earlier at an abort.
+    let stop = s.load_stop_at.into_iter().chain(s.aborted_at).min();
     if s.load_end.is_none() && stop.is_some_and(|stop| now >= stop) && complete {
         s.load_end = Some(fig.clone());
     }
