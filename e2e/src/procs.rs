@@ -37,11 +37,35 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read and released; the OS does not hand it out again
-/// at once).
+/// First port [`free_port`] hands out; with [`PORT_SPAN`], the range ends at 32767, below the
+/// kernel's default ephemeral range (32768–60999).
+const PORT_LOW: u32 = 20_000;
+/// How many ports [`free_port`] cycles through.
+const PORT_SPAN: u32 = 12_768;
+
+/// A free TCP port on 127.0.0.1 for a child process to listen on, never the same twice in one
+/// test process.
+///
+/// A port from `bind(127.0.0.1:0)` is released before the child binds it, and in that gap the
+/// kernel may give it to any outgoing connection (to the API server, to a replica) or to another
+/// test thread's `bind(0)`: the child then fails with "address in use". These ports come from
+/// below the ephemeral range instead, which the kernel never hands out by itself; a counter keeps
+/// the threads of one test process apart, a start derived from the process id keeps test
+/// processes apart, and a port found taken is skipped.
 pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % PORT_SPAN;
+    for _ in 0..PORT_SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(PORT_LOW + (start + n) % PORT_SPAN)?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free port on 127.0.0.1 between {PORT_LOW} and {}",
+        PORT_LOW + PORT_SPAN - 1
+    )
 }
 
 /// A running child process, killed when dropped; its output goes to `<dir>/<name>.log`.

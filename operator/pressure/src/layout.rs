@@ -42,9 +42,25 @@ impl TenantSlot {
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released for the child to take).
+/// A free port on 127.0.0.1 (bound, then released for the child to take), never one this
+/// process handed out before: two `bind(0)` in a row can return the same port once the first is
+/// released, and two children would then fight over it.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..64 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "bind(127.0.0.1:0) kept returning ports already handed out",
+    ))
 }
 
 /// Tenants with their replicas, seeds and ports. Seeds: spec seed × 1000 + tenant × 50 + replica.

@@ -14,13 +14,20 @@ use super::{Api, wait_for};
 /// The key every test replica shares (base64 of 32 bytes).
 pub const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1 for a replica to listen on, never the same twice in one test
+/// process. Taken from 20000–32767, below the kernel's ephemeral range: a port from `bind(0)`,
+/// released before the replica binds it, can meanwhile become the source port of any outgoing
+/// connection (e2e/src/procs.rs `free_port` says more).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    (0..SPAN)
+        .map(|_| NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        .map(|n| u16::try_from(LOW + (start + n) % SPAN).expect("below 32768"))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("no free port on 127.0.0.1 between 20000 and 32767")
 }
 
 /// A running proxy process.
