@@ -11,7 +11,9 @@
 //!   operator's `Analyzing` phase and the local runner's drain alike;
 //! - [`verdict`]: the one verdict of a run, for the operator and the local runner alike: what each
 //!   threshold measures, from which figures, and the `Succeeded` reason; [`verdict::cases`] is
-//!   the table of cases both adapters' tests run.
+//!   the table of cases both adapters' tests run;
+//! - [`report`]: the report of one run and its SVG chart, written by the local runner to a file
+//!   and by the operator to a ConfigMap; [`compare`]: a run against a baseline run's report.
 //!
 //! The crate is Kubernetes-free at run time: kube's derive macros and `k8s-openapi`'s types only,
 //! no client.
@@ -19,22 +21,26 @@
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`
 //! regenerates the committed CRD; a test fails when the two differ.
 
+pub mod compare;
 pub mod drain;
 pub mod profiles;
+pub mod report;
 pub mod spec;
 pub mod status;
 pub mod validate;
 pub mod verdict;
 
+pub use compare::Comparison;
 pub use profiles::{Profile, ProfileRates};
+pub use spec::baseline::{BaselineSpec, ToleranceSpec};
 pub use spec::placement::PlacementSpec;
 pub use spec::sut::{
     GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PostgresVolume, PrometheusSpec,
     ProxySpec, ProxyTuning, ResourcesSpec, SinkKind, SinkSpec,
 };
 pub use spec::{
-    Component, KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, TenantSpec, ThresholdName,
-    ThresholdsSpec, TimeoutsSpec, TtlScope,
+    Component, KeepPolicy, PressureTest, PressureTestSpec, RatesSpec, ReportRetention, TenantSpec,
+    ThresholdName, ThresholdsSpec, TimeoutsSpec, TtlScope,
 };
 pub use status::{
     Condition, ConditionStatus, Figures, LatencySource, Phase, PressureTestStatus, TenantFigures,

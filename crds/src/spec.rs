@@ -4,6 +4,7 @@
 //! Every field has a default except `tenants`, so `{tenants: [{name: standard, profile: standard}]}`
 //! is a complete spec. Integers only: durations in seconds, rates in permille.
 
+pub mod baseline;
 pub mod placement;
 pub mod sut;
 
@@ -116,6 +117,16 @@ pub struct PressureTestSpec {
     /// Which runs the TTL deletes: `Always`, or `OnSuccess` (a failed run stays for inspection).
     #[serde(default)]
     pub ttl_applies_to: TtlScope,
+    /// What becomes of the run's report ConfigMap (`status.report`) when this PressureTest is
+    /// deleted: `Delete` (owned by it, collected with it) or `Retain` (left in the namespace,
+    /// unowned, so the results outlive the cleanup). May change at any time.
+    #[serde(default)]
+    pub report_retention: ReportRetention,
+    /// An earlier run to compare this one with at its end: the deltas go to
+    /// `status.comparison`, and the `Regressed` condition says whether a figure is beyond its
+    /// tolerance. The local run takes a report file instead (`--baseline FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<baseline::BaselineSpec>,
     /// Scheduling, pull secrets and pod metadata of every pod of the run; each component's own
     /// `placement` replaces it field by field (see [`placement`]).
     #[serde(default)]
@@ -352,6 +363,16 @@ pub enum TtlScope {
     OnSuccess,
 }
 
+/// What becomes of a run's report when its PressureTest is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportRetention {
+    /// The report ConfigMap is owned by the PressureTest and deleted with it.
+    #[default]
+    Delete,
+    /// The report ConfigMap has no owner: it stays until someone deletes it.
+    Retain,
+}
+
 /// What to keep once the run has a verdict.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepPolicy {
@@ -442,6 +463,8 @@ impl PressureTestSpec {
             abort: false,
             ttl_seconds_after_finished: None,
             ttl_applies_to: TtlScope::default(),
+            report_retention: ReportRetention::default(),
+            baseline: None,
             placement: PlacementSpec::default(),
         }
     }

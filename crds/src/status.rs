@@ -62,7 +62,15 @@ pub struct PressureTestStatus {
     /// One line per threshold, set with the verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<ThresholdResult>,
-    /// Conditions: EnvironmentReady, ClientsReady, PodsHealthy, Complete, Succeeded.
+    /// The ConfigMap holding this run's report: `timeline.json` while the load runs, then
+    /// `report.json` (the local run's report document) and `chart.svg` once it has a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    /// This run against `spec.baseline`, set with the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<crate::compare::Comparison>,
+    /// Conditions: EnvironmentReady, ClientsReady, PodsHealthy, Complete, Succeeded, and
+    /// Regressed when the spec names a baseline.
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

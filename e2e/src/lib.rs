@@ -11,7 +11,8 @@
 //! - [`procs`]: finding the workspace binaries, child processes killed on drop, free ports;
 //! - [`operator`]: the operator as a child process watching one namespace;
 //! - [`wait`]: waits with deadlines on objects and PressureTest status;
-//! - [`live`]: the real proxy, sink, clients and setup on 127.0.0.1 for live figures.
+//! - [`live`]: the real proxy, sink, clients and setup on 127.0.0.1 for live figures;
+//! - [`report`]: the report ConfigMap of a run and its `report.json`.
 
 pub mod children;
 pub mod cluster;
@@ -21,6 +22,7 @@ pub mod live;
 pub mod ns;
 pub mod operator;
 pub mod procs;
+pub mod report;
 pub mod wait;
 
 pub use cluster::{Kubectl, Output, client, repo_root};

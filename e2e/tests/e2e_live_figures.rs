@@ -3,15 +3,19 @@
 //! configured from the objects the operator created (the clients get the run id and load window
 //! from their Deployments), and the operator reads them through `--endpoint-override`. The status
 //! shows non-zero sent counts while the load runs, then `Succeeded=True` (ThresholdsPassed) with
-//! figures that match the sink's and the clients' own `/stats`.
+//! figures that match the sink's and the clients' own `/stats`, and a report ConfigMap with the
+//! same figures, a timeline and a chart.
 
 use std::time::Duration;
 
 use e2e::crd::install_crd;
 use e2e::live::LiveStack;
-use e2e::wait::condition;
+use e2e::wait::{condition, poll};
 use e2e::{Kubectl, Operator, with_temp_ns};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use pressure_crds::report::{Latency, Report};
 use pressure_crds::{ConditionStatus, Phase, PressureTest};
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -44,12 +48,28 @@ spec:
     minThroughputPerSecond: 1
     minDeliveredRatioPermille: 990
   timeouts: {drainSeconds: 60}
+  baseline:
+    report: slow-baseline
+    tolerance: {throughputDropPercent: 50}
 ";
 
 #[tokio::test]
 async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Result<()> {
     with_temp_ns("live", |client, ns| async move {
         install_crd(&client).await?;
+        // A baseline any working run beats: half a message a second, a p99 of 100 s, every
+        // message in error.
+        let mut slow = Report {
+            run_id: "slow-run".into(),
+            ..Report::default()
+        };
+        slow.total.throughput_per_second = 0.5;
+        slow.total.latency_ms = Some(Latency {
+            p99: 100_000.0,
+            ..Latency::default()
+        });
+        slow.figures.error_rate_permille = 1000;
+        e2e::report::put_baseline(&client, &ns.name, "slow-baseline", &slow).await?;
         let mut stack = LiveStack::start_sink(&ns, "live", &TENANTS).await?;
         let mut op = Operator::start(&client, &ns, &stack.overrides()).await?;
         let k = Kubectl::new()?;
@@ -80,9 +100,91 @@ async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Re
             serde_json::to_string(&s.thresholds)?
         );
         check_verdict(&pt)?;
-        check_against_sources(&pt, &stack).await
+        check_against_sources(&pt, &stack).await?;
+        check_report(&client, &pt).await
     })
     .await
+}
+
+/// The report ConfigMap holds the local run's document with the status's figures, per-tenant
+/// lines, thresholds and verdict, a timeline of the load and its chart. It is owned by the
+/// PressureTest (`reportRetention: Delete`) until the retention changes to `Retain`.
+async fn check_report(client: &kube::Client, pt: &PressureTest) -> anyhow::Result<()> {
+    let s = pt.status.clone().unwrap_or_default();
+    let (cm, r) = e2e::report::read(client, pt).await?;
+    eprintln!(
+        "e2e live: report {} with {} timeline points: {:?}",
+        cm.name_any(),
+        r.timeline.len(),
+        r.timeline
+    );
+    assert_eq!(Some(r.run_id.clone()), s.run_id);
+    assert_eq!((r.verdict.as_str(), r.passed), ("ThresholdsPassed", true));
+    assert_eq!(Some(&r.figures), s.figures.as_ref());
+    assert_eq!(
+        (&r.per_tenant, &r.thresholds),
+        (&s.per_tenant, &s.thresholds)
+    );
+    let f = s.figures.clone().unwrap_or_default();
+    assert_eq!(Some(r.total.delivered as i64), f.delivered);
+    assert_eq!((r.total.lost, r.total.clients), (0, 2));
+    assert_eq!(
+        condition(pt, "Regressed"),
+        Some((ConditionStatus::False, "WithinTolerance".into())),
+        "{:?}",
+        s.comparison
+    );
+    let c = s.comparison.clone().unwrap_or_default();
+    assert_eq!(c.baseline_run_id, "slow-run");
+    assert!(c.deltas.iter().all(|d| !d.regressed), "{c:?}");
+    let tput = c.deltas.iter().find(|d| d.name == "throughputPerSecond");
+    assert_eq!(
+        tput.and_then(|d| d.limit),
+        Some(0.3),
+        "half of 0.5, rounded: {c:?}"
+    );
+    assert_eq!(r.comparison, s.comparison);
+    e2e::report::check_timeline(&r)?;
+    assert!(
+        r.timeline.iter().any(|p| p.latency_p99_ms.is_some()),
+        "the p99 of some interval, from the sink's histogram: {:?}",
+        r.timeline
+    );
+    let data = cm.data.clone().unwrap_or_default();
+    let svg = data.get("chart.svg").map_or("", String::as_str);
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    assert!(
+        !data.contains_key("timeline.json"),
+        "the timeline is in report.json now"
+    );
+    let owner = |cm: &ConfigMap| {
+        cm.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == pt.uid().as_ref())
+    };
+    assert!(owner(&cm), "owned by the PressureTest: {:?}", cm.metadata);
+    // Retained after the verdict: the same report, no longer owned.
+    let pts: Api<PressureTest> =
+        Api::namespaced(client.clone(), &pt.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"spec": {"reportRetention": "Retain"}});
+    pts.patch("live", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &pt.namespace().unwrap_or_default());
+    let retained = poll(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "the report without its owner reference",
+        || async {
+            let now = cms.get(&cm.name_any()).await?;
+            Ok((!owner(&now)).then_some(now))
+        },
+    )
+    .await?;
+    assert_eq!(retained.data, cm.data, "the same report");
+    Ok(())
 }
 
 fn check_verdict(pt: &PressureTest) -> anyhow::Result<()> {

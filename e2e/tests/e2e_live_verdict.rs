@@ -1,7 +1,8 @@
 //! The verdict in the cluster is as strict as the local run's: a run that loses mail and a run on
 //! a mail catcher both end `Succeeded=False`, each with its reason, on real figures. As in
 //! `e2e_live_figures`, the real `mailproxy`, `client-sim sink`, clients and setup run on
-//! 127.0.0.1 as stand-ins for the pods kwok does not run.
+//! 127.0.0.1 as stand-ins for the pods kwok does not run. The lossy run is also compared with a
+//! baseline report it cannot match (`spec.baseline`): `Regressed=True`.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use e2e::crd::install_crd;
 use e2e::live::LiveStack;
 use e2e::wait::condition;
 use e2e::{Kubectl, Operator, with_temp_ns};
+use pressure_crds::report::Report;
 use pressure_crds::{ConditionStatus, PressureTest, ThresholdOutcome, ThresholdResult};
 
 const TENANTS: [&str; 2] = ["alpha", "beta"];
@@ -94,7 +96,16 @@ async fn a_run_that_loses_mail_fails_with_the_lost_count_from_the_sink() -> anyh
         // refuses is not lost: the proxy reports it to its client as an error.)
         let thresholds = "{maxErrorRatePermille: 1000, maxP99LatencyMs: 30000, \
                           minThroughputPerSecond: 1, minDeliveredRatioPermille: 0}";
-        let spec = spec("lossy", "{kind: Verifying}", thresholds);
+        // Compared with a run no loopback stack can match: Regressed=True besides the verdict.
+        let spec = spec("lossy", "{kind: Verifying}", thresholds)
+            + "  baseline: {report: fast-baseline}\n";
+        let mut fast = Report {
+            run_id: "fast-run".into(),
+            ..Report::default()
+        };
+        fast.total.throughput_per_second = 1_000_000.0;
+        fast.figures.error_rate_permille = 1000;
+        e2e::report::put_baseline(&client, &ns.name, "fast-baseline", &fast).await?;
         let forget = forget_after(5);
         let (pt, stack) = run(
             &client,
@@ -142,9 +153,39 @@ async fn a_run_that_loses_mail_fails_with_the_lost_count_from_the_sink() -> anyh
             let l = line(&pt, name);
             assert_eq!(l.outcome, ThresholdOutcome::Passed, "{l:?}");
         }
-        Ok(())
+        check_regressed(&client, &pt).await
     })
     .await
+}
+
+/// Against the unreachable baseline, throughput regressed: the `Regressed` condition,
+/// `status.comparison` and the report's `comparison` say so.
+async fn check_regressed(client: &kube::Client, pt: &PressureTest) -> anyhow::Result<()> {
+    assert_eq!(
+        condition(pt, "Regressed"),
+        Some((ConditionStatus::True, "Regressed".into())),
+        "{:?}",
+        pt.status
+    );
+    let c = pt
+        .status
+        .as_ref()
+        .and_then(|s| s.comparison.clone())
+        .ok_or_else(|| anyhow::anyhow!("no status.comparison"))?;
+    assert_eq!(
+        (c.baseline_run_id.as_str(), c.baseline_source.as_str()),
+        ("fast-run", "ConfigMap fast-baseline")
+    );
+    let regressed: Vec<&str> = c
+        .deltas
+        .iter()
+        .filter(|d| d.regressed)
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(regressed, vec!["throughputPerSecond"], "{c:?}");
+    let (_, report) = e2e::report::read(client, pt).await?;
+    assert_eq!(report.comparison, Some(c));
+    Ok(())
 }
 
 /// Once the sink has received `n` messages, `POST /reset` on it (the sink forgets them).

@@ -58,6 +58,8 @@ pub struct Context {
     pub operator: reconcile::OperatorPeer,
     /// Until when this replica leads; checked before each write.
     pub leadership: Arc<Leadership>,
+    /// The timelines of the runs in progress, for their reports.
+    pub timelines: crate::report::Timelines,
 }
 
 impl Context {
@@ -117,6 +119,9 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
             s.observed_generation = pt.metadata.generation;
             apply::patch_status(&ctx.client, &ns, &name, &s).await?;
         }
+        report_target(ctx, pt, &ns, &name, &uid)
+            .retain(&prev)
+            .await?;
         return expire(ctx, pt, &prev, &ns, &name, &uid).await;
     }
     let secrets = apply::secret_values(&ctx.client, &ns, &name, &uid).await?;
@@ -173,6 +178,17 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         let kept = apply::prune(&ctx.client, &ns, &name, pt).await?;
         announce_kept(ctx, pt, &kept, "Prune").await;
     }
+    // The report before the status that names it: a verdict is published with its report, or
+    // not at all (the next reconcile judges again and writes both).
+    let written = report_target(ctx, pt, &ns, &name, &uid)
+        .update(&mut next, observed.reading.as_ref())
+        .await;
+    if let Err(e) = written {
+        if next.phase.is_some_and(Phase::is_terminal) {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "The report's timeline could not be written; trying again at the next reading.");
+    }
     // The event goes out before the status that shows the new phase: whoever waits for the
     // phase (`kubectl wait --for=condition=Complete`) then finds the event that explains it.
     if let Some(t) = &transition {
@@ -197,6 +213,23 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         });
     }
     Ok(requeue(next.phase.unwrap_or_default()))
+}
+
+fn report_target<'a>(
+    ctx: &'a Context,
+    pt: &'a PressureTest,
+    ns: &'a str,
+    name: &'a str,
+    uid: &'a str,
+) -> crate::report::Target<'a> {
+    crate::report::Target {
+        client: &ctx.client,
+        timelines: &ctx.timelines,
+        pt,
+        ns,
+        name,
+        uid,
+    }
 }
 
 /// A finished run: deleted once its `ttlSecondsAfterFinished` has run out (an event says so
@@ -359,6 +392,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let leadership = Arc::new(Leadership::new());
     let ctx = Arc::new(Context {
         leadership: leadership.clone(),
+        timelines: crate::report::Timelines::default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,

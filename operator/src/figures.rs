@@ -106,10 +106,24 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
             .inspect_err(|e| tracing::warn!(error = %e, "Sink stats unavailable."))
             .ok()
     };
-    let (proxies, clients, sink) = tokio::join!(proxies, clients, sink);
+    // The sink's latency histogram, for the report timeline's p99 per interval.
+    let sink_buckets = async {
+        let url = ep.sink.as_ref()?;
+        get_text(http, &format!("{url}/metrics"), MAX_METRICS_BYTES)
+            .await
+            .map(|text| prom::parse_sink_latency(&text))
+            .inspect_err(|e| tracing::warn!(error = %e, "Sink metrics unavailable."))
+            .ok()
+    };
+    let (proxies, clients, sink, sink_buckets) = tokio::join!(proxies, clients, sink, sink_buckets);
     let proxies: Vec<ProxyMetrics> = proxies.into_iter().flatten().collect();
     let clients: Vec<(String, ClientStatsV1)> = clients.into_iter().flatten().collect();
-    aggregate(&proxies, &clients, sink.as_ref(), now)
+    let mut reading = aggregate(&proxies, &clients, sink.as_ref(), now);
+    if ep.sink.is_some() {
+        // Never the proxy's histogram in its place: two readings' buckets must be one histogram.
+        reading.latency_buckets = sink_buckets.unwrap_or_default();
+    }
+    reading
 }
 
 /// Tells every client pod to stop generating now (`POST /stop`: `spec.abort`). Best effort: a

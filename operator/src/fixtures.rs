@@ -59,6 +59,7 @@ pub fn mock_context() -> (Arc<Context>, ApiServer) {
         http: reqwest::Client::new(),
         overrides: Overrides::default(),
         operator: crate::reconcile::OperatorPeer::default(),
+        timelines: crate::report::Timelines::default(),
         leadership: {
             let l = crate::lease::Leadership::new();
             l.lead_until(tokio::time::Instant::now() + std::time::Duration::from_secs(86_400));

@@ -8,6 +8,7 @@
 //! - [`reconcile`]: pure desired-state builders, one file per component;
 //! - [`status`]: the pure phase machine, pod-health classification and the verdict;
 //! - [`figures`]: reading the proxy's `/metrics` and the clients' and sink's `/stats`;
+//! - [`report`]: the run's report (timeline, `report.json`, chart) in a ConfigMap;
 //! - [`lease`]: leader election on a `coordination.k8s.io/v1` Lease;
 //! - [`rbac`]: every API call the code makes, the source of the shipped RBAC;
 //! - [`metrics`], [`health`], [`telemetry`]: the operator's own `/metrics`, probes and logs.
@@ -20,6 +21,7 @@ pub mod lease;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
+pub mod report;
 pub mod status;
 pub mod telemetry;
 

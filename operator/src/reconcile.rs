@@ -131,6 +131,16 @@ pub mod names {
     pub fn sink_policy(pt: &str) -> String {
         format!("{pt}-sink-ingress")
     }
+    /// The report ConfigMap of the run `run_id` (`<pt>-<8 hex digits>`): `<pt>-report-<hex>`,
+    /// a name no other run of a PressureTest of the same name takes, even after a retained
+    /// report outlived its PressureTest.
+    pub fn report(pt: &str, run_id: &str) -> String {
+        let run = run_id
+            .strip_prefix(pt)
+            .and_then(|r| r.strip_prefix('-'))
+            .unwrap_or(run_id);
+        format!("{pt}-report-{run}")
+    }
 }
 
 /// Every object the PressureTest needs at its current phase. Infrastructure from the start; the

@@ -29,7 +29,7 @@ pub enum JobState {
 }
 
 /// Figures read in one pass, before baseline arithmetic.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reading {
     /// Totals.
     pub figures: Figures,
@@ -40,10 +40,16 @@ pub struct Reading {
     /// Every tenant's clients hold a final report for every message they generated
     /// ([`pressure_crds::drain`]); false when no client answered.
     pub clients_drained: bool,
+    /// Cumulative latency buckets (upper bound in seconds, count): the verifying sink's end-to-end
+    /// histogram when it answered, else the proxy replicas' merged. The report's timeline takes
+    /// the p99 of each interval from two consecutive readings.
+    pub latency_buckets: Vec<(f64, f64)>,
+    /// The proxy replicas' attachment cache lookups, summed: (hits, misses).
+    pub proxy_cache: (u64, u64),
 }
 
 /// Everything the controller saw during one reconcile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     /// The clock.
     pub now: DateTime<Utc>,

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Also write the JSON report to this file.
     #[arg(long, env = "PRESSURE_JSON")]
     pub json: Option<PathBuf>,
+    /// An earlier run's `report.json` to compare this run with (tolerances from
+    /// `spec.baseline.tolerance`, else the defaults); a regression fails the run (exit 1).
+    #[arg(long, env = "PRESSURE_BASELINE")]
+    pub baseline: Option<PathBuf>,
     /// Report format on stdout.
     #[arg(long, env = "PRESSURE_OUTPUT", value_enum, default_value_t = Output::Human)]
     pub output: Output,

@@ -47,6 +47,21 @@ pub enum InputError {
     },
 }
 
+/// The report of an earlier run (`--baseline FILE`), read before anything starts.
+pub fn load_baseline(path: &std::path::Path) -> Result<pressure_crds::report::Report, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::Flag {
+        flag: "--baseline",
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    serde_json::from_str(&text).map_err(|e| InputError::Flag {
+        flag: "--baseline",
+        reason: format!(
+            "{} is not a report.json of an earlier run ({e}); pass the report.json a run wrote",
+            path.display()
+        ),
+    })
+}
+
 /// Reads the file (or takes the default) and applies the command-line overrides.
 pub fn load_spec(args: &RunArgs) -> Result<(PressureTestSpec, String), InputError> {
     let (mut spec, source) = match &args.file {
@@ -109,6 +124,13 @@ pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> 
         notes.push(
             "the spec sets placement (node selector, tolerations, affinity, pull secrets, pod metadata): a local run has no pods and ignores it".into(),
         );
+    }
+    if spec
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.report.is_some() || b.pressure_test.is_some())
+    {
+        notes.push("spec.baseline names a report in a cluster: a local run compares only with --baseline FILE (with the spec's tolerances)".into());
     }
     notes
 }

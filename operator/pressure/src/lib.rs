@@ -9,10 +9,9 @@
 //! - [`layout`]: ports, arguments, environment and the setup plan; [`children`]: processes;
 //!   [`start`]: starting and awaiting them; [`forward`]: round-robin for multi-replica tenants;
 //! - [`collect`]: reading figures (parsed by `mailproxy_proto::prom`); [`progress`]: the live line;
-//! - [`report`], [`render`], [`chart`]: the report as data, text and SVG; [`run`]: the driver.
+//! - [`report`], [`render`]: the report as data and text (the types and the SVG chart are `pressure_crds::report`, shared with the operator); [`run`]: the driver.
 
 pub mod bins;
-pub mod chart;
 pub mod children;
 pub mod cli;
 pub mod collect;

@@ -1,5 +1,6 @@
 //! The `pressure` binary: parses the command line, runs, prints errors, and exits with the
-//! verdict (0 pass, 1 fail, 2 bad input or infrastructure error).
+//! verdict (0 pass, 1 fail or regressed against `--baseline`, 2 bad input or infrastructure
+//! error).
 
 use clap::Parser;
 use pressure::cli::{Cli, Command};
@@ -32,7 +33,11 @@ fn main() {
 async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(args) => match pressure::run::run(args).await {
-            Outcome::Report(r) if r.passed => EXIT_PASS,
+            Outcome::Report(r)
+                if r.passed && !r.comparison.as_ref().is_some_and(|c| c.regressed) =>
+            {
+                EXIT_PASS
+            }
             Outcome::Report(_) => EXIT_FAIL,
             Outcome::Input(e) => {
                 eprintln!("error: {e}");

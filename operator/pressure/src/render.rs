@@ -6,6 +6,7 @@ use std::fmt::Write;
 use pressure_crds::ThresholdOutcome;
 
 use crate::report::{Line, Report};
+use pressure_crds::Comparison;
 
 /// Renders the report as text.
 pub fn human(r: &Report) -> String {
@@ -172,6 +173,42 @@ fn verdict(r: &Report) -> String {
     if !r.passed && !r.message.is_empty() {
         let _ = writeln!(out, "  {}", r.message);
     }
+    if let Some(c) = &r.comparison {
+        out.push_str(&comparison(c));
+    }
+    out
+}
+
+/// The comparison with the baseline run: one line per figure, then the outcome.
+pub fn comparison(c: &Comparison) -> String {
+    let mut out = format!(
+        "Compared with run {} ({}):\n",
+        c.baseline_run_id, c.baseline_source
+    );
+    let num = |v: Option<f64>| v.map_or("unmeasured".to_string(), |v| format!("{v:.1}"));
+    for d in &c.deltas {
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<24} {:>10} -> {:<10} {:>9}  {}",
+            if d.regressed { "FAIL" } else { "ok" },
+            d.name,
+            num(d.baseline),
+            num(d.current),
+            d.change_percent
+                .map_or(String::new(), |p| format!("{p:+.1} %")),
+            d.limit
+                .map_or("not judged".to_string(), |l| format!("limit {l:.1}"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Baseline: {}",
+        if c.regressed {
+            "REGRESSED"
+        } else {
+            "within tolerance"
+        }
+    );
     out
 }
 
@@ -210,5 +247,32 @@ mod tests {
         assert!(text.contains("FAIL minThroughputPerSecond"), "{text}");
         assert!(text.contains("Verdict: FAIL (ThresholdBreached)"), "{text}");
         assert!(text.contains("verifying sink"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_comparison_with_the_baseline() {
+        let mut base = Report {
+            run_id: "old".into(),
+            ..Report::default()
+        };
+        base.total.throughput_per_second = 100.0;
+        let mut now = base.clone();
+        now.run_id = "new".into();
+        now.total.throughput_per_second = 50.0;
+        let c = pressure_crds::compare::compare(
+            &now,
+            &base,
+            "old/report.json",
+            &pressure_crds::ToleranceSpec::default(),
+        );
+        now.comparison = Some(c);
+        let text = human(&now);
+        assert!(
+            text.contains("Compared with run old (old/report.json)"),
+            "{text}"
+        );
+        assert!(text.contains("FAIL throughputPerSecond"), "{text}");
+        assert!(text.contains("-50.0 %"), "{text}");
+        assert!(text.contains("Baseline: REGRESSED"), "{text}");
     }
 }

@@ -15,7 +15,9 @@ use crate::layout::{self, Database, Window};
 use crate::progress::{Live, Progress};
 use crate::report::{self, Facts, Point, Report};
 use crate::start::{self, Plan, Started};
-use crate::{chart, render, unix_now};
+use crate::{render, unix_now};
+use pressure_crds::compare;
+use pressure_crds::report::chart;
 
 /// Seconds between the end of setup and `START_AT`.
 const LEAD_SECONDS: u64 = 3;
@@ -51,6 +53,15 @@ pub async fn run(args: RunArgs) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::Input(e),
     };
+    let baseline = match args
+        .baseline
+        .as_deref()
+        .map(input::load_baseline)
+        .transpose()
+    {
+        Ok(b) => b.map(|r| (args.baseline.clone().unwrap_or_default(), r)),
+        Err(e) => return Outcome::Input(e),
+    };
     let run_id = format!("local-{}", unix_now() as u64);
     let out_dir = args
         .output_dir
@@ -77,10 +88,17 @@ pub async fn run(args: RunArgs) -> Outcome {
         stop: stop_rx,
     };
     match drive(&ctx, &bins).await {
-        Ok(r) => match ctx.write_outputs(&r) {
-            Ok(()) => Outcome::Report(Box::new(r)),
-            Err(e) => Outcome::Infra(e),
-        },
+        Ok(mut r) => {
+            if let Some((path, base)) = &baseline {
+                let tol = ctx.spec.baseline.clone().unwrap_or_default().tolerance;
+                let c = compare::compare(&r, base, &path.display().to_string(), &tol);
+                r.comparison = Some(c);
+            }
+            match ctx.write_outputs(&r) {
+                Ok(()) => Outcome::Report(Box::new(r)),
+                Err(e) => Outcome::Infra(e),
+            }
+        }
         Err(e) => Outcome::Infra(e),
     }
 }

@@ -195,6 +195,97 @@ fn an_impossible_threshold_fails_with_exit_code_1() {
 }
 
 #[test]
+fn a_run_behind_its_baseline_exits_1_with_the_comparison() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let spec = write(dir.path(), "short.yaml", SHORT);
+    // A baseline no loopback run can match: a million messages a second at a p99 of 1 ms (and
+    // every message in error, so that the error rate cannot regress).
+    let mut base = pressure::report::Report {
+        run_id: "fast-run".into(),
+        ..Default::default()
+    };
+    base.total.throughput_per_second = 1_000_000.0;
+    base.total.latency_ms = Some(pressure::report::Latency {
+        p99: 1.0,
+        ..Default::default()
+    });
+    base.figures.error_rate_permille = 1000;
+    let base_path = write(
+        dir.path(),
+        "base.json",
+        &serde_json::to_string(&base).expect("json"),
+    );
+    let out = pressure(
+        &[
+            spec.to_str().expect("utf8"),
+            "--quiet",
+            "--output",
+            "json",
+            "--baseline",
+            base_path.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(
+        r["verdict"], "ThresholdsPassed",
+        "the thresholds themselves held"
+    );
+    let c = &r["comparison"];
+    assert_eq!(c["baselineRunId"], "fast-run");
+    assert_eq!(c["regressed"], true);
+    let regressed: Vec<&str> = c["deltas"]
+        .as_array()
+        .expect("deltas")
+        .iter()
+        .filter(|d| d["regressed"] == true)
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(
+        regressed,
+        vec!["throughputPerSecond", "latencyP99Ms"],
+        "{c}"
+    );
+    // Not a report: refused before anything starts.
+    let bad = write(dir.path(), "bad.json", "[1, 2]");
+    let out = pressure(
+        &[
+            spec.to_str().expect("utf8"),
+            "--baseline",
+            bad.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--baseline") && stderr.contains("not a report.json"),
+        "{stderr}"
+    );
+}
+
+/// Ten seconds of one standard tenant, with thresholds such a run meets.
+const SHORT: &str = r#"
+apiVersion: pressure.mailproxy.dev/v1alpha1
+kind: PressureTest
+metadata: {name: short}
+spec:
+  durationSeconds: 10
+  warmupSeconds: 0
+  tenants:
+    - {name: standard, profile: standard}
+  proxy:
+    tuning: {syncIntervalSeconds: 1}
+  thresholds:
+    maxErrorRatePermille: 1000
+    maxP99LatencyMs: 60000
+    minThroughputPerSecond: 1
+    minDeliveredRatioPermille: 0
+"#;
+
+#[test]
 fn invalid_file_exits_2_with_the_field_path() {
     let dir = tempfile::tempdir().expect("tmp");
     let bad = write(

@@ -156,6 +156,16 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
             let c = server.next(|_| not_found()).await;
             assert!(c.uri.contains(what), "expected {what}, got {}", c.uri);
         }
+        // The failed run's report, before the status that names it.
+        let c = server.next(|_| not_found()).await;
+        assert!(c.uri.contains("configmaps/t-report-run"), "{}", c.uri);
+        let c = server.next(echo).await;
+        assert_eq!(c.method, "PATCH", "{}", c.uri);
+        assert!(c.uri.contains("configmaps/t-report-run"), "{}", c.uri);
+        let report: pressure_crds::report::Report =
+            serde_json::from_str(c.body["data"]["report.json"].as_str().unwrap_or_default())
+                .expect("report.json");
+        assert_eq!(report.verdict, "PodsUnhealthy");
         let event = server.next(echo).await;
         assert_eq!(event.body["type"], json!("Warning"));
         assert_eq!(event.body["reason"], json!("PodsUnhealthy"));
@@ -167,6 +177,7 @@ async fn a_failing_pod_ends_the_run_as_failed_with_the_reason() {
         );
         let s: &Value = &status.body["status"];
         assert_eq!(s["phase"], json!("Failed"));
+        assert_eq!(s["report"], json!("t-report-run"));
         let cond = |t: &str| {
             s["conditions"]
                 .as_array()

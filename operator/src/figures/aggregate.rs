@@ -89,10 +89,16 @@ pub fn aggregate(
             }
         })
         .collect();
+    let cache = |pick: fn(&ProxyMetrics) -> f64| proxies.iter().map(pick).sum::<f64>().round();
     Reading {
         figures: fig,
         per_tenant,
         proxy_seen: !proxies.is_empty(),
+        latency_buckets: merged_buckets(proxies),
+        proxy_cache: (
+            cache(|p| p.cache_hits) as u64,
+            cache(|p| p.cache_misses) as u64,
+        ),
         clients_drained: pressure_crds::drain::drained(clients.iter().map(|(tenant, c)| {
             pressure_crds::drain::ClientCounts {
                 tenant,
@@ -112,17 +118,23 @@ fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkSt
         fig.latency_source = Some(LatencySource::Sink);
         return;
     }
+    let buckets = merged_buckets(proxies);
+    let ms = |q: f64| quantile(&buckets, q).map(|s| (s * 1000.0).round() as i64);
+    fig.latency_p50_ms = ms(0.5);
+    fig.latency_p95_ms = ms(0.95);
+    fig.latency_p99_ms = ms(0.99);
+    fig.latency_source = fig.latency_p99_ms.map(|_| LatencySource::Proxy);
+}
+
+/// The replicas' latency histograms as one: counts of equal bounds added, sorted by bound.
+fn merged_buckets(proxies: &[ProxyMetrics]) -> Vec<(f64, f64)> {
     let mut merged: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     for (le, n) in proxies.iter().flat_map(|p| p.latency_buckets.iter()) {
         merged.entry(le.to_bits()).or_insert((*le, 0.0)).1 += n;
     }
     let mut buckets: Vec<(f64, f64)> = merged.into_values().collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let ms = |q: f64| quantile(&buckets, q).map(|s| (s * 1000.0).round() as i64);
-    fig.latency_p50_ms = ms(0.5);
-    fig.latency_p95_ms = ms(0.95);
-    fig.latency_p99_ms = ms(0.99);
-    fig.latency_source = fig.latency_p99_ms.map(|_| LatencySource::Proxy);
+    buckets
 }
 
 fn mean_permille(rates: impl Iterator<Item = f64>) -> Option<i64> {

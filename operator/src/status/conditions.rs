@@ -13,6 +13,9 @@ pub const PODS_HEALTHY: &str = "PodsHealthy";
 pub const COMPLETE: &str = "Complete";
 /// The verdict: Unknown while running, then True or False.
 pub const SUCCEEDED: &str = "Succeeded";
+/// With `spec.baseline`, set with the verdict: True when a figure is beyond its tolerance of the
+/// baseline run's, False when none is, Unknown when the baseline's report cannot be read.
+pub const REGRESSED: &str = "Regressed";
 
 /// Reasons of the `Succeeded` condition; the verdict's own (passed, breached, delivery mismatch,
 /// not measured) are `pressure_crds::verdict`'s.
@@ -28,6 +31,12 @@ pub mod reason {
     pub const PODS_UNHEALTHY: &str = "PodsUnhealthy";
     /// Still running.
     pub const IN_PROGRESS: &str = "InProgress";
+    /// `Regressed=True`: a figure is beyond its tolerance.
+    pub const REGRESSED: &str = "Regressed";
+    /// `Regressed=False`: every compared figure is within its tolerance.
+    pub const WITHIN_TOLERANCE: &str = "WithinTolerance";
+    /// `Regressed=Unknown`: the baseline's report could not be read.
+    pub const BASELINE_UNAVAILABLE: &str = "BaselineUnavailable";
 }
 
 /// Sets a condition, keeping its transition time when the status is unchanged.

@@ -54,6 +54,7 @@ fn reading(sent: i64, pending: i64, at: i64) -> Reading {
         per_tenant: vec![],
         proxy_seen: true,
         clients_drained: pending == 0,
+        ..Reading::default()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{Point, Report};
+use super::{Point, Report};
 
 const W: f64 = 900.0;
 const PANEL_H: f64 = 200.0;
