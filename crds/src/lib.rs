@@ -43,8 +43,8 @@ pub use spec::{
     ThresholdName, ThresholdsSpec, TimeoutsSpec, TtlScope,
 };
 pub use status::{
-    Condition, ConditionStatus, Figures, LatencySource, Phase, PressureTestStatus, TenantFigures,
-    ThresholdOutcome, ThresholdResult,
+    Condition, ConditionStatus, Figures, HISTORY_LENGTH, LatencySource, Phase, PressureTestStatus,
+    RunSummary, TenantFigures, ThresholdOutcome, ThresholdResult,
 };
 pub use validate::{ValidationError, validate};
 pub use verdict::{Measured, Verdict, Window};

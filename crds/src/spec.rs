@@ -21,13 +21,18 @@ use sut::{GrafanaSpec, PostgresSpec, PrometheusSpec, ProxySpec, ResourcesSpec, S
 pub const DEFAULT_CLIENT_IMAGE: &str = "mail-pressure/client-sim:0.1.0";
 
 /// CEL rule: the definition of a run (tenants, window, thresholds, the spec-wide placement that
-/// the clients use) cannot change while it is active.
+/// the clients use, the run number) cannot change while it is active.
 const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase) || \
 !(oldSelf.status.phase in ['SettingUp', 'Running', 'Analyzing']) || \
 (self.spec.tenants == oldSelf.spec.tenants && self.spec.durationSeconds == oldSelf.spec.durationSeconds \
 && self.spec.warmupSeconds == oldSelf.spec.warmupSeconds && self.spec.thresholds == oldSelf.spec.thresholds \
 && has(self.spec.placement) == has(oldSelf.spec.placement) \
-&& (!has(self.spec.placement) || self.spec.placement == oldSelf.spec.placement))";
+&& (!has(self.spec.placement) || self.spec.placement == oldSelf.spec.placement) \
+&& (has(self.spec.runNumber) ? self.spec.runNumber : 0) == (has(oldSelf.spec.runNumber) ? oldSelf.spec.runNumber : 0))";
+
+/// CEL rule: a new run (a changed `runNumber`) does not start aborted.
+const RERUN_ABORT_RULE: &str = "(has(self.runNumber) ? self.runNumber : 0) == \
+(has(oldSelf.runNumber) ? oldSelf.runNumber : 0) || !has(self.abort) || !self.abort";
 
 /// A pressure test of the mail proxy: the environment to build, the load to run and the verdict rules.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -41,7 +46,7 @@ const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase)
     shortname = "pt",
     category = "pressure",
     doc = "A pressure test of the multi-tenant mail proxy: environment, load, thresholds and verdict.",
-    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds, thresholds and placement cannot change while the run is active; wait for it to finish or create a new PressureTest"),
+    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds, thresholds, placement and runNumber cannot change while the run is active; wait for it to finish (or abort it) first"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.conditions[?(@.type=='Succeeded')].reason"),
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
@@ -51,9 +56,11 @@ const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase)
     printcolumn(name = "Err‰", type_ = "integer", json_path = ".status.figures.errorRatePermille"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Duration", type_ = "integer", json_path = ".spec.durationSeconds", priority = 1, description = "Planned load duration in seconds"),
-    printcolumn(name = "RunID", type_ = "string", json_path = ".status.runId", priority = 1)
+    printcolumn(name = "RunID", type_ = "string", json_path = ".status.runId", priority = 1),
+    printcolumn(name = "Run", type_ = "integer", json_path = ".status.runNumber", priority = 1, description = "spec.runNumber of the current run")
 )]
 #[x_kube(validation = Rule::new("!self.grafana.enabled || self.prometheus.enabled").message("grafana.enabled needs prometheus.enabled"))]
+#[x_kube(validation = Rule::new(RERUN_ABORT_RULE).message("a new run (runNumber changed) would start aborted: set abort to false in the same change"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PressureTestSpec {
     /// Simulated tenants; each gets its own client Deployment, proxy tenant and SMTP account.
@@ -104,6 +111,13 @@ pub struct PressureTestSpec {
     /// What stays in the cluster once the run has a verdict.
     #[serde(default)]
     pub keep_on_finish: KeepPolicy,
+    /// The run to do. Changing it on a finished PressureTest starts a new run on the same
+    /// environment (PostgreSQL keeps its data; the proxy, the sink and the clients start afresh)
+    /// under a new run id; the finished run's summary moves to `status.history`. Locked while a
+    /// run is active.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub run_number: i32,
     /// Ends the run now: the clients stop generating, the queue drains, and the run ends
     /// `Succeeded=False` with reason `Aborted` and its partial figures. May be set while the run
     /// is active (the only change the lock allows besides tuning); final for this run.
@@ -460,6 +474,7 @@ impl PressureTestSpec {
             thresholds: ThresholdsSpec::default(),
             timeouts: TimeoutsSpec::default(),
             keep_on_finish: KeepPolicy::default(),
+            run_number: 0,
             abort: false,
             ttl_seconds_after_finished: None,
             ttl_applies_to: TtlScope::default(),

@@ -23,6 +23,13 @@ pub struct PressureTestStatus {
     /// One sentence about the current phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `spec.runNumber` of the run this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_number: Option<i32>,
+    /// Earlier runs of this PressureTest (`spec.runNumber` changed), newest first; at most
+    /// [`HISTORY_LENGTH`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunSummary>,
     /// Id of this run; clients stamp it on every message (`RUN_ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -74,6 +81,47 @@ pub struct PressureTestStatus {
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+/// How many earlier runs `status.history` keeps.
+pub const HISTORY_LENGTH: usize = 10;
+
+/// A finished run, as `status.history` keeps it.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// `spec.runNumber` of that run.
+    pub run_number: i32,
+    /// Its run id.
+    pub run_id: String,
+    /// When it started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When it got its verdict (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    /// The reason of its `Succeeded` condition.
+    pub verdict: String,
+    /// Whether it passed.
+    pub succeeded: bool,
+    /// Whether it regressed against its baseline, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regressed: Option<bool>,
+    /// Its report ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    /// Messages the proxy sent.
+    pub sent: i64,
+    /// Messages the verifying sink received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<i64>,
+    /// Delivered per second over the measured window.
+    pub rate_per_second: i64,
+    /// p99 latency, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<i64>,
+    /// Error rate, permille.
+    pub error_rate_permille: i64,
 }
 
 /// Display phase.

@@ -65,19 +65,23 @@ impl LiveStack {
                 .timeout(Duration::from_secs(5))
                 .build()?,
         };
+        stack.spawn_sink(extra).await?;
+        Ok(stack)
+    }
+
+    /// Starts `client-sim sink` on the reserved ports.
+    async fn spawn_sink(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         let mut args = vec![
             "sink".to_string(),
             "--smtp-listen".into(),
-            format!("127.0.0.1:{}", stack.sink_smtp),
+            format!("127.0.0.1:{}", self.sink_smtp),
             "--http-listen".into(),
-            format!("127.0.0.1:{}", stack.sink_http),
+            format!("127.0.0.1:{}", self.sink_http),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let url = format!("{}/health", stack.sink_url());
-        stack
-            .spawn("sink", &binary("client-sim")?, &args, &[], &url)
-            .await?;
-        Ok(stack)
+        let url = format!("{}/health", self.sink_url());
+        self.spawn("sink", &binary("client-sim")?, &args, &[], &url)
+            .await
     }
 
     /// The `--endpoint-override` value naming these processes.
@@ -220,6 +224,18 @@ impl LiveStack {
         op: &mut Operator,
         limit: Duration,
     ) -> anyhow::Result<(PressureTest, i64)> {
+        self.drive_after(client, op, limit, None).await
+    }
+
+    /// [`LiveStack::drive`] for a run after the run `previous` (a new `spec.runNumber`): waits
+    /// for a load window of another run before it starts the clients.
+    pub async fn drive_after(
+        &mut self,
+        client: &Client,
+        op: &mut Operator,
+        limit: Duration,
+        previous: Option<&str>,
+    ) -> anyhow::Result<(PressureTest, i64)> {
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), &self.ns.name);
         let proxy = format!("{}-proxy", self.pt);
         poll(
@@ -232,15 +248,16 @@ impl LiveStack {
         self.start_proxy(client).await?;
         // Clients exist once the load window is published; they must run before it opens.
         let pts: Api<PressureTest> = Api::namespaced(client.clone(), &self.ns.name);
+        let previous = previous.map(str::to_string);
         let pt = wait_pt(
             &pts,
             &self.pt,
             Duration::from_secs(90),
             "the load window",
-            |pt| {
+            move |pt| {
                 pt.status
                     .as_ref()
-                    .is_some_and(|s| s.load_start_at.is_some())
+                    .is_some_and(|s| s.load_start_at.is_some() && s.run_id != previous)
             },
         )
         .await?;
@@ -273,6 +290,16 @@ impl LiveStack {
             );
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Stops every process and starts the sink again on the same ports (with `extra`
+    /// arguments), as a new run's rollout replaces the pods: the next [`LiveStack::drive_after`]
+    /// starts a fresh proxy (on the same database) and fresh clients.
+    pub async fn restart(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        for p in self.procs.drain(..) {
+            p.stop().await?;
+        }
+        self.spawn_sink(extra).await
     }
 
     /// The sink's `/stats`.

@@ -139,6 +139,14 @@ impl Proc {
         .await
     }
 
+    /// Kills the process and waits until it has exited (its ports are free again).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("stopping {}", self.name))
+    }
+
     /// Process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

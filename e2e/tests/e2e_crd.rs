@@ -314,6 +314,12 @@ async fn the_run_definition_is_locked_while_the_run_is_active() -> anyhow::Resul
             refused.contains("cannot change while the run is active"),
             "{refused}"
         );
+        // A new run waits for this one to end.
+        let refused = patch(r#"{"spec":{"runNumber":1}}"#.into()).await?.err()?;
+        assert!(
+            refused.contains("cannot change while the run is active"),
+            "{refused}"
+        );
         // Tuning and a component's placement may change during a run: the operator rolls them out.
         patch(r#"{"spec":{"proxy":{"tuning":{"poolSize":7}}}}"#.into())
             .await?
@@ -324,6 +330,13 @@ async fn the_run_definition_is_locked_while_the_run_is_active() -> anyhow::Resul
         // Once the run has a verdict, the definition is free again.
         status("Succeeded").await?;
         patch(r#"{"spec":{"durationSeconds":240}}"#.into())
+            .await?
+            .ok()?;
+        // An aborted run's `abort` must go with the change that asks for a new run.
+        patch(r#"{"spec":{"abort":true}}"#.into()).await?.ok()?;
+        let refused = patch(r#"{"spec":{"runNumber":1}}"#.into()).await?.err()?;
+        assert!(refused.contains("would start aborted"), "{refused}");
+        patch(r#"{"spec":{"runNumber":1,"abort":false}}"#.into())
             .await?
             .ok()?;
         Ok(())

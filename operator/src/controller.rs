@@ -108,6 +108,11 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
     let name = pt_name(pt)?;
     let uid = apply::uid(pt)?;
     let prev = pt.status.clone().unwrap_or_default();
+    if prev.phase.is_some_and(Phase::is_terminal)
+        && status::rerun::wanted(pt.spec.run_number, &prev)
+    {
+        return rerun(ctx, pt, &prev, &ns, &name).await;
+    }
     if prev.phase.is_some_and(Phase::is_terminal) {
         ctx.still_leading()?;
         if pt.spec.keep_on_finish == KeepPolicy::ResultsOnly {
@@ -213,6 +218,30 @@ async fn reconcile_inner(pt: &PressureTest, ctx: &Context) -> Result<Action> {
         });
     }
     Ok(requeue(next.phase.unwrap_or_default()))
+}
+
+/// A new run on the finished PressureTest (`spec.runNumber` changed): the finished run goes to
+/// `status.history` and the status starts over; the next reconcile starts the run, rolling the
+/// proxy, the sink and the clients out afresh. A `Rerun` event says so.
+async fn rerun(
+    ctx: &Context,
+    pt: &PressureTest,
+    prev: &pressure_crds::PressureTestStatus,
+    ns: &str,
+    name: &str,
+) -> Result<Action> {
+    ctx.still_leading()?;
+    let next = status::rerun::start_over(prev, pt.spec.run_number);
+    let note = format!(
+        "run {} requested: a new run on the same environment; run {} ({}) is kept in status.history",
+        pt.spec.run_number,
+        prev.run_number.unwrap_or(0),
+        prev.run_id.as_deref().unwrap_or("?")
+    );
+    tracing::info!(run = pt.spec.run_number, "New run requested.");
+    publish(ctx, pt, EventType::Normal, "Rerun", &note, "Rerun").await;
+    apply::patch_status(&ctx.client, ns, name, &next).await?;
+    Ok(Action::requeue(Duration::from_millis(100)))
 }
 
 fn report_target<'a>(

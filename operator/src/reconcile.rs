@@ -12,6 +12,7 @@ pub mod observability;
 pub mod placement;
 pub mod postgres;
 pub mod proxy;
+pub mod run_scope;
 pub mod secret;
 pub mod setup;
 pub mod sink;
@@ -167,10 +168,13 @@ pub fn desired(
         out.push(Child::Job(setup::job(pt)?));
     }
     if let (Some(start), Some(stop)) = (status.load_start_at, status.load_stop_at) {
-        let run_id = status.run_id.unwrap_or_default();
+        let run_id = status.run_id.clone().unwrap_or_default();
         out.extend(clients::children(pt, &run_id, start, stop)?);
     }
     placement::place(&mut out, &pt.spec);
+    if let Some(run_id) = &status.run_id {
+        run_scope::scope(&mut out, run_id);
+    }
     Ok(out)
 }
 

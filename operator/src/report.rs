@@ -25,6 +25,7 @@ use pressure_crds::{
 
 use crate::Result;
 use crate::controller::ownership::controlled_by;
+use crate::reconcile::run_scope::RUN_ID_ANNOTATION;
 use crate::reconcile::{MANAGER, labels, meta, names};
 use crate::status::Reading;
 use crate::status::conditions::{self, reason};
@@ -32,8 +33,6 @@ pub use timeline::{RunTimeline, Timelines};
 
 /// Annotation holding the UID of the PressureTest a report belongs to (owned or not).
 pub const OWNER_UID_ANNOTATION: &str = "pressure.mailproxy.dev/pressuretest-uid";
-/// Annotation holding the report's run id.
-pub const RUN_ID_ANNOTATION: &str = "pressure.mailproxy.dev/run-id";
 /// Key of the timeline while the load runs.
 pub const TIMELINE_KEY: &str = "timeline.json";
 /// Key of the final report.

@@ -6,6 +6,7 @@
 pub mod conditions;
 pub mod machine;
 pub mod pods;
+pub mod rerun;
 pub mod verdict;
 
 use chrono::{DateTime, Utc};

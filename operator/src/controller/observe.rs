@@ -1,6 +1,8 @@
 //! Reads what the phase machine needs: readiness of the environment, the setup Job, the client
 //! pods, pod health and (while the load runs or drains) the live figures. Only objects this
-//! PressureTest controls count: another object with a child's name is not its readiness.
+//! PressureTest controls count: another object with a child's name is not its readiness. Only
+//! pods of the current run count (`reconcile::run_scope`): a new run's proxy, sink and clients
+//! are ready when pods of that run are.
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -13,7 +15,7 @@ use super::Context;
 use super::ownership::ours;
 use crate::Result;
 use crate::figures::{self, Endpoints};
-use crate::reconcile::{COMPONENT_LABEL, TENANT_LABEL, TEST_LABEL, names};
+use crate::reconcile::{COMPONENT_LABEL, TENANT_LABEL, TEST_LABEL, names, run_scope};
 use crate::status::{JobState, Observed, pods};
 
 /// One observation of the PressureTest `name` in `ns`.
@@ -29,10 +31,14 @@ pub async fn observe(
     let phase = prev.phase.unwrap_or_default();
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pods = pods_api
+    let run_id = prev.run_id.as_deref();
+    let mut pods = pods_api
         .list(&ListParams::default().labels(&format!("{TEST_LABEL}={name}")))
         .await?
         .items;
+    // A pod of an earlier run (terminating, or not yet replaced by the rollout) counts for
+    // nothing: not its health, readiness or figures.
+    pods.retain(|p| run_scope::of_run(p, run_id));
     let mut obs = Observed {
         now,
         generation: pt.metadata.generation,
@@ -52,6 +58,12 @@ pub async fn observe(
         return Ok(obs);
     }
     obs.env_waiting = env_waiting(ctx, pt, ns, name, uid, &deployments).await?;
+    for component in ["proxy", "sink"] {
+        // Ready by its Deployment, and by a pod of this run (a new run rolls them out afresh).
+        if !obs.env_waiting.iter().any(|w| w == component) && ready_pods(&pods, component) == 0 {
+            obs.env_waiting.push(component.to_string());
+        }
+    }
     if phase == Phase::SettingUp {
         obs.setup = job_state(ctx, ns, name, uid).await?;
     }
@@ -61,10 +73,21 @@ pub async fn observe(
                 deployments.get_opt(&names::client(name, &t.name)).await?,
                 uid,
             );
-            obs.clients_ready += d
+            let by_deployment = d
                 .and_then(|d| d.status)
                 .and_then(|s| s.ready_replicas)
                 .unwrap_or(0);
+            let of_run = pods
+                .iter()
+                .filter(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| l.get(TENANT_LABEL) == Some(&t.name))
+                })
+                .filter(|p| run_scope::is_ready(p))
+                .count();
+            obs.clients_ready += by_deployment.min(of_run as i32);
         }
     }
     let reading = matches!(phase, Phase::Running | Phase::Analyzing);
@@ -147,6 +170,19 @@ async fn job_state(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<Job
     } else {
         JobState::Running
     })
+}
+
+/// Ready pods of `component` among `pods`.
+fn ready_pods(pods: &[Pod], component: &str) -> usize {
+    pods.iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get(COMPONENT_LABEL).map(String::as_str) == Some(component))
+        })
+        .filter(|p| run_scope::is_ready(p))
+        .count()
 }
 
 /// Figure endpoints from running pods with an IP.

@@ -128,7 +128,8 @@ async fn first_reconcile_applies_children_and_sets_provisioning() {
 fn failing_pod() -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": "t-proxy-abc", "namespace": "default", "creationTimestamp": "2020-01-01T00:00:00Z",
-                     "labels": {"pressure.mailproxy.dev/test": "t", "app.kubernetes.io/component": "proxy"}},
+                     "labels": {"pressure.mailproxy.dev/test": "t", "app.kubernetes.io/component": "proxy"},
+                     "annotations": {"pressure.mailproxy.dev/run-id": "t-run"}},
         "status": {"phase": "Pending", "containerStatuses": [{
             "name": "mailproxy", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}

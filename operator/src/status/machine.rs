@@ -36,7 +36,10 @@ pub fn advance(
         return (s, None);
     }
     let step = match from {
-        Phase::Pending => start(&mut s, obs, &now),
+        Phase::Pending => {
+            s.run_number = Some(spec.run_number);
+            start(&mut s, obs, &now)
+        }
         Phase::Provisioning | Phase::SettingUp if spec.abort => Step::Fail(
             reason::ABORTED,
             "aborted (spec.abort) before the load started".into(),
