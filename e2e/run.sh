@@ -28,7 +28,7 @@ start=$(date +%s)
 e2e/control-plane.sh up "$DIR"
 echo "run.sh: control plane up after $(($(date +%s) - start)) s"
 
-cargo build -p pressure-operator -p mailproxy -p client-sim
+cargo build -p pressure-operator -p mailproxy -p client-sim -p kubectl-pressure
 cargo test -p e2e --no-run
 echo "run.sh: binaries built after $(($(date +%s) - start)) s"
 

@@ -5,6 +5,7 @@
 //! absent (`null`), never zero.
 
 pub mod chart;
+pub mod render;
 
 use std::collections::BTreeMap;
 

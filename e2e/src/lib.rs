@@ -10,6 +10,7 @@
 //! - [`crd`]: installing the PressureTest CRD from the chart and waiting until Established;
 //! - [`procs`]: finding the workspace binaries, child processes killed on drop, free ports;
 //! - [`operator`]: the operator as a child process watching one namespace;
+//! - [`plugin`]: `kubectl pressure` against the test cluster;
 //! - [`wait`]: waits with deadlines on objects and PressureTest status;
 //! - [`live`]: the real proxy, sink, clients and setup on 127.0.0.1 for live figures;
 //! - [`report`]: the report ConfigMap of a run and its `report.json`.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod live;
 pub mod ns;
 pub mod operator;
+pub mod plugin;
 pub mod procs;
 pub mod report;
 pub mod wait;

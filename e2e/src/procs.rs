@@ -29,7 +29,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir()?.join(name);
     if !path.is_file() {
         bail!(
-            "{} not found: build it first (`cargo build -p pressure-operator -p mailproxy -p client-sim` \
+            "{} not found: build it first (`cargo build -p pressure-operator -p mailproxy -p client-sim -p kubectl-pressure` \
              with the same CARGO_TARGET_DIR, as e2e/run.sh does), or set E2E_BIN_DIR",
             path.display()
         );

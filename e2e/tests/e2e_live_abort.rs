@@ -1,4 +1,4 @@
-//! `spec.abort` on a running PressureTest, with the real `mailproxy`, sink, clients and setup on
+//! `spec.abort` on a running PressureTest (set with `kubectl pressure abort`), with the real `mailproxy`, sink, clients and setup on
 //! 127.0.0.1 standing in for the pods (as in `e2e_live_figures`): the operator tells the clients
 //! to stop (`POST /stop`), the queue drains, and the run ends `Complete=True`,
 //! `Succeeded=False`, reason `Aborted`, long before its hour of load, with the partial figures
@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use e2e::crd::install_crd;
 use e2e::live::LiveStack;
+use e2e::plugin::kubectl_pressure;
 use e2e::wait::{condition, poll};
 use e2e::{Kubectl, Operator, with_temp_ns};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use pressure_crds::report::Point;
 use pressure_crds::{ConditionStatus, Phase, PressureTest};
 
@@ -88,9 +89,8 @@ async fn an_aborted_run_stops_its_clients_drains_and_ends_aborted() -> anyhow::R
                     },
                 )
                 .await?;
-                let patch = serde_json::json!({"spec": {"abort": true}});
-                pts.patch("aborted", &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                let (code, out, err) = kubectl_pressure(&ns_name, &["abort", "aborted"]).await?;
+                anyhow::ensure!(code == 0, "kubectl pressure abort: {out}{err}");
                 anyhow::Ok(tokio::time::Instant::now())
             })
         };

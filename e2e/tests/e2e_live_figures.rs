@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use e2e::crd::install_crd;
 use e2e::live::LiveStack;
+use e2e::plugin::kubectl_pressure;
 use e2e::wait::{condition, poll};
 use e2e::{Kubectl, Operator, with_temp_ns};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use pressure_crds::report::{Latency, Report};
@@ -101,9 +102,103 @@ async fn live_run_reports_real_figures_and_passes_its_thresholds() -> anyhow::Re
         );
         check_verdict(&pt)?;
         check_against_sources(&pt, &stack).await?;
-        check_report(&client, &pt).await
+        check_report(&client, &pt).await?;
+        check_plugin(&client, &ns, &pt).await
     })
     .await
+}
+
+/// `kubectl pressure report`, `compare` and `bundle` on the finished run.
+async fn check_plugin(
+    client: &kube::Client,
+    ns: &e2e::TempNs,
+    pt: &PressureTest,
+) -> anyhow::Result<()> {
+    let n = ns.name.as_str();
+    let (_, stored) = e2e::report::read(client, pt).await?;
+    let dir = ns.dir.join("plugin-report");
+    let dir_s = dir.display().to_string();
+    let (code, out, err) = kubectl_pressure(n, &["report", "live", "--out", &dir_s]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    let written: Report = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+    assert_eq!(written, stored, "the stored report, written out");
+    assert!(std::fs::read_to_string(dir.join("chart.svg"))?.starts_with("<svg"));
+    assert!(out.contains("Verdict: PASS (ThresholdsPassed)"), "{out}");
+    // Against the slow baseline: within tolerance, exit 0; against a file no run can match:
+    // regressed, exit 1.
+    let (code, out, err) =
+        kubectl_pressure(n, &["compare", "live", "--with", "cm/slow-baseline"]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Baseline: within tolerance"), "{out}");
+    let mut fast = stored.clone();
+    fast.run_id = "fast-file".into();
+    fast.total.throughput_per_second *= 100.0;
+    let fast_path = ns.dir.join("fast.json");
+    std::fs::write(&fast_path, serde_json::to_string(&fast)?)?;
+    let fast_s = fast_path.display().to_string();
+    let (code, out, err) = kubectl_pressure(n, &["compare", "live", "--with", &fast_s]).await?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL throughputPerSecond") && out.contains("REGRESSED"),
+        "{out}"
+    );
+    // The bundle: spec and status, events, children, logs' place, the report; no secret value.
+    let tgz = ns.dir.join("bundle.tar.gz");
+    let tgz_s = tgz.display().to_string();
+    let (code, out, err) = kubectl_pressure(n, &["bundle", "live", "-o", &tgz_s]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    let tar = tokio::process::Command::new("tar")
+        .args(["-xzf", &tgz_s, "-C"])
+        .arg(&ns.dir)
+        .output()
+        .await?;
+    assert!(
+        tar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tar.stderr)
+    );
+    let b = ns.dir.join("bundle");
+    for f in [
+        "pressuretest.yaml",
+        "events.yaml",
+        "children/deployment-live-proxy.yaml",
+        "children/secret-live-credentials.yaml",
+        "report/report.json",
+        "report/chart.svg",
+    ] {
+        assert!(b.join(f).is_file(), "{f} in the bundle");
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let creds = secrets.get("live-credentials").await?;
+    let mut all = String::new();
+    for entry in walk(&b)? {
+        all.push_str(&String::from_utf8_lossy(&std::fs::read(entry)?));
+    }
+    for (key, value) in creds.data.unwrap_or_default() {
+        let plain = String::from_utf8_lossy(&value.0).into_owned();
+        let encoded = serde_json::to_string(&value)?.trim_matches('"').to_string();
+        assert!(
+            !all.contains(&plain) && !all.contains(&encoded),
+            "the value of {key} is in the bundle"
+        );
+    }
+    // `<redacted>`, base64-encoded as a Secret's data is.
+    assert!(all.contains("PHJlZGFjdGVkPg=="), "redacted values");
+    Ok(())
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// The report ConfigMap holds the local run's document with the status's figures, per-tenant

@@ -2,17 +2,19 @@
 //! real `mailproxy`, sink, clients and setup on 127.0.0.1 standing in for the pods (as in
 //! `e2e_live_figures`). The new run gets a new run id and a fresh load window; its figures are
 //! its own (the stand-ins restart as the rollout replaces the pods; the proxy keeps its
-//! database); the first run's summary is in `status.history` and its report stays.
+//! database); the first run's summary is in `status.history` and its report stays. The re-run is
+//! asked for with `kubectl pressure rerun`, the first run's report read with
+//! `kubectl pressure report --run 0`.
 
 use std::time::Duration;
 
 use e2e::crd::install_crd;
 use e2e::events::events_for;
 use e2e::live::LiveStack;
+use e2e::plugin::kubectl_pressure;
 use e2e::wait::condition;
 use e2e::{Kubectl, Operator, with_temp_ns};
-use kube::api::{Api, Patch, PatchParams};
-use pressure_crds::{ConditionStatus, PressureTest};
+use pressure_crds::ConditionStatus;
 
 const SPEC: &str = "apiVersion: pressure.mailproxy.dev/v1alpha1
 kind: PressureTest
@@ -56,10 +58,9 @@ async fn raising_run_number_runs_again_and_keeps_the_first_run_in_history() -> a
         let run1 = s1.run_id.clone().unwrap_or_default();
         // The rollout of a new run replaces the pods: here, the stand-ins start afresh.
         stack.restart(&[]).await?;
-        let pts: Api<PressureTest> = Api::namespaced(client.clone(), &ns.name);
-        let patch = serde_json::json!({"spec": {"runNumber": 1}});
-        pts.patch("again", &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        let (code, out, err) = kubectl_pressure(&ns.name, &["rerun", "again"]).await?;
+        assert_eq!(code, 0, "kubectl pressure rerun: {out}{err}");
+        assert!(out.contains("run 1 requested"), "{out}");
         let (second, _) = stack
             .drive_after(&client, &mut op, Duration::from_secs(180), Some(&run1))
             .await?;
@@ -103,6 +104,22 @@ async fn raising_run_number_runs_again_and_keeps_the_first_run_in_history() -> a
         let (_, report2) = e2e::report::read(&client, &second).await?;
         assert_eq!(report2.run_id, s2.run_id.clone().unwrap_or_default());
         assert_ne!(s2.report, s1.report);
+        // `kubectl pressure report --run 0` writes the first run's stored report.
+        let dir = ns.dir.join("run0");
+        let dir_s = dir.display().to_string();
+        let (code, out, err) = kubectl_pressure(
+            &ns.name,
+            &["report", "again", "--run", "0", "--out", &dir_s],
+        )
+        .await?;
+        assert_eq!(code, 0, "{out}{err}");
+        let written: pressure_crds::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+        assert_eq!(written, report1);
+        assert!(out.contains("Verdict: PASS (ThresholdsPassed)"), "{out}");
+        let (code, _, err) = kubectl_pressure(&ns.name, &["report", "again", "--run", "7"]).await?;
+        assert_eq!(code, 2);
+        assert!(err.contains("has no run 7; its runs: 1, 0"), "{err}");
         let events = events_for(&client, &ns.name, "again").await?;
         assert!(
             events.iter().any(|e| e.reason == "Rerun"),

@@ -9,7 +9,7 @@
 //! - [`layout`]: ports, arguments, environment and the setup plan; [`children`]: processes;
 //!   [`start`]: starting and awaiting them; [`forward`]: round-robin for multi-replica tenants;
 //! - [`collect`]: reading figures (parsed by `mailproxy_proto::prom`); [`progress`]: the live line;
-//! - [`report`], [`render`]: the report as data and text (the types and the SVG chart are `pressure_crds::report`, shared with the operator); [`run`]: the driver.
+//! - [`report`]: the report as data (the types, the text and the SVG chart are `pressure_crds::report`, shared with the operator); [`run`]: the driver.
 
 pub mod bins;
 pub mod children;
@@ -19,7 +19,6 @@ pub mod forward;
 pub mod input;
 pub mod layout;
 pub mod progress;
-pub mod render;
 pub mod report;
 pub mod run;
 pub mod start;

@@ -15,9 +15,9 @@ use crate::layout::{self, Database, Window};
 use crate::progress::{Live, Progress};
 use crate::report::{self, Facts, Point, Report};
 use crate::start::{self, Plan, Started};
-use crate::{render, unix_now};
+use crate::unix_now;
 use pressure_crds::compare;
-use pressure_crds::report::chart;
+use pressure_crds::report::{chart, render};
 
 /// Seconds between the end of setup and `START_AT`.
 const LEAD_SECONDS: u64 = 3;

@@ -1,12 +1,12 @@
 //! The human-readable report: one table row per tenant and the total, the proxy's cache and
-//! memory, then one line per threshold and the verdict.
+//! memory, then one line per threshold, the verdict and the comparison with a baseline. The
+//! local run prints it; `kubectl pressure report` prints it for a run in a cluster.
 
 use std::fmt::Write;
 
-use pressure_crds::ThresholdOutcome;
-
-use crate::report::{Line, Report};
-use pressure_crds::Comparison;
+use super::{Line, Report};
+use crate::ThresholdOutcome;
+use crate::compare::Comparison;
 
 /// Renders the report as text.
 pub fn human(r: &Report) -> String {
@@ -215,7 +215,7 @@ pub fn comparison(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pressure_crds::ThresholdResult;
+    use crate::ThresholdResult;
 
     #[test]
     fn shows_every_tenant_threshold_and_verdict() {
@@ -259,11 +259,11 @@ mod tests {
         let mut now = base.clone();
         now.run_id = "new".into();
         now.total.throughput_per_second = 50.0;
-        let c = pressure_crds::compare::compare(
+        let c = crate::compare::compare(
             &now,
             &base,
             "old/report.json",
-            &pressure_crds::ToleranceSpec::default(),
+            &crate::ToleranceSpec::default(),
         );
         now.comparison = Some(c);
         let text = human(&now);
