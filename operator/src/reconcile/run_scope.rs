@@ -5,6 +5,7 @@
 //! nothing. PostgreSQL, Prometheus and Grafana stay across runs.
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{COMPONENT_LABEL, Child};
 
@@ -23,12 +24,7 @@ pub fn scope(children: &mut [Child], run_id: &str) {
             continue;
         };
         let meta = template.metadata.get_or_insert_with(Default::default);
-        let component = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(COMPONENT_LABEL))
-            .map(String::as_str);
-        if component.is_some_and(|c| RUN_SCOPED.contains(&c)) {
+        if run_scoped(meta) {
             meta.annotations
                 .get_or_insert_with(Default::default)
                 .insert(RUN_ID_ANNOTATION.into(), run_id.into());
@@ -42,13 +38,7 @@ pub fn of_run(pod: &Pod, run_id: Option<&str>) -> bool {
     if pod.metadata.deletion_timestamp.is_some() {
         return false;
     }
-    let component = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(COMPONENT_LABEL))
-        .map(String::as_str);
-    if !component.is_some_and(|c| RUN_SCOPED.contains(&c)) {
+    if !run_scoped(&pod.metadata) {
         return true;
     }
     let stamped = pod
@@ -58,6 +48,14 @@ pub fn of_run(pod: &Pod, run_id: Option<&str>) -> bool {
         .and_then(|a| a.get(RUN_ID_ANNOTATION))
         .map(String::as_str);
     run_id.is_none_or(|r| stamped == Some(r))
+}
+
+/// Whether the object's component label names a run-scoped component.
+fn run_scoped(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(COMPONENT_LABEL))
+        .is_some_and(|c| RUN_SCOPED.contains(&c.as_str()))
 }
 
 /// Whether `pod` is Ready.
