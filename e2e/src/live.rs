@@ -224,7 +224,7 @@ impl LiveStack {
         op: &mut Operator,
         limit: Duration,
     ) -> anyhow::Result<(PressureTest, i64)> {
-        self.drive_after(client, op, limit, None).await
+        Box::pin(self.drive_after(client, op, limit, None)).await
     }
 
     /// [`LiveStack::drive`] for a run after the run `previous` (a new `spec.runNumber`): waits

@@ -64,12 +64,16 @@ impl RunTimeline {
             r.figures.sent
         }
         .max(0) as u64;
-        let (t0, d0) = self.last.unwrap_or((now, delivered));
+        // Without an earlier reading, the interval runs from the load's start, when this run's
+        // sink and clients had counted nothing.
+        let (t0, d0) = self.last.unwrap_or((start_at.min(now), 0));
         let dt = (now - t0) as f64;
         if self.last.is_some() && dt < MIN_INTERVAL_SECONDS {
             return;
         }
-        let p99 = (!self.last_buckets.is_empty())
+        // After a restart the last reading's buckets are unknown: no p99 for that interval.
+        let known = self.last.is_none() || !self.last_buckets.is_empty();
+        let p99 = known
             .then(|| quantile(&bucket_delta(&r.latency_buckets, &self.last_buckets), 0.99))
             .flatten()
             .map(|s| (s * 1000.0).round());
@@ -176,6 +180,18 @@ mod tests {
         assert_eq!((b.t, b.delivered_per_second, b.generated), (15.0, 5.0, 155));
         assert!(b.latency_p99_ms.is_some_and(|ms| ms > 900.0));
         assert_eq!(t.proxy_cache, (3, 1));
+    }
+
+    #[test]
+    fn a_first_reading_after_the_start_measures_from_the_start() {
+        let mut t = RunTimeline::resume("r1", Vec::new(), 1_000);
+        t.record(
+            &reading(1_010, 50, 50, &[(0.1, 50.0), (1.0, 50.0)]),
+            1_000,
+            true,
+        );
+        assert_eq!(t.points[0].delivered_per_second, 5.0);
+        assert_eq!(t.points[0].latency_p99_ms, Some(99.0));
     }
 
     #[test]
