@@ -61,7 +61,7 @@ fn run(cfg: &ServeConfig, syncs: u64) -> (Tally, Vec<SyncPlan>) {
     let mut plans = Vec::new();
     for _ in 0..syncs {
         let non_empty = !registry.is_empty();
-        let plan = generate::plan_sync(&mut rng, cfg, &registry, &ids);
+        let plan = generate::plan_sync(&mut rng, cfg, &registry, &ids, 100.0);
         tally(&mut t, &plan, non_empty);
         for m in &plan.messages {
             if let Some(AttachmentPlan::Fresh { content, .. }) = &m.attachment {
@@ -198,4 +198,28 @@ fn ids_are_unique_and_prefixed() {
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(seen.insert(id));
     }
+}
+
+#[test]
+fn a_stage_scales_the_rate_of_every_sync() {
+    let cfg = ServeConfig::for_profile(Some(Profile::Standard), 11);
+    let count = |percent: f64| {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let registry = Registry::new(cfg.cache_max_bytes);
+        let ids = IdGenerator::new(cfg.seed, &cfg.run_id);
+        (0..2_000)
+            .map(|_| {
+                generate::plan_sync(&mut rng, &cfg, &registry, &ids, percent)
+                    .messages
+                    .len()
+            })
+            .sum::<usize>() as f64
+    };
+    let (none, full, double) = (count(0.0), count(100.0), count(200.0));
+    assert_eq!(none, 0.0, "0 %: nothing");
+    assert!(full > 1_000.0, "{full}");
+    assert!(
+        (double / full - 2.0).abs() < 0.15,
+        "200 % ≈ twice 100 %: {double} / {full}"
+    );
 }

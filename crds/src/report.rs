@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Comparison;
-use crate::{Figures, TenantFigures, ThresholdResult};
+use crate::{Figures, StageSpec, TenantFigures, ThresholdResult};
 
 /// Latency percentiles, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -142,6 +142,10 @@ pub struct Report {
     pub figures: Figures,
     /// The same per-tenant lines in the operator's status shape.
     pub per_tenant: Vec<TenantFigures>,
+    /// The load's stages (`spec.stages`), counted from the load's start; the chart marks where
+    /// each ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageSpec>,
     /// Throughput and p99 latency second by second.
     pub timeline: Vec<Point>,
     /// This run against its baseline, when it had one.

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod placement;
+pub mod stages;
 pub mod sut;
 
 use kube::{CustomResource, KubeSchema};
@@ -21,14 +22,16 @@ use sut::{GrafanaSpec, PostgresSpec, PrometheusSpec, ProxySpec, ResourcesSpec, S
 pub const DEFAULT_CLIENT_IMAGE: &str = "mail-pressure/client-sim:0.1.0";
 
 /// CEL rule: the definition of a run (tenants, window, thresholds, the spec-wide placement that
-/// the clients use, the run number) cannot change while it is active.
+/// the clients use, the run number, the load's stages) cannot change while it is active.
 const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase) || \
 !(oldSelf.status.phase in ['SettingUp', 'Running', 'Analyzing']) || \
 (self.spec.tenants == oldSelf.spec.tenants && self.spec.durationSeconds == oldSelf.spec.durationSeconds \
 && self.spec.warmupSeconds == oldSelf.spec.warmupSeconds && self.spec.thresholds == oldSelf.spec.thresholds \
 && has(self.spec.placement) == has(oldSelf.spec.placement) \
 && (!has(self.spec.placement) || self.spec.placement == oldSelf.spec.placement) \
-&& (has(self.spec.runNumber) ? self.spec.runNumber : 0) == (has(oldSelf.spec.runNumber) ? oldSelf.spec.runNumber : 0))";
+&& (has(self.spec.runNumber) ? self.spec.runNumber : 0) == (has(oldSelf.spec.runNumber) ? oldSelf.spec.runNumber : 0) \
+&& has(self.spec.stages) == has(oldSelf.spec.stages) \
+&& (!has(self.spec.stages) || self.spec.stages == oldSelf.spec.stages))";
 
 /// CEL rule: a new run (a changed `runNumber`) does not start aborted.
 const RERUN_ABORT_RULE: &str = "(has(self.runNumber) ? self.runNumber : 0) == \
@@ -46,7 +49,7 @@ const RERUN_ABORT_RULE: &str = "(has(self.runNumber) ? self.runNumber : 0) == \
     shortname = "pt",
     category = "pressure",
     doc = "A pressure test of the multi-tenant mail proxy: environment, load, thresholds and verdict.",
-    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds, thresholds, placement and runNumber cannot change while the run is active; wait for it to finish (or abort it) first"),
+    validation = Rule::new(SPEC_LOCK_RULE).message("tenants, durationSeconds, warmupSeconds, thresholds, placement, runNumber and stages cannot change while the run is active; wait for it to finish (or abort it) first"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Verdict", type_ = "string", json_path = ".status.conditions[?(@.type=='Succeeded')].reason"),
     printcolumn(name = "Tenants", type_ = "integer", json_path = ".status.tenants"),
@@ -79,6 +82,13 @@ pub struct PressureTestSpec {
     #[serde(default = "d_start_delay")]
     #[schemars(range(min = 5, max = 3600))]
     pub start_delay_seconds: i32,
+    /// The shape of the load: each stage moves the clients' rate linearly to its `ratePercent`
+    /// of the tenants' rates over its `durationSeconds` (from 0 % before the first); the last
+    /// rate holds until the load stops. Counted from the load's start, warm-up included. Empty:
+    /// the full rate throughout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub stages: Vec<stages::StageSpec>,
     /// Seed of the clients' random draws (tenant index added), for reproducible runs.
     #[serde(default = "d_seed")]
     #[schemars(range(min = 0))]
@@ -464,6 +474,7 @@ impl PressureTestSpec {
             duration_seconds: d_duration(),
             warmup_seconds: d_warmup(),
             start_delay_seconds: d_start_delay(),
+            stages: Vec::new(),
             seed: d_seed(),
             client_image: d_client_image(),
             proxy: ProxySpec::default(),

@@ -208,6 +208,17 @@ pub fn validate(spec: &PressureTestSpec) -> Result<(), ValidationErrors> {
     c.range("spec.warmupSeconds", spec.warmup_seconds, 0, 3600);
     c.range("spec.startDelaySeconds", spec.start_delay_seconds, 5, 3600);
     c.range("spec.seed", spec.seed, 0, i64::from(i32::MAX));
+    c.length("spec.stages", spec.stages.len(), 0, 20);
+    for (i, st) in spec.stages.iter().enumerate() {
+        let path = format!("spec.stages[{i}]");
+        c.range(
+            &format!("{path}.durationSeconds"),
+            st.duration_seconds,
+            1,
+            86_400,
+        );
+        c.range(&format!("{path}.ratePercent"), st.rate_percent, 0, 1000);
+    }
     c.length("spec.clientImage", spec.client_image.len(), 1, 253);
     if let Some(ttl) = spec.ttl_seconds_after_finished {
         c.range("spec.ttlSecondsAfterFinished", ttl, 0, 31_536_000);

@@ -314,6 +314,13 @@ async fn the_run_definition_is_locked_while_the_run_is_active() -> anyhow::Resul
             refused.contains("cannot change while the run is active"),
             "{refused}"
         );
+        // The load's shape is part of the run.
+        let stages = r#"{"spec":{"stages":[{"durationSeconds":10,"ratePercent":50}]}}"#;
+        let refused = patch(stages.into()).await?.err()?;
+        assert!(
+            refused.contains("cannot change while the run is active"),
+            "{refused}"
+        );
         // A new run waits for this one to end.
         let refused = patch(r#"{"spec":{"runNumber":1}}"#.into()).await?.err()?;
         assert!(

@@ -22,7 +22,8 @@ use pressure_crds::{ConditionStatus, Phase, PressureTest};
 const TENANTS: [&str; 2] = ["alpha", "beta"];
 
 /// A 25-second run (5 s warm-up) of two small tenants without attachments over 10 MiB or
-/// do-not-disturb pauses, with thresholds such a run meets.
+/// do-not-disturb pauses, with thresholds such a run meets; the load ramps up over the warm-up
+/// and on to 150 % (`stages`, which the clients take from their Deployments).
 const SPEC: &str = "apiVersion: pressure.mailproxy.dev/v1alpha1
 kind: PressureTest
 metadata:
@@ -49,6 +50,9 @@ spec:
     minThroughputPerSecond: 1
     minDeliveredRatioPermille: 990
   timeouts: {drainSeconds: 60}
+  stages:
+    - {durationSeconds: 5, ratePercent: 100}
+    - {durationSeconds: 10, ratePercent: 150}
   baseline:
     report: slow-baseline
     tolerance: {throughputDropPercent: 50}
@@ -223,6 +227,16 @@ async fn check_report(client: &kube::Client, pt: &PressureTest) -> anyhow::Resul
     let f = s.figures.clone().unwrap_or_default();
     assert_eq!(Some(r.total.delivered as i64), f.delivered);
     assert_eq!((r.total.lost, r.total.clients), (0, 2));
+    let stages: Vec<(i32, i32)> = r
+        .stages
+        .iter()
+        .map(|s| (s.duration_seconds, s.rate_percent))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![(5, 100), (10, 150)],
+        "the load's stages, for the chart"
+    );
     assert_eq!(
         condition(pt, "Regressed"),
         Some((ConditionStatus::False, "WithinTolerance".into())),

@@ -149,15 +149,17 @@ pub struct SyncPlan {
     pub cache_misses: u64,
 }
 
-/// Draws one sync.
+/// Draws one sync, at `rate_percent` of the configured rate (the load's stage).
 pub fn plan_sync(
     rng: &mut impl Rng,
     cfg: &ServeConfig,
     registry: &Registry,
     ids: &IdGenerator,
+    rate_percent: f64,
 ) -> SyncPlan {
     let mut plan = SyncPlan::default();
-    for _ in 0..messages_per_sync(rng, cfg.msg_rate_per_sync) {
+    let rate = cfg.msg_rate_per_sync * rate_percent / 100.0;
+    for _ in 0..messages_per_sync(rng, rate) {
         let id = format!("{}-{}", cfg.tenant_id, ids.next());
         let priority = priority(rng);
         let recipient = rng.random_range(1..=10_000);

@@ -40,6 +40,9 @@ pub struct AppState {
     /// When `POST /stop` ended the load (Unix microseconds; 0 = not stopped). It overrides
     /// `STOP_AT` from then on.
     stopped_at: AtomicU64,
+    /// When this client started (Unix seconds): the load's stages count from here without a
+    /// `START_AT`.
+    started: f64,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             registry: Mutex::new(Registry::new(cfg.cache_max_bytes)),
             ids: IdGenerator::new(cfg.seed, &cfg.run_id),
             stopped_at: AtomicU64::new(0),
+            started: crate::unix_micros() as f64 / 1e6,
             cfg: Arc::new(cfg),
         })
     }
@@ -147,7 +151,9 @@ async fn generate_messages(
             .registry
             .lock()
             .map_err(|_| "registry lock poisoned")?;
-        generate::plan_sync(&mut *rng, &state.cfg, &registry, &state.ids)
+        let origin = state.cfg.start_at.unwrap_or(state.started);
+        let percent = mailproxy_proto::stages::rate_percent_at(&state.cfg.stages, now - origin);
+        generate::plan_sync(&mut *rng, &state.cfg, &registry, &state.ids, percent)
     };
     let cfg = state.cfg.clone();
     let created_us = crate::unix_micros();

@@ -120,6 +120,11 @@ pub struct ServeArgs {
     /// Unix seconds from which syncs generate no messages.
     #[arg(long, env = "STOP_AT")]
     pub stop_at: Option<f64>,
+    /// The load's stages, counted from `START_AT`: a JSON array of
+    /// `{"durationSeconds": N, "ratePercent": N}`; each moves the rate linearly to its percent of
+    /// `MSG_RATE_PER_SYNC` (from 0 % before the first), the last one holds. Empty: the full rate.
+    #[arg(long, env = "LOAD_STAGES")]
+    pub load_stages: Option<String>,
     /// Shortest do-not-disturb period, seconds.
     #[arg(long, env = "DND_MIN_SECONDS", default_value_t = 30)]
     pub dnd_min_seconds: u64,
@@ -160,6 +165,8 @@ pub struct ServeConfig {
     pub start_at: Option<f64>,
     /// Stop barrier (Unix seconds).
     pub stop_at: Option<f64>,
+    /// The load's stages, counted from the start barrier (or the first sync without one).
+    pub stages: Vec<mailproxy_proto::stages::Stage>,
     /// DND period bounds, seconds.
     pub dnd_seconds: (u64, u64),
     /// Message shape.
@@ -184,6 +191,7 @@ impl ServeConfig {
             run_id: "local".to_owned(),
             start_at: None,
             stop_at: None,
+            stages: Vec::new(),
             dnd_seconds: (30, 300),
             message_format: MessageFormat::Canonical,
             cache_max_bytes: 100 * 1024 * 1024,
@@ -245,6 +253,10 @@ impl ServeArgs {
         c.run_id = self.run_id;
         c.start_at = self.start_at;
         c.stop_at = self.stop_at;
+        if let Some(text) = self.load_stages.filter(|t| !t.trim().is_empty()) {
+            c.stages = mailproxy_proto::stages::parse(&text)
+                .map_err(|e| Error::Config(format!("LOAD_STAGES: {e}")))?;
+        }
         c.dnd_seconds = (self.dnd_min_seconds, self.dnd_max_seconds);
         c.message_format = self.message_format;
         c.cache_max_bytes = self.cache_max_mb.saturating_mul(1024 * 1024);

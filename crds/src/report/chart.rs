@@ -1,6 +1,6 @@
 //! The SVG chart, written by hand: two panels over the same time axis, delivered messages per
-//! second on top and the p99 latency of each second's deliveries below, with the warm-up shaded
-//! and the load's end marked.
+//! second on top and the p99 latency of each second's deliveries below, with the warm-up shaded,
+//! the end of each load stage and the load's end marked.
 
 use std::fmt::Write;
 
@@ -79,6 +79,21 @@ fn panel(
             x(stop) + 4.0,
             y0 + 12.0
         );
+    }
+    let mut end = 0.0;
+    for stage in &r.stages {
+        end += f64::from(stage.duration_seconds);
+        if end < t_max {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{0:.1}" y1="{y0}" x2="{0:.1}" y2="{1}" stroke="#9467bd" stroke-dasharray="2 3"/><text x="{2:.1}" y="{3}" fill="#9467bd" text-anchor="end">{4} %</text>"##,
+                x(end),
+                y0 + PANEL_H,
+                x(end) - 3.0,
+                y0 + 24.0,
+                stage.rate_percent
+            );
+        }
     }
     axes(out, y0, y_max, t_max, &x, &y);
     let _ = writeln!(
@@ -211,6 +226,18 @@ mod tests {
         assert!(s.contains("warm-up"));
         assert!(s.contains("load stops"));
         assert!(s.contains("r&lt;1&gt;"));
+        let staged = Report {
+            stages: vec![crate::StageSpec {
+                duration_seconds: 3,
+                rate_percent: 250,
+            }],
+            ..r.clone()
+        };
+        assert_eq!(
+            svg(&staged).matches("250 %").count(),
+            2,
+            "the stage's end, in both panels"
+        );
         assert!(s.contains("80.0,") || s.contains("points=\""));
         assert_eq!(
             point(2.0, 0.5, (10, 15), 3, None).delivered_per_second,

@@ -57,6 +57,16 @@ fn each_rule_reports_its_field_path() {
     spec.postgres.storage = "lots".into();
     spec.prometheus.enabled = false;
     spec.thresholds.max_error_rate_permille = 2000;
+    spec.stages = vec![
+        crate::StageSpec {
+            duration_seconds: 10,
+            rate_percent: 100,
+        },
+        crate::StageSpec {
+            duration_seconds: 0,
+            rate_percent: 1001,
+        },
+    ];
     let got = paths(&spec);
     for want in [
         "spec.tenants[1].name",
@@ -67,9 +77,15 @@ fn each_rule_reports_its_field_path() {
         "spec.postgres.storage",
         "spec.grafana.enabled",
         "spec.thresholds.maxErrorRatePermille",
+        "spec.stages[1].durationSeconds",
+        "spec.stages[1].ratePercent",
     ] {
         assert!(got.iter().any(|p| p == want), "missing {want} in {got:?}");
     }
+    assert!(
+        !got.iter().any(|p| p.starts_with("spec.stages[0]")),
+        "{got:?}"
+    );
 }
 
 #[test]

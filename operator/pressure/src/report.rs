@@ -46,6 +46,8 @@ pub struct Facts {
     pub cpu_seconds: BTreeMap<String, f64>,
     /// The spec's thresholds.
     pub thresholds: ThresholdsSpec,
+    /// The spec's load stages.
+    pub stages: Vec<pressure_crds::StageSpec>,
 }
 
 /// Builds the report from the final snapshot and the measured window's ends.
@@ -109,6 +111,7 @@ pub fn build(
         figures,
         total,
         tenants,
+        stages: facts.stages.clone(),
         timeline,
         comparison: None,
     }

@@ -282,6 +282,7 @@ async fn measure(
         proxy_peak_memory_bytes: crate::children::peak_rss_bytes(started.proxy_pid),
         cpu_seconds: cpu(started),
         thresholds: ctx.spec.thresholds.clone(),
+        stages: ctx.spec.stages.clone(),
     };
     let end = s.window_end.clone().unwrap_or_else(|| last.clone());
     Ok(report::build(

@@ -266,6 +266,36 @@ fn a_run_behind_its_baseline_exits_1_with_the_comparison() {
     );
 }
 
+#[test]
+fn stages_shape_the_load_second_by_second() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Nothing for 4 s, then a ramp to the full rate over 2 s, which holds.
+    let staged = SHORT.replace(
+        "  tenants:",
+        "  stages:\n    - {durationSeconds: 4, ratePercent: 0}\n    - {durationSeconds: 2, ratePercent: 100}\n  tenants:",
+    );
+    let spec = write(dir.path(), "staged.yaml", &staged);
+    let out = pressure(
+        &[spec.to_str().expect("utf8"), "--quiet", "--output", "json"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(r["stages"][0]["ratePercent"], 0);
+    let timeline = r["timeline"].as_array().expect("timeline");
+    let generated_by = |t: f64| {
+        timeline
+            .iter()
+            .filter(|p| p["t"].as_f64().is_some_and(|pt| pt <= t))
+            .filter_map(|p| p["generated"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    assert_eq!(generated_by(3.5), 0, "0 % for the first 4 s: {timeline:?}");
+    assert!(r["total"]["generated"].as_u64().is_some_and(|g| g > 0));
+}
+
 /// Ten seconds of one standard tenant, with thresholds such a run meets.
 const SHORT: &str = r#"
 apiVersion: pressure.mailproxy.dev/v1alpha1

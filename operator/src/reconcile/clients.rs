@@ -42,6 +42,7 @@ pub fn children(
             run_id,
             start_at,
             stop_at,
+            stages: &pt.spec.stages,
         };
         let seed = i64::from(pt.spec.seed) + index as i64;
         let mut c = container(
@@ -93,6 +94,8 @@ pub struct Window<'a> {
     pub start_at: i64,
     /// `STOP_AT`, Unix seconds.
     pub stop_at: i64,
+    /// `LOAD_STAGES`: the load's shape, counted from `START_AT`.
+    pub stages: &'a [pressure_crds::StageSpec],
 }
 
 /// A client's environment: identity, rates (as decimal strings), seed and the load window.
@@ -130,5 +133,10 @@ pub fn client_env(tenant: &TenantSpec, w: &Window<'_>, seed: i64) -> Vec<EnvVar>
         env("RUN_ID", w.run_id),
         env("START_AT", w.start_at.to_string()),
         env("STOP_AT", w.stop_at.to_string()),
+        // The load's shape (`spec.stages`, counted from START_AT); "[]": the full rate.
+        env(
+            "LOAD_STAGES",
+            serde_json::to_string(w.stages).unwrap_or_else(|_| "[]".into()),
+        ),
     ]
 }

@@ -267,6 +267,21 @@ fn clients_carry_rates_and_the_load_window() {
     assert_eq!(env_of(&c, "START_AT").as_deref(), Some("1000"));
     assert_eq!(env_of(&c, "STOP_AT").as_deref(), Some("1400"));
     assert_eq!(env_of(&c, "RUN_ID").as_deref(), Some("t-run"));
+    assert_eq!(
+        env_of(&c, "LOAD_STAGES").as_deref(),
+        Some("[]"),
+        "no stages"
+    );
+    let mut staged = running();
+    staged.spec.stages = vec![pressure_crds::StageSpec {
+        duration_seconds: 30,
+        rate_percent: 200,
+    }];
+    let children = desired(&staged, &secrets(), &OperatorPeer::default()).expect("builds");
+    assert_eq!(
+        env_of(&container(&children, "t-client-newsletter"), "LOAD_STAGES").as_deref(),
+        Some(r#"[{"durationSeconds":30,"ratePercent":200}]"#)
+    );
     let id = c
         .env
         .iter()

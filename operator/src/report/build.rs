@@ -78,6 +78,7 @@ pub fn build(pt: &PressureTest, s: &PressureTestStatus, tl: &RunTimeline) -> Rep
         passed: succeeded.is_some_and(|c| c.status == ConditionStatus::True),
         per_tenant: s.per_tenant.clone(),
         figures,
+        stages: spec.stages.clone(),
         timeline: tl.points.clone(),
         comparison: None,
     }

@@ -8,6 +8,7 @@
 //! - [`admin`]: the classic REST bodies the setup step sends (tenants and accounts, §3.5).
 //! - [`stats`]: the `/stats` bodies of the simulated client and the SMTP sink.
 //! - [`headers`]: header names the client stamps and the sink reads.
+//! - [`stages`]: the load's stages (`LOAD_STAGES`) and the rate they give at each instant.
 //! - [`prom`]: the proxy's `/metrics` series and the sink's latency histogram, parsed, with
 //!   histogram quantiles.
 //!
@@ -22,5 +23,6 @@ pub mod message;
 pub mod prom;
 #[cfg(feature = "signals")]
 pub mod signals;
+pub mod stages;
 pub mod stats;
 pub mod sync;
