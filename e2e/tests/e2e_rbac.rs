@@ -152,8 +152,13 @@ async fn the_shipped_rbac_is_enough_for_a_whole_run() -> anyhow::Result<()> {
         );
         assert!(message.contains("no figures"), "{message}");
 
-        // ResultsOnly: workloads and their configuration go; the Secret and PostgreSQL (scaled to
-        // zero, with its Service and NetworkPolicy) stay.
+        // ResultsOnly: workloads and their configuration go; the Secret, PostgreSQL (scaled to
+        // zero, with its Service and NetworkPolicy) and the run's report stay.
+        let report = pt
+            .status
+            .as_ref()
+            .and_then(|s| s.report.clone())
+            .ok_or_else(|| anyhow::anyhow!("no status.report: {:?}", pt.status))?;
         let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
         poll(
             Duration::from_secs(60),
@@ -161,12 +166,14 @@ async fn the_shipped_rbac_is_enough_for_a_whole_run() -> anyhow::Result<()> {
             "the ResultsOnly cleanup",
             || async {
                 let left = Children::read(&client, &ns.name, "rbac").await?.names();
-                let want = [
-                    "NetworkPolicy/rbac-postgres-ingress",
-                    "Secret/rbac-credentials",
-                    "Service/rbac-postgres",
-                    "StatefulSet/rbac-postgres",
-                ];
+                let want: std::collections::BTreeSet<String> = [
+                    format!("ConfigMap/{report}"),
+                    "NetworkPolicy/rbac-postgres-ingress".into(),
+                    "Secret/rbac-credentials".into(),
+                    "Service/rbac-postgres".into(),
+                    "StatefulSet/rbac-postgres".into(),
+                ]
+                .into();
                 let replicas = sts
                     .get("rbac-postgres")
                     .await?
