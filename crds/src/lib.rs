@@ -54,6 +54,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 
+/// Label every object a PressureTest creates carries, with the PressureTest's name: the operator
+/// selects its children by it, `kubectl pressure bundle` collects them by it.
+pub const TEST_LABEL: &str = "pressure.mailproxy.dev/test";
+
 /// API group of the resource.
 pub const GROUP: &str = "pressure.mailproxy.dev";
 /// API version of the resource.

@@ -7,6 +7,13 @@
 pub mod chart;
 pub mod render;
 
+/// Key of the finished run's report in its report ConfigMap (`status.report`).
+pub const REPORT_KEY: &str = "report.json";
+/// Key of the finished run's chart in its report ConfigMap.
+pub const CHART_KEY: &str = "chart.svg";
+/// Key of the timeline so far in the report ConfigMap of a run still going.
+pub const TIMELINE_KEY: &str = "timeline.json";
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

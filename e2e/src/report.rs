@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use pressure_crds::PressureTest;
-use pressure_crds::report::Report;
+use pressure_crds::report::{REPORT_KEY, Report};
 
 /// The report ConfigMap of `pt` (as it is now) and its `report.json`.
 pub async fn read(client: &Client, pt: &PressureTest) -> anyhow::Result<(ConfigMap, Report)> {
@@ -22,8 +22,8 @@ pub async fn read(client: &Client, pt: &PressureTest) -> anyhow::Result<(ConfigM
     let json = cm
         .data
         .as_ref()
-        .and_then(|d| d.get("report.json"))
-        .ok_or_else(|| anyhow::anyhow!("ConfigMap {name} has no report.json"))?;
+        .and_then(|d| d.get(REPORT_KEY))
+        .ok_or_else(|| anyhow::anyhow!("ConfigMap {name} has no {REPORT_KEY}"))?;
     Ok((cm.clone(), serde_json::from_str(json)?))
 }
 
@@ -59,7 +59,7 @@ pub async fn put_baseline(
             ..Default::default()
         },
         data: Some(
-            [("report.json".to_string(), serde_json::to_string(report)?)]
+            [(REPORT_KEY.to_string(), serde_json::to_string(report)?)]
                 .into_iter()
                 .collect(),
         ),

@@ -42,7 +42,7 @@ pub use secret::SecretValues;
 /// Field manager of every server-side apply.
 pub const MANAGER: &str = "pressure-operator";
 /// Label naming the PressureTest a child belongs to.
-pub const TEST_LABEL: &str = "pressure.mailproxy.dev/test";
+pub use pressure_crds::TEST_LABEL;
 /// Label naming the tenant of a client pod.
 pub const TENANT_LABEL: &str = "pressure.mailproxy.dev/tenant";
 /// `app.kubernetes.io/component` label.

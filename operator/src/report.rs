@@ -33,12 +33,7 @@ pub use timeline::{RunTimeline, Timelines};
 
 /// Annotation holding the UID of the PressureTest a report belongs to (owned or not).
 pub const OWNER_UID_ANNOTATION: &str = "pressure.mailproxy.dev/pressuretest-uid";
-/// Key of the timeline while the load runs.
-pub const TIMELINE_KEY: &str = "timeline.json";
-/// Key of the final report.
-pub const REPORT_KEY: &str = "report.json";
-/// Key of the final chart.
-pub const CHART_KEY: &str = "chart.svg";
+pub use pressure_crds::report::{CHART_KEY, REPORT_KEY, TIMELINE_KEY};
 
 /// Whether the ConfigMap is the report of the PressureTest `uid`: controlled by it, or retained
 /// with its UID.
@@ -88,7 +83,7 @@ pub struct Target<'a> {
     pub timelines: &'a Timelines,
     /// The PressureTest.
     pub pt: &'a PressureTest,
-    /// Its namespace, name and UID.
+    /// Its namespace.
     pub ns: &'a str,
     /// Its name.
     pub name: &'a str,

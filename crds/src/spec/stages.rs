@@ -9,6 +9,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// `stages` as the clients take them (`LOAD_STAGES`, `--load-stages`): this type's JSON.
+pub fn env_json(stages: &[StageSpec]) -> String {
+    serde_json::to_string(stages).unwrap_or_else(|_| "[]".into())
+}
+
 /// One stage of the load.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

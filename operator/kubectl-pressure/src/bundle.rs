@@ -13,14 +13,13 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, LogParams};
 use kube::{Resource, ResourceExt};
+use pressure_crds::TEST_LABEL;
+use pressure_crds::report::{CHART_KEY, REPORT_KEY, TIMELINE_KEY};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
-
-/// The label every child of a PressureTest carries, with the PressureTest's name.
-const TEST_LABEL: &str = "pressure.mailproxy.dev/test";
 
 /// One file of the bundle: its path inside the tarball and its content.
 pub type File = (String, Vec<u8>);
@@ -75,9 +74,9 @@ pub async fn collect(cluster: &Cluster, name: &str, log_lines: i64) -> Result<Ve
     logs(cluster, &lp, log_lines, &mut files).await?;
     if let Ok(stored) = cluster.report_of(&pt, None).await {
         let parts = [
-            ("report.json", stored.report.as_ref().map(json)),
-            ("chart.svg", stored.chart.map(String::into_bytes)),
-            ("timeline.json", stored.timeline.map(String::into_bytes)),
+            (REPORT_KEY, stored.report.as_ref().map(json)),
+            (CHART_KEY, stored.chart.map(String::into_bytes)),
+            (TIMELINE_KEY, stored.timeline.map(String::into_bytes)),
         ];
         for (file, content) in parts {
             if let Some(c) = content {

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Config};
 use pressure_crds::PressureTest;
-use pressure_crds::report::Report;
+use pressure_crds::report::{CHART_KEY, REPORT_KEY, Report, TIMELINE_KEY};
 
 use crate::error::{Error, Result};
 
@@ -97,10 +97,10 @@ impl Cluster {
             ))
         })?;
         let data = cm.data.unwrap_or_default();
-        let report = match data.get("report.json") {
+        let report = match data.get(REPORT_KEY) {
             Some(json) => Some(serde_json::from_str(json).map_err(|e| {
                 Error::NoReport(format!(
-                    "ConfigMap {name}: report.json is not a report: {e}"
+                    "ConfigMap {name}: {REPORT_KEY} is not a report: {e}"
                 ))
             })?),
             None => None,
@@ -108,8 +108,8 @@ impl Cluster {
         Ok(Stored {
             name: name.into(),
             report,
-            chart: data.get("chart.svg").cloned(),
-            timeline: data.get("timeline.json").cloned(),
+            chart: data.get(CHART_KEY).cloned(),
+            timeline: data.get(TIMELINE_KEY).cloned(),
         })
     }
 

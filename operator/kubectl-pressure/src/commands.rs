@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pressure_crds::compare;
-use pressure_crds::report::{Report, render};
+use pressure_crds::report::{CHART_KEY, REPORT_KEY, Report, TIMELINE_KEY, render};
 
 use crate::cli::{Cli, Command};
 use crate::cluster::{Cluster, Stored};
@@ -106,25 +106,21 @@ async fn report(
     let Some(r) = stored.report.clone() else {
         let points = stored.timeline.clone().unwrap_or_else(|| "[]".into());
         let dir = out.unwrap_or_else(|| PathBuf::from(&stored.name));
-        write(&dir, "timeline.json", &points)?;
+        write(&dir, TIMELINE_KEY, &points)?;
         println!(
             "The run is still going: its timeline so far is in {}",
-            dir.join("timeline.json").display()
+            dir.join(TIMELINE_KEY).display()
         );
         return Ok(Done::Ok);
     };
     let dir = out.unwrap_or_else(|| PathBuf::from(&r.run_id));
-    write(&dir, "report.json", &pretty(&r)?)?;
-    let chart = dir.join("chart.svg");
-    write(
-        &dir,
-        "chart.svg",
-        stored.chart.as_deref().unwrap_or_default(),
-    )?;
+    write(&dir, REPORT_KEY, &pretty(&r)?)?;
+    let chart = dir.join(CHART_KEY);
+    write(&dir, CHART_KEY, stored.chart.as_deref().unwrap_or_default())?;
     print!("{}", render::human(&r));
     println!(
         "Report: {}  Chart: {}",
-        dir.join("report.json").display(),
+        dir.join(REPORT_KEY).display(),
         chart.display()
     );
     if open {

@@ -142,14 +142,14 @@ pub fn client_args(
         ("--dnd-max-seconds", w.dnd_max.to_string()),
     ]
     .into_iter()
-    .chain((!spec.stages.is_empty()).then(|| ("--load-stages", stages_json(&spec.stages))))
+    .chain((!spec.stages.is_empty()).then(|| {
+        (
+            "--load-stages",
+            pressure_crds::spec::stages::env_json(&spec.stages),
+        )
+    }))
     .flat_map(|(k, v)| [k.to_string(), v])
     .collect()
-}
-
-/// `spec.stages` as the clients take them (`LOAD_STAGES`, `--load-stages`).
-pub fn stages_json(stages: &[pressure_crds::StageSpec]) -> String {
-    serde_json::to_string(stages).unwrap_or_else(|_| "[]".into())
 }
 
 /// Where the proxy stores its queue.

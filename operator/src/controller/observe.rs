@@ -60,7 +60,9 @@ pub async fn observe(
     obs.env_waiting = env_waiting(ctx, pt, ns, name, uid, &deployments).await?;
     for component in ["proxy", "sink"] {
         // Ready by its Deployment, and by a pod of this run (a new run rolls them out afresh).
-        if !obs.env_waiting.iter().any(|w| w == component) && ready_pods(&pods, component) == 0 {
+        if !obs.env_waiting.iter().any(|w| w == component)
+            && ready_pods(&pods, COMPONENT_LABEL, component) == 0
+        {
             obs.env_waiting.push(component.to_string());
         }
     }
@@ -77,16 +79,7 @@ pub async fn observe(
                 .and_then(|d| d.status)
                 .and_then(|s| s.ready_replicas)
                 .unwrap_or(0);
-            let of_run = pods
-                .iter()
-                .filter(|p| {
-                    p.metadata
-                        .labels
-                        .as_ref()
-                        .is_some_and(|l| l.get(TENANT_LABEL) == Some(&t.name))
-                })
-                .filter(|p| run_scope::is_ready(p))
-                .count();
+            let of_run = ready_pods(&pods, TENANT_LABEL, &t.name);
             obs.clients_ready += by_deployment.min(of_run as i32);
         }
     }
@@ -172,14 +165,14 @@ async fn job_state(ctx: &Context, ns: &str, name: &str, uid: &str) -> Result<Job
     })
 }
 
-/// Ready pods of `component` among `pods`.
-fn ready_pods(pods: &[Pod], component: &str) -> usize {
+/// Ready pods among `pods` whose label `key` is `value`.
+fn ready_pods(pods: &[Pod], key: &str, value: &str) -> usize {
     pods.iter()
         .filter(|p| {
             p.metadata
                 .labels
                 .as_ref()
-                .is_some_and(|l| l.get(COMPONENT_LABEL).map(String::as_str) == Some(component))
+                .is_some_and(|l| l.get(key).map(String::as_str) == Some(value))
         })
         .filter(|p| run_scope::is_ready(p))
         .count()

@@ -58,7 +58,8 @@ pub fn aggregate(
             .and_then(|d| permille(d - duplicates.unwrap_or(0), generated)),
         ..Figures::default()
     };
-    set_latency(&mut fig, proxies, sink);
+    let buckets = merged_buckets(proxies);
+    set_latency(&mut fig, &buckets, sink);
     let mut tenants: BTreeSet<String> = clients.iter().map(|(t, _)| t.clone()).collect();
     tenants.extend(
         proxies
@@ -94,7 +95,7 @@ pub fn aggregate(
         figures: fig,
         per_tenant,
         proxy_seen: !proxies.is_empty(),
-        latency_buckets: merged_buckets(proxies),
+        latency_buckets: buckets,
         proxy_cache: (
             cache(|p| p.cache_hits) as u64,
             cache(|p| p.cache_misses) as u64,
@@ -109,7 +110,8 @@ pub fn aggregate(
     }
 }
 
-fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkStatsV1>) {
+/// Latency from the sink's end-to-end percentiles, else from the proxies' merged `buckets`.
+fn set_latency(fig: &mut Figures, buckets: &[(f64, f64)], sink: Option<&SinkStatsV1>) {
     if let Some(l) = sink.map(|s| s.total.latency_ms).filter(|l| l.count > 0) {
         fig.latency_p50_ms = Some(l.p50.round() as i64);
         fig.latency_p95_ms = Some(l.p95.round() as i64);
@@ -118,8 +120,7 @@ fn set_latency(fig: &mut Figures, proxies: &[ProxyMetrics], sink: Option<&SinkSt
         fig.latency_source = Some(LatencySource::Sink);
         return;
     }
-    let buckets = merged_buckets(proxies);
-    let ms = |q: f64| quantile(&buckets, q).map(|s| (s * 1000.0).round() as i64);
+    let ms = |q: f64| quantile(buckets, q).map(|s| (s * 1000.0).round() as i64);
     fig.latency_p50_ms = ms(0.5);
     fig.latency_p95_ms = ms(0.95);
     fig.latency_p99_ms = ms(0.99);

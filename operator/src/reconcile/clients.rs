@@ -136,7 +136,7 @@ pub fn client_env(tenant: &TenantSpec, w: &Window<'_>, seed: i64) -> Vec<EnvVar>
         // The load's shape (`spec.stages`, counted from START_AT); "[]": the full rate.
         env(
             "LOAD_STAGES",
-            serde_json::to_string(w.stages).unwrap_or_else(|_| "[]".into()),
+            pressure_crds::spec::stages::env_json(w.stages),
         ),
     ]
 }

@@ -109,20 +109,6 @@ impl Timelines {
         self.map().insert(uid.to_string(), timeline);
     }
 
-    /// Adds a reading to `uid`'s timeline (which [`Timelines::put`] started) and returns it.
-    pub fn record(
-        &self,
-        uid: &str,
-        r: &Reading,
-        start_at: i64,
-        sink_counts: bool,
-    ) -> Option<RunTimeline> {
-        let mut map = self.map();
-        let t = map.get_mut(uid)?;
-        t.record(r, start_at, sink_counts);
-        Some(t.clone())
-    }
-
     /// Drops `uid`'s timeline (its report is final).
     pub fn forget(&self, uid: &str) {
         self.map().remove(uid);
@@ -222,16 +208,8 @@ mod tests {
         assert!(store.get("uid", "r2").is_none());
         store.put("uid", RunTimeline::resume("r2", Vec::new(), 0));
         assert!(store.get("uid", "r1").is_none());
-        assert!(
-            store
-                .record("uid", &reading(5, 1, 1, &[]), 0, true)
-                .is_some()
-        );
+        assert!(store.get("uid", "r2").is_some());
         store.forget("uid");
-        assert!(
-            store
-                .record("uid", &reading(6, 1, 1, &[]), 0, true)
-                .is_none()
-        );
+        assert!(store.get("uid", "r2").is_none());
     }
 }
