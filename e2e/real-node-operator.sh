@@ -6,7 +6,8 @@
 #   - `kubectl get pressuretests` showed live figures (Sent, Msg/s) while it ran;
 #   - the figures in .status are the sink's: generated = delivered (nothing lost), duplicates
 #     within --max-duplicates (default 0), no attachment mismatch;
-#   - every pod of the test ran on the real node, containerd held its containers, none restarted.
+#   - every pod of the test ran on the real node, containerd held its containers, none restarted;
+#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume.
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
 #   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
@@ -33,7 +34,7 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '12,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '13,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
@@ -178,7 +179,10 @@ say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
 # containers containerd holds, the node's memory, and `kubectl get pt` as a user watches it.
 sock=$DIR/node/containerd/containerd.sock
 seen=$DIR/node/operator-run-$NS
-mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" && : >"$seen/live"
+mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" && : >"$seen/live" && : >"$seen/cache"
+# With spec.proxy.settings.diskCache the proxy's disk tier lives on the pod's "cache" emptyDir,
+# which the kubelet keeps under its root directory on this host: its files are counted each poll.
+disk_cache=$(field "$name" '{.spec.proxy.settings.diskCache}')
 deadline=$((SECONDS + ${WAIT%s}))
 running_since=''
 deleted=()
@@ -204,6 +208,12 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       delete_one postgres; KILL_PG_AT=''
     fi
     k -n "$NS" get pt "$name" -o wide --no-headers >>"$seen/live" || true
+    if [[ -n $disk_cache ]]; then
+      for uid in $(k -n "$NS" get pods -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=proxy" \
+        -o jsonpath='{.items[*].metadata.uid}'); do
+        find "$DIR/node/kubelet/pods/$uid/volumes/kubernetes.io~empty-dir/cache" -type f 2>/dev/null
+      done | wc -l >>"$seen/cache"
+    fi
   fi
   k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' >>"$seen/pods"
   ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
@@ -237,6 +247,13 @@ say "figures: generated=$generated delivered=$delivered duplicates=$duplicates a
   fail "lost messages: generated $generated, the sink received $delivered of which ${duplicates:-0} duplicates"
 ((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
 ((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
+
+# The settings reached the proxy in its pod: its disk tier filled the cache volume.
+if [[ -n $disk_cache ]]; then
+  cached=$(sort -n "$seen/cache" | tail -1)
+  ((${cached:-0} > 0)) || fail "spec.proxy.settings.diskCache is set but the proxy's cache volume never held a file"
+  say "ok: the proxy's disk cache tier held up to $cached files on its emptyDir volume"
+fi
 
 # Every pod of the test ran on the real node, containerd held its containers, none restarted.
 pods=$(awk '{ print $1 }' "$seen/pods" | sort -u | wc -l)

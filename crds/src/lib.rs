@@ -34,6 +34,7 @@ pub use compare::Comparison;
 pub use profiles::{Profile, ProfileRates};
 pub use spec::baseline::{BaselineSpec, ToleranceSpec};
 pub use spec::placement::PlacementSpec;
+pub use spec::settings::{LogFormat, ProxySettings, Setting};
 pub use spec::stages::StageSpec;
 pub use spec::sut::{
     GrafanaSpec, HpaSpec, LogLevel, PostgresSpec, PostgresTuning, PostgresVolume, PrometheusSpec,

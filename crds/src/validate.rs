@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::spec::placement::PlacementSpec;
-use crate::spec::sut::ResourcesSpec;
+use crate::spec::sut::{POSTGRES_SPARE_CONNECTIONS, ResourcesSpec};
 use crate::spec::{PressureTest, PressureTestSpec, TenantSpec};
 
 /// What is wrong with one field.
@@ -334,6 +334,7 @@ fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
         3600,
     );
     check_resources(c, "spec.proxy.resources", p.resources.as_ref());
+    check_settings(c, spec);
     let pg = &spec.postgres;
     c.length("spec.postgres.image", pg.image.len(), 1, 253);
     c.format(
@@ -374,6 +375,50 @@ fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
         c.push(
             "spec.grafana.enabled",
             Problem::Rule("grafana.enabled needs prometheus.enabled"),
+        );
+    }
+}
+
+/// `spec.proxy.settings`: each set value in its table's range, the retry delays, and the two
+/// CEL rules that read settings (memory budgets within the limit, database connections).
+fn check_settings(c: &mut Checker, spec: &PressureTestSpec) {
+    let p = &spec.proxy;
+    for (group, fields) in p.settings.groups() {
+        for s in fields {
+            let Some(got) = s.value else { continue };
+            if got < s.min || got > s.max {
+                let path = format!("spec.proxy.settings.{group}.{}", s.field);
+                let (min, max) = (s.min, s.max);
+                c.push(path, Problem::OutOfRange { min, max, got });
+            }
+        }
+    }
+    let delays = p.settings.dispatch.as_ref();
+    if let Some(delays) = delays.and_then(|d| d.retry_delays_seconds.as_ref()) {
+        let path = "spec.proxy.settings.dispatch.retryDelaysSeconds";
+        c.length(path, delays.len(), 1, 10);
+        if delays.iter().any(|d| !(0..=86_400).contains(d)) {
+            c.push(
+                path,
+                Problem::Rule("retryDelaysSeconds: each delay must be between 0 and 86400 seconds"),
+            );
+        }
+    }
+    if !p.memory_plan().fits() {
+        c.push(
+            "spec.proxy",
+            Problem::Rule(
+                "settings.attachments.memoryBudgetMb and settings.cache.memoryMaxMb (each 40 % and 10 % of the memory limit when unset) must together stay within three quarters of resources.memoryLimit (default 512Mi): raise the limit or lower them",
+            ),
+        );
+    }
+    let wanted = p.db_connections() * i64::from(p.max_replicas()) + POSTGRES_SPARE_CONNECTIONS;
+    if wanted > i64::from(spec.postgres.tuning.max_connections) {
+        c.push(
+            "spec",
+            Problem::Rule(
+                "proxy.settings.database.maxConnections (default 10) times the most proxy replicas (hpa.maxReplicas, or replicas without the HPA), plus 5 spare, must not exceed postgres.tuning.maxConnections",
+            ),
         );
     }
 }

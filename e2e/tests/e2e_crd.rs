@@ -212,6 +212,47 @@ async fn invalid_pressuretests_are_rejected_with_a_clear_message() -> anyhow::Re
             ],
         ),
         (
+            "a proxy setting out of its range",
+            pt_yaml(
+                "bad",
+                &format!("{tenant}  proxy: {{settings: {{dispatch: {{claimBatchSize: 0}}}}}}\n"),
+            ),
+            vec![
+                "spec.proxy.settings.dispatch.claimBatchSize",
+                "should be greater than or equal to 1",
+            ],
+        ),
+        (
+            "a negative retry delay",
+            pt_yaml(
+                "bad",
+                &format!(
+                    "{tenant}  proxy: {{settings: {{dispatch: {{retryDelaysSeconds: [60, -5]}}}}}}\n"
+                ),
+            ),
+            vec!["each delay must be between 0 and 86400 seconds"],
+        ),
+        (
+            "memory budgets beyond the proxy's memory limit",
+            pt_yaml(
+                "bad",
+                &format!(
+                    "{tenant}  proxy:\n    resources: {{memoryLimit: 1Gi}}\n    settings: {{attachments: {{memoryBudgetMb: 600}}, cache: {{memoryMaxMb: 200}}}}\n"
+                ),
+            ),
+            vec!["must together stay within three quarters of resources.memoryLimit"],
+        ),
+        (
+            "more proxy database connections than PostgreSQL allows",
+            pt_yaml(
+                "bad",
+                &format!(
+                    "{tenant}  proxy: {{hpa: {{maxReplicas: 4}}, settings: {{database: {{maxConnections: 50}}}}}}\n"
+                ),
+            ),
+            vec!["must not exceed postgres.tuning.maxConnections"],
+        ),
+        (
             "an unknown field",
             pt_yaml("bad", &format!("{tenant}  durationSecs: 60\n")),
             vec!["unknown field \"spec.durationSecs\""],

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::placement::PlacementSpec;
+use super::settings::ProxySettings;
 
 /// Default image of the mail proxy.
 pub const DEFAULT_PROXY_IMAGE: &str = "mail-pressure/mailproxy:0.1.0";
@@ -17,6 +18,65 @@ pub const DEFAULT_PROMETHEUS_IMAGE: &str = "prom/prometheus:v2.53.0";
 pub const DEFAULT_GRAFANA_IMAGE: &str = "grafana/grafana:11.1.0";
 /// Default image of MailHog.
 pub const DEFAULT_MAILHOG_IMAGE: &str = "mailhog/mailhog:v1.0.1";
+
+/// The proxy container's default requests and limits: cpu and memory requests, cpu and memory
+/// limits (the seed's).
+pub const PROXY_DEFAULT_RESOURCES: [&str; 4] = ["250m", "256Mi", "1", "512Mi"];
+
+/// Database connections of a proxy replica when `settings.database.maxConnections` is unset (the
+/// proxy's own default); the operator and the local run always pass the value.
+pub const PROXY_DEFAULT_DB_CONNECTIONS: i64 = 10;
+
+/// Size in MiB of the proxy's disk cache tier when `settings.diskCache.maxMb` is unset (the
+/// proxy's own default); sizes the cache volume.
+pub const DEFAULT_DISK_CACHE_MB: i64 = 500;
+
+/// Connections PostgreSQL must keep beyond the proxies' (its superuser-reserved ones and a
+/// `psql` for whoever investigates).
+pub const POSTGRES_SPARE_CONNECTIONS: i64 = 5;
+
+/// The proxy's memory limit in MiB as a CEL expression: `resources.memoryLimit`, else the
+/// default 512Mi.
+macro_rules! proxy_memory_mib {
+    () => {
+        "((has(self.resources) && has(self.resources.memoryLimit) ? quantity(self.resources.memoryLimit).asInteger() : 536870912) / 1048576)"
+    };
+}
+
+/// The two memory budgets (explicit, else the operator's shares) must leave a quarter of the
+/// memory limit to the rest of the process: [`ProxySpec::memory_plan`] in CEL.
+const PROXY_MEMORY_RULE: &str = concat!(
+    "!has(self.settings) || ((has(self.settings.attachments) && has(self.settings.attachments.memoryBudgetMb) ? self.settings.attachments.memoryBudgetMb : ",
+    proxy_memory_mib!(),
+    " * 2 / 5) + (has(self.settings.cache) && has(self.settings.cache.memoryMaxMb) ? self.settings.cache.memoryMaxMb : ",
+    proxy_memory_mib!(),
+    " / 10)) * 4 <= ",
+    proxy_memory_mib!(),
+    " * 3"
+);
+
+/// The proxy's memory limit and how much of it the attachment budget and the memory cache take.
+/// Unset, they are 40 % and 10 % of the limit: the proxy's own defaults (256 + 50 MiB) assume a
+/// bigger machine; under a 512Mi limit, attachments at 100 MB/s peaked at 287 MiB with them
+/// (`bench/attachments.py`), so the shares leave room for the rest of the process and the
+/// allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// The container's memory limit, MiB.
+    pub limit_mib: i64,
+    /// `GMP_ATTACHMENT_MEMORY_BUDGET_MB`: the setting, else 40 % of the limit (at least 1).
+    pub attachment_budget_mb: i64,
+    /// `GMP_CACHE_MEMORY_MAX_MB`: the setting, else 10 % of the limit (at least 1).
+    pub cache_memory_mb: i64,
+}
+
+impl MemoryPlan {
+    /// True when the two budgets leave at least a quarter of the limit to the rest of the
+    /// process (the CRD's rule on `spec.proxy`).
+    pub fn fits(&self) -> bool {
+        (self.attachment_budget_mb + self.cache_memory_mb) * 4 <= self.limit_mib * 3
+    }
+}
 
 /// Requests and limits as Kubernetes quantities (`250m`, `512Mi`); each unset one uses the
 /// component's default.
@@ -42,7 +102,8 @@ pub struct ResourcesSpec {
 }
 
 /// The mail proxy Deployment.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new(PROXY_MEMORY_RULE).message("settings.attachments.memoryBudgetMb and settings.cache.memoryMaxMb (each 40 % and 10 % of the memory limit when unset) must together stay within three quarters of resources.memoryLimit (default 512Mi): raise the limit or lower them"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxySpec {
     /// Container image.
@@ -59,6 +120,10 @@ pub struct ProxySpec {
     /// The seed's `GMP_*` tuning knobs.
     #[serde(default)]
     pub tuning: ProxyTuning,
+    /// Every other documented `GMP_*` setting that makes sense in a cluster, by group; unset
+    /// ones keep the proxy's defaults.
+    #[serde(default, skip_serializing_if = "ProxySettings::is_empty")]
+    pub settings: ProxySettings,
     /// Requests and limits (default 250m/256Mi, limit 1/512Mi as the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesSpec>,
@@ -273,8 +338,48 @@ impl Default for ProxySpec {
             replicas: 1,
             hpa: HpaSpec::default(),
             tuning: ProxyTuning::default(),
+            settings: ProxySettings::default(),
             resources: None,
             placement: None,
+        }
+    }
+}
+
+impl ProxySpec {
+    /// The memory limit and the two memory budgets the proxy runs with.
+    pub fn memory_plan(&self) -> MemoryPlan {
+        let limit = self
+            .resources
+            .as_ref()
+            .and_then(|r| r.memory_limit.as_deref())
+            .unwrap_or(PROXY_DEFAULT_RESOURCES[3]);
+        // The schema admits only quantities `memory_bytes` reads; the default is the fallback.
+        let bytes = crate::validate::memory_bytes(limit)
+            .or_else(|| crate::validate::memory_bytes(PROXY_DEFAULT_RESOURCES[3]))
+            .unwrap_or_default();
+        let limit_mib = i64::try_from(bytes >> 20).unwrap_or(i64::MAX);
+        let explicit = |env| self.settings.value(env);
+        MemoryPlan {
+            limit_mib,
+            attachment_budget_mb: explicit("GMP_ATTACHMENT_MEMORY_BUDGET_MB")
+                .unwrap_or((limit_mib * 2 / 5).max(1)),
+            cache_memory_mb: explicit("GMP_CACHE_MEMORY_MAX_MB").unwrap_or((limit_mib / 10).max(1)),
+        }
+    }
+
+    /// Database connections of one replica.
+    pub fn db_connections(&self) -> i64 {
+        self.settings
+            .value("GMP_DB_MAX_CONNECTIONS")
+            .unwrap_or(PROXY_DEFAULT_DB_CONNECTIONS)
+    }
+
+    /// The most replicas the proxy can have: the HPA's maximum, else `replicas`.
+    pub fn max_replicas(&self) -> i32 {
+        if self.hpa.enabled {
+            self.hpa.max_replicas
+        } else {
+            self.replicas
         }
     }
 }

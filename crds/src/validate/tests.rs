@@ -205,3 +205,71 @@ fn placement_is_read_from_yaml_and_the_operators_label_keys_are_refused() {
         ]
     );
 }
+
+/// A spec with these `spec.proxy` lines (YAML under `proxy:`) and PostgreSQL's `maxConnections`.
+fn with_proxy(proxy: &str, pg_connections: i32) -> Result<PressureTest, LoadError> {
+    load_yaml(&format!(
+        "metadata: {{name: s}}\nspec:\n  tenants: [{{name: a, profile: standard}}]\n  proxy:\n{proxy}\n  \
+         postgres: {{tuning: {{maxConnections: {pg_connections}}}}}\n"
+    ))
+}
+
+fn rule_paths(result: Result<PressureTest, LoadError>) -> Vec<String> {
+    match result {
+        Ok(_) => vec![],
+        Err(LoadError::Invalid(e)) => e.0.into_iter().map(|e| e.path).collect(),
+        Err(e) => panic!("not a rule error: {e}"),
+    }
+}
+
+#[test]
+fn proxy_settings_out_of_range_name_their_group_and_field() {
+    let proxy = "    settings:\n      dispatch: {claimBatchSize: 0, retryDelaysSeconds: [60, -1]}\n      \
+                 diskCache: {maxMb: 0}\n      http: {maxRequestBytes: 10}";
+    assert_eq!(
+        rule_paths(with_proxy(proxy, 200)),
+        [
+            "spec.proxy.settings.dispatch.claimBatchSize",
+            "spec.proxy.settings.diskCache.maxMb",
+            "spec.proxy.settings.http.maxRequestBytes",
+            "spec.proxy.settings.dispatch.retryDelaysSeconds",
+        ]
+    );
+    let ok = "    settings:\n      dispatch: {claimBatchSize: 500, retryDelaysSeconds: [1, 2]}\n      \
+              diskCache: {}\n      logFormat: Json";
+    let pt = with_proxy(ok, 200).expect("in-range settings load");
+    assert!(pt.spec.proxy.settings.disk_cache.is_some());
+}
+
+#[test]
+fn memory_budgets_must_leave_a_quarter_of_the_limit() {
+    // 512Mi by default: 300 + 51 (the 10 % share) = 351 MiB, within 384 (three quarters).
+    let fits = "    settings: {attachments: {memoryBudgetMb: 300}}";
+    assert_eq!(rule_paths(with_proxy(fits, 200)), Vec::<String>::new());
+    let over = "    settings: {attachments: {memoryBudgetMb: 340}}";
+    assert_eq!(rule_paths(with_proxy(over, 200)), ["spec.proxy"]);
+    let raised = "    resources: {memoryLimit: 1Gi}\n    settings: {attachments: {memoryBudgetMb: 340}, cache: {memoryMaxMb: 200}}";
+    assert_eq!(rule_paths(with_proxy(raised, 200)), Vec::<String>::new());
+    let plan = with_proxy(raised, 200).unwrap().spec.proxy.memory_plan();
+    assert_eq!(
+        (
+            plan.limit_mib,
+            plan.attachment_budget_mb,
+            plan.cache_memory_mb
+        ),
+        (1024, 340, 200)
+    );
+}
+
+#[test]
+fn database_connections_must_fit_postgres() {
+    // Default: 10 per replica × 4 (HPA maximum) + 5 spare = 45.
+    assert_eq!(
+        rule_paths(with_proxy("    replicas: 1", 45)),
+        Vec::<String>::new()
+    );
+    assert_eq!(rule_paths(with_proxy("    replicas: 1", 44)), ["spec"]);
+    let fixed = "    hpa: {enabled: false}\n    replicas: 3\n    settings: {database: {maxConnections: 60}}";
+    assert_eq!(rule_paths(with_proxy(fixed, 185)), Vec::<String>::new());
+    assert_eq!(rule_paths(with_proxy(fixed, 184)), ["spec"]);
+}

@@ -161,7 +161,8 @@ pub enum Database {
     Postgres(String),
 }
 
-/// The proxy's environment: store, listener, token, the spec's `GMP_*` tuning, scratch dirs.
+/// The proxy's environment: store, listener, token, the spec's `GMP_*` tuning and settings,
+/// scratch dirs.
 pub fn proxy_env(
     spec: &PressureTestSpec,
     db: &Database,
@@ -195,6 +196,9 @@ pub fn proxy_env(
             tmp.join("cache").display().to_string(),
         ),
     ];
+    // Every setting the spec sets; the local run has no container memory limit, so the memory
+    // budgets are the proxy's own defaults unless set, and the disk tier is always on.
+    env.extend(spec.proxy.settings.env());
     match db {
         Database::Sqlite => env.push(("GMP_DB_PATH", tmp.join("mail.db").display().to_string())),
         Database::Postgres(url) => {
@@ -282,5 +286,9 @@ mod tests {
         let env = proxy_env(&spec, &Database::Sqlite, 9, "tok", Path::new("/tmp/x"));
         assert!(env.contains(&("GMP_SEND_LOOP_INTERVAL".into(), "1".into())));
         assert!(env.contains(&("GMP_DB_PATH".into(), "/tmp/x/mail.db".into())));
+        assert!(!env.iter().any(|(k, _)| k == "GMP_SYNC_CONCURRENCY"));
+        spec.proxy.settings.sync = serde_yaml::from_str("{concurrency: 3}").expect("parses");
+        let env = proxy_env(&spec, &Database::Sqlite, 9, "tok", Path::new("/tmp/x"));
+        assert!(env.contains(&("GMP_SYNC_CONCURRENCY".into(), "3".into())));
     }
 }

@@ -364,7 +364,12 @@ spec:
     - {name: standard, profile: standard}
     - {name: newsletter, profile: newsletter}
   proxy:
-    tuning: {syncIntervalSeconds: 2}
+    tuning: {syncIntervalSeconds: 2, logLevel: INFO}
+    settings:
+      dispatch: {claimBatchSize: 25, maxConcurrentSends: 4, maxSendsPerAccount: 2, retryDelaysSeconds: [1, 2]}
+      sync: {concurrency: 2}
+      database: {maxConnections: 4}
+      logFormat: Json
   thresholds: {maxP99LatencyMs: 600000}
 "#;
 
@@ -395,7 +400,7 @@ fn fresh_database() -> String {
 }
 
 #[test]
-fn a_run_on_postgresql_loses_nothing() {
+fn a_run_on_postgresql_with_proxy_settings_loses_nothing() {
     let url = fresh_database();
     let dir = tempfile::tempdir().expect("tmp");
     let spec = write(dir.path(), "pg.yaml", TWO_TENANTS);
@@ -407,11 +412,30 @@ fn a_run_on_postgresql_loses_nothing() {
             "json",
             "--database-url",
             &url,
+            "--keep-temp",
         ],
         dir.path(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Kept the run's temporary directory: "))
+        .map(PathBuf::from);
+    // The proxy ran with the spec's settings: its log is JSON lines (`logFormat: Json`).
+    let proxy_log = kept
+        .as_ref()
+        .map(|k| std::fs::read_to_string(k.join("proxy.log")).expect("proxy log"));
+    if let Some(k) = &kept {
+        std::fs::remove_dir_all(k).expect("remove the kept directory");
+    }
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let proxy_log = proxy_log.expect("the kept directory is named on stderr");
+    let lines: Vec<&str> = proxy_log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the proxy logged nothing");
+    for line in &lines {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("proxy log line is not JSON ({e}): {line}"));
+    }
     let r: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
     assert_eq!(r["database"], "postgresql");
     let total = &r["total"];

@@ -6,9 +6,13 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
     MetricTarget, ResourceMetricSource,
 };
-use k8s_openapi::api::core::v1::{EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use pressure_crds::PressureTest;
+use pressure_crds::spec::sut::{DEFAULT_DISK_CACHE_MB, PROXY_DEFAULT_RESOURCES};
 
 use super::postgres::DB_NAME;
 use super::secret::{API_TOKEN, DB_PASSWORD, ENCRYPTION_KEY};
@@ -67,16 +71,24 @@ pub fn allowed_hosts(pt: &PressureTest, name: &str) -> String {
     hosts.join(",")
 }
 
+/// Where the disk tier of the MD5 cache lives in the proxy's container, when
+/// `settings.diskCache` is set.
+pub const CACHE_DIR: &str = "/var/cache/mailproxy";
+
 /// The proxy's environment: credentials from the Secret, the database URL built with `$(VAR)`
-/// expansion, the tenants' client Services as allowed hosts, and the tuning knobs.
+/// expansion, the tenants' client Services as allowed hosts, the tuning knobs, the memory
+/// budgets sized from the memory limit, the database connections (always passed: the CRD's rule
+/// checks them against PostgreSQL's), every other setting the spec sets, and the disk cache's
+/// folder when it has one.
 pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
-    let t = &pt.spec.proxy.tuning;
-    let (budget_mb, cache_mb) = memory_shares(pt);
+    let proxy = &pt.spec.proxy;
+    let t = &proxy.tuning;
+    let memory = proxy.memory_plan();
     let db_url = format!(
         "postgresql://{DB_NAME}:$(GMP_DB_PASSWORD)@{}:5432/{DB_NAME}",
         names::postgres(name)
     );
-    vec![
+    let mut out = vec![
         secret_env(name, "GMP_DB_PASSWORD", DB_PASSWORD),
         env("GMP_DB_PATH", db_url),
         secret_env(name, "GMP_API_TOKEN", API_TOKEN),
@@ -96,32 +108,43 @@ pub fn proxy_env(pt: &PressureTest, name: &str) -> Vec<EnvVar> {
         env("GMP_POOL_SIZE", t.pool_size.to_string()),
         env("GMP_LOG_LEVEL", t.log_level.as_env()),
         env("GMP_SPOOL_DIR", "/tmp"),
-        env("GMP_ATTACHMENT_MEMORY_BUDGET_MB", budget_mb.to_string()),
-        env("GMP_CACHE_MEMORY_MAX_MB", cache_mb.to_string()),
-    ]
+        env(
+            "GMP_ATTACHMENT_MEMORY_BUDGET_MB",
+            memory.attachment_budget_mb.to_string(),
+        ),
+        env(
+            "GMP_CACHE_MEMORY_MAX_MB",
+            memory.cache_memory_mb.to_string(),
+        ),
+        env("GMP_DB_MAX_CONNECTIONS", proxy.db_connections().to_string()),
+    ];
+    // The three set above from the settings are not repeated.
+    let owned: Vec<String> = out.iter().map(|e| e.name.clone()).collect();
+    out.extend(
+        proxy
+            .settings
+            .env()
+            .into_iter()
+            .filter(|(k, _)| !owned.iter().any(|o| o == k))
+            .map(|(k, v)| env(k, v)),
+    );
+    if proxy.settings.disk_cache.is_some() {
+        out.push(env("GMP_CACHE_DISK_DIR", CACHE_DIR));
+    }
+    out
 }
 
-/// The container's default requests and limits: cpu and memory requests, cpu and memory limits.
-const RESOURCES: [&str; 4] = ["250m", "256Mi", "1", "512Mi"];
-
-/// The attachment memory budget and the MD5 memory cache, in MiB: 40% and 10% of the container's
-/// memory limit. The proxy's own defaults (256 + 50 MiB) assume a bigger machine; under a
-/// 512Mi limit, attachments at 100 MB/s peaked at 287 MiB with them (`bench/attachments.py`),
-/// so these shares leave room for the rest of the process and the allocator.
-pub fn memory_shares(pt: &PressureTest) -> (u64, u64) {
-    let limit = pt
-        .spec
-        .proxy
-        .resources
-        .as_ref()
-        .and_then(|r| r.memory_limit.as_deref())
-        .unwrap_or(RESOURCES[3]);
-    // The schema admits only quantities `memory_bytes` reads; the default is the fallback.
-    let bytes = pressure_crds::validate::memory_bytes(limit)
-        .or_else(|| pressure_crds::validate::memory_bytes(RESOURCES[3]))
-        .unwrap_or_default();
-    let mib = bytes >> 20;
-    ((mib * 2 / 5).max(1), (mib / 10).max(1))
+/// The disk cache's emptyDir. The tier stores an item (at most its size) before it evicts the
+/// oldest, so it briefly holds up to twice its size; the volume's limit allows that and 16 MiB
+/// more (the kubelet evicts a pod whose emptyDir outgrows its limit).
+fn cache_volume(disk_max_mb: i64) -> (Volume, VolumeMount) {
+    let (mut volume, mount) = scratch("cache", CACHE_DIR);
+    let limit_mib = disk_max_mb * 2 + 16;
+    volume.empty_dir = Some(EmptyDirVolumeSource {
+        size_limit: Some(Quantity(format!("{limit_mib}Mi"))),
+        ..EmptyDirVolumeSource::default()
+    });
+    (volume, mount)
 }
 
 fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
@@ -129,7 +152,7 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
     let mut c = container(
         "mailproxy",
         &spec.image,
-        resources(spec.resources.as_ref(), RESOURCES),
+        resources(spec.resources.as_ref(), PROXY_DEFAULT_RESOURCES),
     );
     c.command = Some(vec!["mailproxy".into()]);
     c.env = Some(proxy_env(pt, name));
@@ -137,7 +160,15 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
     c.readiness_probe = Some(super::http_probe("/health", PORT));
     c.liveness_probe = Some(exec_probe(&["mailproxy", "healthcheck"], 10));
     let (tmp_vol, tmp_mount) = scratch("tmp", "/tmp");
-    c.volume_mounts = Some(vec![tmp_mount]);
+    let mut volumes = vec![tmp_vol];
+    let mut mounts = vec![tmp_mount];
+    if let Some(disk) = &spec.settings.disk_cache {
+        // The proxy's default size when the spec leaves it unset.
+        let (vol, mount) = cache_volume(disk.max_mb.unwrap_or(DEFAULT_DISK_CACHE_MB));
+        volumes.push(vol);
+        mounts.push(mount);
+    }
+    c.volume_mounts = Some(mounts);
     let pod_labels = labels(name, COMPONENT, "mailproxy");
     Ok(Deployment {
         metadata: meta(pt, names::proxy(name), pod_labels.clone())?,
@@ -155,7 +186,7 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![c],
-                    volumes: Some(vec![tmp_vol]),
+                    volumes: Some(volumes),
                     security_context: Some(pod_security(UID)),
                     automount_service_account_token: Some(false),
                     ..PodSpec::default()

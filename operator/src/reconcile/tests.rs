@@ -233,6 +233,67 @@ fn proxy_memory_settings_follow_its_memory_limit() {
 }
 
 #[test]
+fn proxy_settings_reach_its_environment_and_the_disk_cache_gets_a_volume() {
+    let proxy_pod = |pt: &PressureTest| {
+        let children = desired(pt, &secrets(), &OperatorPeer::default()).expect("builds");
+        pods(&children)
+            .into_iter()
+            .find(|(n, _)| n == "t-proxy")
+            .map(|(_, p)| p)
+            .expect("proxy pod")
+    };
+    let plain = proxy_pod(&running());
+    let c = &plain.containers[0];
+    assert_eq!(env_of(c, "GMP_DB_MAX_CONNECTIONS").as_deref(), Some("10"));
+    assert_eq!(
+        env_of(c, "GMP_CACHE_DISK_DIR"),
+        None,
+        "no disk tier unless asked"
+    );
+    assert_eq!(
+        env_of(c, "GMP_CLAIM_BATCH_SIZE"),
+        None,
+        "unset settings stay unset"
+    );
+
+    let mut pt = running();
+    pt.spec.proxy.settings = serde_yaml::from_str(
+        "dispatch: {claimBatchSize: 400, maxSendsPerAccount: 6, retryDelaysSeconds: [5, 30]}\n\
+         cache: {memoryMaxMb: 64}\ndiskCache: {maxMb: 800}\ndatabase: {maxConnections: 20}\n\
+         logFormat: Json\n",
+    )
+    .expect("settings parse");
+    let pod = proxy_pod(&pt);
+    let c = &pod.containers[0];
+    for (key, value) in [
+        ("GMP_CLAIM_BATCH_SIZE", "400"),
+        ("GMP_MAX_SENDS_PER_ACCOUNT", "6"),
+        ("GMP_RETRY_DELAYS", "5,30"),
+        ("GMP_CACHE_MEMORY_MAX_MB", "64"),
+        ("GMP_ATTACHMENT_MEMORY_BUDGET_MB", "204"),
+        ("GMP_CACHE_DISK_MAX_MB", "800"),
+        ("GMP_CACHE_DISK_DIR", proxy::CACHE_DIR),
+        ("GMP_DB_MAX_CONNECTIONS", "20"),
+        ("GMP_LOG_JSON", "true"),
+    ] {
+        assert_eq!(env_of(c, key).as_deref(), Some(value), "{key}");
+    }
+    let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "a variable twice: {names:?}");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "cache")
+        .expect("cache volume");
+    let limit = volume.empty_dir.as_ref().and_then(|e| e.size_limit.clone());
+    assert_eq!(limit.map(|q| q.0).as_deref(), Some("1616Mi"));
+    let mount = c.volume_mounts.iter().flatten().find(|m| m.name == "cache");
+    assert_eq!(mount.map(|m| m.mount_path.as_str()), Some(proxy::CACHE_DIR));
+}
+
+#[test]
 fn spec_changes_change_the_objects() {
     let base = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");
     let mut pt = running();
