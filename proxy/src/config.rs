@@ -85,6 +85,9 @@ pub struct Config {
     /// Log level (ERROR, WARNING, INFO, DEBUG, or a tracing filter).
     #[arg(long, env = "GMP_LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
+    /// Log at DEBUG, whatever `GMP_LOG_LEVEL` says (upstream's switch).
+    #[arg(long, env = "GMP_DEBUG", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub debug: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "GMP_LOG_JSON", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -275,6 +278,11 @@ impl Config {
         }
     }
 
+    /// The log filter: `DEBUG` with `GMP_DEBUG`, else `GMP_LOG_LEVEL`.
+    pub fn log_filter(&self) -> &str {
+        if self.debug { "DEBUG" } else { &self.log_level }
+    }
+
     /// The idle poll of the dispatcher, clamped to the contract's minimum of 50 ms.
     pub fn send_loop_interval(&self) -> Duration {
         Duration::from_secs_f64(self.send_loop_interval.max(0.05))
@@ -283,6 +291,82 @@ impl Config {
     /// Defaults, as if the binary ran with no flag and no environment (used by tests).
     pub fn defaults() -> Self {
         Cli::parse_from(["mailproxy"]).config
+    }
+}
+
+/// Upstream settings this proxy does not implement, by name or by prefix (ending in `_`), each
+/// with what to do instead. A replica refuses to start while one is set (to a non-empty
+/// value) rather than run without what its operator asked for.
+const UNSUPPORTED: [(&str, &str); 7] = [
+    (
+        "GMP_CONFIG",
+        "configuration files are not read: set GMP_* variables or flags (mailproxy --help)",
+    ),
+    (
+        "GMP_CONFIG_FILE",
+        "configuration files are not read: set GMP_* variables or flags (mailproxy --help)",
+    ),
+    (
+        "GMP_DATABASE_URL",
+        "the database is named by GMP_DB_PATH here",
+    ),
+    (
+        "GMP_CLIENT_SYNC_",
+        "there is no global sync endpoint: give each tenant its client_base_url and client_auth",
+    ),
+    (
+        "GMP_LOG_DELIVERY_ACTIVITY",
+        "no per-delivery log lines are written: follow deliveries in the gmp_* metrics and the tenants' delivery reports",
+    ),
+    ("GMP_BOUNCE_", "bounce handling is not implemented"),
+    (
+        "GMP_PEC_ACCEPTANCE_TIMEOUT",
+        "PEC (certified mail) is not implemented",
+    ),
+];
+
+/// Set variables of upstream's that this proxy does not implement: name and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedSettings(pub Vec<(String, &'static str)>);
+
+impl std::fmt::Display for UnsupportedSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, instead)| format!("{name} is set but not supported: {instead}; unset it"))
+            .collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for UnsupportedSettings {}
+
+/// Checks the environment for [`UNSUPPORTED`] settings with a non-empty value.
+pub fn refuse_unsupported(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), UnsupportedSettings> {
+    let mut found: Vec<(String, &'static str)> = vars
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .filter_map(|(name, _)| {
+            UNSUPPORTED
+                .iter()
+                .find(|(key, _)| {
+                    if key.ends_with('_') {
+                        name.starts_with(key)
+                    } else {
+                        name == *key
+                    }
+                })
+                .map(|(_, instead)| (name, *instead))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(UnsupportedSettings(found))
     }
 }
 
@@ -419,6 +503,51 @@ mod tests {
         assert_eq!(parse_bool("Yes"), Ok(true));
         assert!(parse_hosts("files.example, 10.0.0.0/33").is_err());
         assert!(parse_hosts("a b").is_err());
+    }
+
+    #[test]
+    fn upstream_settings_we_do_not_implement_are_refused_by_name() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let err = refuse_unsupported(vars(&[
+            ("GMP_CONFIG", "/etc/mail.ini"),
+            ("GMP_CLIENT_SYNC_TOKEN", "t"),
+            ("GMP_LOG_DELIVERY_ACTIVITY", "true"),
+            ("GMP_BOUNCE_IMAP_HOST", "imap"),
+            ("GMP_DEBUG", "1"),
+            ("GMP_INSTANCE_NAME", "a"),
+            ("GMP_TENANT", ""),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "GMP_BOUNCE_IMAP_HOST",
+                "GMP_CLIENT_SYNC_TOKEN",
+                "GMP_CONFIG",
+                "GMP_LOG_DELIVERY_ACTIVITY"
+            ]
+        );
+        assert!(
+            err.to_string()
+                .contains("GMP_CONFIG is set but not supported: configuration files are not read"),
+            "{err}"
+        );
+        assert!(
+            refuse_unsupported(vars(&[("GMP_DB_PATH", "x"), ("GMP_INSTANCE_NAME", "a")])).is_ok()
+        );
+    }
+
+    #[test]
+    fn gmp_debug_logs_at_debug() {
+        let c = Cli::parse_from(["mailproxy", "--log-level", "ERROR", "--debug", "true"]).config;
+        assert_eq!(c.log_filter(), "DEBUG");
+        assert_eq!(Config::defaults().log_filter(), "INFO");
     }
 
     #[test]

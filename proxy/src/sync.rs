@@ -8,6 +8,7 @@
 //! `GMP_SYNC_CONCURRENCY`, and a slow or failing tenant never delays the others.
 
 pub mod call;
+pub mod failure_log;
 pub mod reports;
 
 use std::{
@@ -68,6 +69,8 @@ pub struct Scheduler {
     dispatch_wake: Arc<Notify>,
     /// Tenants with a call in flight from this replica.
     in_flight: Mutex<HashSet<String>>,
+    /// Warnings about failed calls, at most one a minute per tenant.
+    failures: failure_log::FailureLog,
 }
 
 impl Scheduler {
@@ -105,6 +108,7 @@ impl Scheduler {
             wake,
             dispatch_wake,
             in_flight: Mutex::new(HashSet::new()),
+            failures: failure_log::FailureLog::default(),
         }))
     }
 
@@ -237,17 +241,22 @@ impl Scheduler {
             &s.allowed,
         )
         .await
-        .map_err(|f| {
-            debug!(tenant = %id, failure = f.label(), "Sync call failed.");
-            f.label()
+        .map_err(|e| {
+            self.failures.failed(id, e.kind.label(), &e.cause);
+            e.kind.label()
         })?;
-        let resp = call::parse(&raw).ok_or("invalid")?;
+        let invalid = |cause: &str| {
+            self.failures.failed(id, "invalid", cause);
+            "invalid"
+        };
+        let resp = call::parse(&raw).ok_or_else(|| invalid("the answer is not a JSON object"))?;
         if !resp.messages.is_empty() {
             self.enqueue_held(id, &resp.messages).await.map_err(db)?;
         }
         if !resp.ok {
-            return Err("invalid");
+            return Err(invalid("the answer's \"ok\" is not true"));
         }
+        self.failures.succeeded(id);
         let now = now_ts();
         let refused_ids = resp.error.iter().cloned().collect();
         let (acked, refused) = reports::settle(&pending, &refused_ids);

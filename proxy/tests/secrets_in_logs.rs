@@ -3,7 +3,7 @@
 //! an attachment with its own credentials go through intake, a failing and a successful sync, a
 //! failing and a successful attachment fetch and an authenticated SMTP delivery; then the
 //! captured output must contain none of the secrets (nor their base64 forms), and no API
-//! response may carry them.
+//! response may carry them. The failed sync is a warning with the tenant and the cause.
 
 #![allow(clippy::unwrap_used)]
 
@@ -139,6 +139,22 @@ async fn secrets_never_appear_in_debug_logs() {
         "the log is at debug level: {}",
         &log[..log.len().min(2000)]
     );
+    // The failed sync call is a warning that names the tenant and the cause; the success after
+    // it says so.
+    let failed = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("Sync call failed"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no warning about the failed sync: {}",
+                &log[..log.len().min(3000)]
+            )
+        });
+    assert!(
+        failed.contains("sec") && failed.contains("http_error") && failed.contains("HTTP 500"),
+        "{failed}"
+    );
+    assert!(log.contains("Sync calls succeed again"), "no recovery line");
     let secrets = [
         SYNC_TOKEN.to_string(),
         SMTP_PASSWORD.to_string(),

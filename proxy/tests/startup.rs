@@ -100,3 +100,44 @@ async fn without_a_wait_a_missing_database_fails_the_start_at_once() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_upstream_setting_we_do_not_implement_stops_the_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailproxy"));
+        cmd.arg("validate")
+            .env("GMP_DB_PATH", &db)
+            .env_remove("GMP_CONFIG")
+            .env_remove("GMP_CLIENT_SYNC_URL");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[
+        ("GMP_CONFIG", "/etc/genro/mail.ini"),
+        ("GMP_CLIENT_SYNC_URL", "http://app.example/sync"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("GMP_CONFIG is set but not supported: configuration files are not read"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("GMP_CLIENT_SYNC_URL is set but not supported"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "the database was opened before the refusal");
+    // Without them the same command opens, migrates and exits 0.
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists());
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mailproxy_proto::sync::SyncRequestV1;
 use serde_json::Value;
-use tracing::warn;
 
 use crate::attachments::{guard, resolve};
 use crate::config::Hosts;
@@ -24,6 +23,24 @@ pub enum CallFailure {
     Invalid,
     /// The endpoint is an internal address (by literal or by name) not explicitly allowed.
     Refused,
+}
+
+/// A failed call: its kind (the metric's label) and what happened, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// The kind of failure.
+    pub kind: CallFailure,
+    /// What happened, in words (no credentials: never the request's headers).
+    pub cause: String,
+}
+
+impl CallError {
+    fn new(kind: CallFailure, cause: impl Into<String>) -> Self {
+        CallError {
+            kind,
+            cause: cause.into(),
+        }
+    }
 }
 
 impl CallFailure {
@@ -133,13 +150,15 @@ pub async fn post(
     timeout: Duration,
     max_bytes: usize,
     allowed: &Hosts,
-) -> Result<Vec<u8>, CallFailure> {
+) -> Result<Vec<u8>, CallError> {
     let url = url(tenant)
         .and_then(|u| reqwest::Url::parse(&u).ok())
-        .ok_or(CallFailure::Http)?;
+        .ok_or_else(|| CallError::new(CallFailure::Http, "no valid sync URL"))?;
     if let Err(refused) = guard::check_literal(&url, allowed) {
-        warn!(tenant = %tenant.id, reason = %refused.why, "Sync endpoint refused.");
-        return Err(CallFailure::Refused);
+        return Err(CallError::new(
+            CallFailure::Refused,
+            refused.why.to_string(),
+        ));
     }
     let req = with_auth(
         client.post(url).json(body).timeout(timeout),
@@ -147,36 +166,61 @@ pub async fn post(
     );
     let resp = req.send().await.map_err(|e| {
         if let Some(refused) = resolve::refusal(&e) {
-            warn!(tenant = %tenant.id, reason = %refused, "Sync endpoint refused.");
-            CallFailure::Refused
+            CallError::new(CallFailure::Refused, refused.to_string())
         } else if e.is_timeout() {
-            CallFailure::Timeout
+            CallError::new(
+                CallFailure::Timeout,
+                format!("no answer within {timeout:?}"),
+            )
         } else {
-            CallFailure::Http
+            CallError::new(CallFailure::Http, error_chain(&e.without_url()))
         }
     })?;
-    if !resp.status().is_success() {
-        return Err(CallFailure::Http);
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(CallError::new(
+            CallFailure::Http,
+            format!("answered HTTP {status}"),
+        ));
     }
+    let too_big = || {
+        CallError::new(
+            CallFailure::Invalid,
+            format!("answer over {max_bytes} bytes"),
+        )
+    };
     if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
-        return Err(CallFailure::Invalid);
+        return Err(too_big());
     }
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             if e.is_timeout() {
-                CallFailure::Timeout
+                CallError::new(CallFailure::Timeout, "the answer did not arrive in time")
             } else {
-                CallFailure::Http
+                CallError::new(CallFailure::Http, error_chain(&e.without_url()))
             }
         })?;
         if out.len() + chunk.len() > max_bytes {
-            return Err(CallFailure::Invalid);
+            return Err(too_big());
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// An error and its sources on one line (reqwest's own message is only "error sending request");
+/// callers strip the URL first, as a tenant's URL may carry a password.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -246,14 +290,12 @@ mod tests {
 
     /// A call with loopback allowed (as the test application runs there).
     async fn call(base: String, path: &str) -> Result<Vec<u8>, CallFailure> {
-        call_allowing(base, path, Hosts(vec!["127.0.0.0/8".into()])).await
+        call_allowing(base, path, Hosts(vec!["127.0.0.0/8".into()]))
+            .await
+            .map_err(|e| e.kind)
     }
 
-    async fn call_allowing(
-        base: String,
-        path: &str,
-        allowed: Hosts,
-    ) -> Result<Vec<u8>, CallFailure> {
+    async fn call_allowing(base: String, path: &str, allowed: Hosts) -> Result<Vec<u8>, CallError> {
         let client = resolve::client(&allowed, lookup());
         let tenant = Tenant {
             id: "t".into(),
@@ -293,13 +335,41 @@ mod tests {
         // Loopback unlisted: refused by literal and by name.
         let none = Hosts::default();
         let loopback = format!("http://127.0.0.1:{port}");
-        assert_eq!(call_allowing(loopback, "/ok", none.clone()).await, refused);
+        let kind = |r: Result<Vec<u8>, CallError>| r.map_err(|e| e.kind);
+        assert_eq!(
+            kind(call_allowing(loopback, "/ok", none.clone()).await),
+            refused
+        );
         let named = format!("http://app.test:{port}");
-        assert_eq!(call_allowing(named, "/ok", none).await, refused);
+        assert_eq!(kind(call_allowing(named, "/ok", none).await), refused);
         // A redirect is not followed: the call fails and the target is never called.
         let redirected = call(format!("http://127.0.0.1:{port}"), "/sync").await;
         assert_eq!(redirected, Err(CallFailure::Http));
         assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failure_says_what_happened_without_the_url_or_its_password() {
+        let (port, _) = app().await;
+        let allowed = Hosts(vec!["127.0.0.0/8".into()]);
+        let err = call_allowing(format!("http://127.0.0.1:{port}"), "/sync", allowed.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, CallFailure::Http);
+        assert!(err.cause.contains("HTTP 307"), "{}", err.cause);
+        // Nothing listens on a port just released: the cause is the connection's.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let base = format!("http://user:s3cret@127.0.0.1:{closed_port}");
+        let err = call_allowing(base, "/sync", allowed).await.unwrap_err();
+        assert_eq!(err.kind, CallFailure::Http);
+        assert!(
+            err.cause.to_lowercase().contains("connect"),
+            "{}",
+            err.cause
+        );
+        assert!(!err.cause.contains("s3cret"), "{}", err.cause);
     }
 
     #[test]
