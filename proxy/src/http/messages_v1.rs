@@ -1,7 +1,11 @@
 //! Messages in both dialects (PROTOCOL.md §3.3, §3.4, §3.6): add in batches or one at a time, list,
 //! get, delete, cleanup and counts. Every intake path goes through `Store::enqueue`.
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -143,30 +147,61 @@ pub async fn add_one_generated(
     Ok(Json(json!({"id": id, "ok": true})))
 }
 
-async fn list(state: &AppState, caller: &Caller, q: &Query) -> Result<Vec<Value>, AppError> {
+/// Header of a listing that stopped at its `limit` while more rows follow: the `offset` of the
+/// next page. Upstream returns every row; a listing here is paged (`limit` default 1,000, at
+/// most 10,000), and this says when a page is not the last.
+pub const NEXT_OFFSET: &str = "x-next-offset";
+
+/// One page of a message listing.
+struct Page {
+    records: Vec<Value>,
+    /// The next page's offset, when rows follow this page.
+    next_offset: Option<i64>,
+}
+
+impl Page {
+    /// [`NEXT_OFFSET`] when rows follow.
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(next) = self.next_offset {
+            h.insert(NEXT_OFFSET, HeaderValue::from(next));
+        }
+        h
+    }
+}
+
+async fn list(state: &AppState, caller: &Caller, q: &Query) -> Result<Page, AppError> {
     let tenant_id = auth::scope_required(caller, q.get("tenant_id").map(String::as_str))?;
     let limit = int(q, "limit", 1000)?.clamp(1, 10_000);
     let offset = int(q, "offset", 0)?.max(0);
-    Ok(state
+    // One row more than asked tells whether another page follows.
+    let mut records = state
         .store
         .list_messages(
             &tenant_id,
             flag(q, "active_only")?,
             flag(q, "include_history")?,
-            limit,
+            limit + 1,
             offset,
         )
-        .await?)
+        .await?;
+    let more = records.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(Page {
+        records,
+        next_offset: more.then_some(offset + limit),
+    })
 }
 
-/// `GET /messages?tenant_id=&active_only=&include_history=&limit=&offset=`.
+/// `GET /messages?tenant_id=&active_only=&include_history=&limit=&offset=`; when more rows
+/// follow, `next_offset` in the body and the [`NEXT_OFFSET`] header.
 pub async fn list_classic(
     State(state): State<AppState>,
     Authed(caller): Authed,
     q: Query,
-) -> ApiResult {
-    let mut records = list(&state, &caller, &q).await?;
-    for r in &mut records {
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let mut page = list(&state, &caller, &q).await?;
+    for r in &mut page.records {
         if let Some(m) = r.as_object_mut() {
             let sent = m.get("status") == Some(&json!("sent"));
             let smtp = m.get("smtp_ts").cloned().unwrap_or(Value::Null);
@@ -174,16 +209,23 @@ pub async fn list_classic(
             m.retain(|_, v| !v.is_null());
         }
     }
-    Ok(Json(json!({"ok": true, "messages": records})))
+    let headers = page.headers();
+    let mut body = json!({"ok": true, "messages": page.records});
+    if let Some(next) = page.next_offset {
+        body["next_offset"] = json!(next);
+    }
+    Ok((headers, Json(body)))
 }
 
-/// `GET /messages/list`.
+/// `GET /messages/list`: a bare array, as upstream's; the [`NEXT_OFFSET`] header when more rows
+/// follow.
 pub async fn list_generated(
     State(state): State<AppState>,
     Authed(caller): Authed,
     q: Query,
-) -> ApiResult {
-    Ok(Json(Value::Array(list(&state, &caller, &q).await?)))
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let page = list(&state, &caller, &q).await?;
+    Ok((page.headers(), Json(Value::Array(page.records))))
 }
 
 /// `GET /messages/get?tenant_id=&message_id=`.
