@@ -73,11 +73,12 @@ fn panel(
     if stop < t_max {
         let _ = writeln!(
             out,
-            r##"<line x1="{0:.1}" y1="{y0}" x2="{0:.1}" y2="{1}" stroke="#888" stroke-dasharray="4 3"/><text x="{2:.1}" y="{3}" fill="#666">load stops</text>"##,
+            r##"<line x1="{0:.1}" y1="{y0}" x2="{0:.1}" y2="{1}" stroke="#888" stroke-dasharray="4 3"/><text x="{2:.1}" y="{3}" fill="#666" text-anchor="{4}">load stops</text>"##,
             x(stop),
             y0 + PANEL_H,
-            x(stop) + 4.0,
-            y0 + 12.0
+            label_x(x(stop)),
+            y0 + 12.0,
+            label_anchor(x(stop))
         );
     }
     let mut end = 0.0;
@@ -153,6 +154,27 @@ fn axes(
     }
 }
 
+/// Room a marker's label takes (about ten characters of the 12 px font).
+const LABEL_W: f64 = 70.0;
+
+/// A marker's label goes right of its line, or left of it when it would leave the picture.
+fn label_x(line_x: f64) -> f64 {
+    if line_x + 4.0 + LABEL_W > W {
+        line_x - 4.0
+    } else {
+        line_x + 4.0
+    }
+}
+
+/// The `text-anchor` that goes with [`label_x`].
+fn label_anchor(line_x: f64) -> &'static str {
+    if line_x + 4.0 + LABEL_W > W {
+        "end"
+    } else {
+        "start"
+    }
+}
+
 /// A round upper bound (1, 2, 5 × 10^n) at or above `v`.
 pub fn nice_max(v: f64) -> f64 {
     if !(v.is_finite() && v > 0.0) {
@@ -224,8 +246,16 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert_eq!(s.matches("<polyline").count(), 2);
         assert!(s.contains("warm-up"));
-        assert!(s.contains("load stops"));
+        assert!(s.contains(r#"text-anchor="start">load stops"#));
         assert!(s.contains("r&lt;1&gt;"));
+        // A load that stops near the right edge (a short drain) keeps its label inside.
+        let mut timeline = r.timeline[..6].to_vec();
+        timeline.push(point(6.3, 0.3, (60, 63), 0, Some(50.0)));
+        let late = Report {
+            timeline,
+            ..r.clone()
+        };
+        assert!(svg(&late).contains(r#"text-anchor="end">load stops"#));
         let staged = Report {
             stages: vec![crate::StageSpec {
                 duration_seconds: 3,
