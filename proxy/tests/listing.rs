@@ -1,6 +1,7 @@
 //! Message listings are paged (`limit`, default 1,000; `offset`) and say when a page is not the
 //! last: the `x-next-offset` header in both dialects, and `next_offset` in the classic body.
-//! Upstream returns every row; a client that reads only the first page now knows it.
+//! Upstream returns every row; a client that reads only the first page now knows it. One message
+//! is read by its id alone.
 
 #![allow(clippy::unwrap_used)]
 
@@ -79,6 +80,24 @@ async fn a_listing_says_when_more_rows_follow(db: Db) {
     let (_, next, body) = page(&api, &format!("{classic}&limit=3&offset=3")).await;
     assert_eq!(body["messages"].as_array().unwrap().len(), 2, "{body}");
     assert_eq!((next, body.get("next_offset")), (None, None));
+
+    // One message by its id, with its history; an unknown id is a 404.
+    let (s, one) = api
+        .get("/messages/get?tenant_id=pages&message_id=P-3&include_history=true")
+        .await;
+    assert_eq!(
+        (s, &one["id"], &one["status"]),
+        (StatusCode::OK, &json!("P-3"), &json!("sent")),
+        "{one}"
+    );
+    assert!(
+        one["history"].as_array().is_some_and(|h| !h.is_empty()),
+        "{one}"
+    );
+    let (s, _) = api
+        .get("/messages/get?tenant_id=pages&message_id=P-9")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 on_both_stores!(a_listing_says_when_more_rows_follow);

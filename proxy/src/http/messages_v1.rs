@@ -238,18 +238,11 @@ pub async fn get_generated(
     let id = q
         .get("message_id")
         .ok_or_else(|| AppError::missing("message_id"))?;
-    let all = state
+    // One row by its id (it read up to a million rows and searched them).
+    state
         .store
-        .list_messages(
-            &tenant_id,
-            false,
-            flag(&q, "include_history")?,
-            1_000_000,
-            0,
-        )
-        .await?;
-    all.into_iter()
-        .find(|m| m.get("id").and_then(Value::as_str) == Some(id.as_str()))
+        .get_message(&tenant_id, id, flag(&q, "include_history")?)
+        .await?
         .map(Json)
         .ok_or_else(|| AppError::not_found(format!("Message '{id}' not found")))
 }

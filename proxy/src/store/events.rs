@@ -105,10 +105,36 @@ impl Store {
             .or_else(|_| row.try_get::<i64, _>("x").map(|v| v != 0))?)
     }
 
+    /// One message of a tenant as a MessageRecord (§3.5), by its id.
+    pub async fn get_message(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        include_history: bool,
+    ) -> Result<Option<Value>> {
+        let found = self
+            .message_records(tenant_id, Some(id), false, include_history, 1, 0)
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
     /// Lists a tenant's messages as MessageRecords (§3.5).
     pub async fn list_messages(
         &self,
         tenant_id: &str,
+        active_only: bool,
+        include_history: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Value>> {
+        self.message_records(tenant_id, None, active_only, include_history, limit, offset)
+            .await
+    }
+
+    async fn message_records(
+        &self,
+        tenant_id: &str,
+        id: Option<&str>,
         active_only: bool,
         include_history: bool,
         limit: i64,
@@ -121,19 +147,19 @@ impl Store {
                (SELECT e.event_ts FROM message_events e WHERE e.message_pk = m.pk AND e.event_type = 'error' ORDER BY e.id DESC LIMIT 1) AS error_ts, \
                (SELECT e.description FROM message_events e WHERE e.message_pk = m.pk AND e.event_type = 'error' ORDER BY e.id DESC LIMIT 1) AS error \
              FROM messages m JOIN tenants t ON t.id = m.tenant_id \
-             WHERE m.tenant_id = $1 {} ORDER BY m.queued_us, m.pk LIMIT $2 OFFSET $3",
+             WHERE m.tenant_id = $1 {}{} ORDER BY m.queued_us, m.pk LIMIT $2 OFFSET $3",
             if active_only {
                 "AND m.smtp_ts IS NULL"
             } else {
                 ""
-            }
+            },
+            if id.is_some() { " AND m.id = $4" } else { "" }
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(tenant_id).bind(limit).bind(offset);
+        if let Some(id) = id {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let smtp_ts: Option<i64> = r.try_get("smtp_ts")?;
