@@ -27,8 +27,11 @@ pub fn build(pt: &PressureTest, s: &PressureTestStatus, tl: &RunTimeline) -> Rep
         (Some(stop), Some(abort)) => Some(stop.min(abort)),
         (stop, abort) => stop.or(abort),
     };
-    let measured = match (window_start, window_end) {
-        (Some(a), Some(b)) => (b - a).max(0) as f64,
+    // The verdict's window when its two readings exist (the status's rate is over it), else the
+    // planned one.
+    let measured = match (&s.baseline, &s.load_end, window_start, window_end) {
+        (Some(b), Some(e), _, _) => (e.observed_at - b.observed_at).max(0) as f64,
+        (_, _, Some(a), Some(b)) => (b - a).max(0) as f64,
         _ => 0.0,
     };
     let completed = s
@@ -228,6 +231,26 @@ mod tests {
         assert!(r.passed && !r.interrupted);
         assert_eq!(r.delivered_source, "sink");
         assert!(r.tenants.is_empty() && r.per_tenant.len() == 1);
+    }
+
+    #[test]
+    fn the_measured_time_is_the_verdicts_window_when_its_readings_exist() {
+        let mut s = finished(verdict::THRESHOLDS_PASSED, true);
+        let at = |observed_at| Figures {
+            observed_at,
+            ..Figures::default()
+        };
+        s.baseline = Some(at(1_012));
+        s.load_end = Some(at(1_073));
+        let r = build(&pt(), &s, &RunTimeline::default());
+        assert_eq!(
+            r.measured_seconds, 61.0,
+            "the readings' times, not the plan's 60"
+        );
+        assert_eq!(
+            r.drain_seconds, 20.0,
+            "the drain counts from the load's stop"
+        );
     }
 
     #[test]
