@@ -7,6 +7,8 @@
 #   - the figures in .status are the sink's: generated = delivered (nothing lost), duplicates
 #     within --max-duplicates (default 0), no attachment mismatch;
 #   - every pod of the test ran on the real node, containerd held its containers, none restarted;
+#   - the stored report gives the throughput by proxy replica count (with --proxy-replicas N,
+#     a line for N);
 #   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume.
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
@@ -34,7 +36,7 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '13,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '15,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
@@ -247,6 +249,21 @@ say "figures: generated=$generated delivered=$delivered duplicates=$duplicates a
   fail "lost messages: generated $generated, the sink received $delivered of which ${duplicates:-0} duplicates"
 ((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
 ((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
+
+# The stored report gives the throughput by the number of proxy replicas that answered each
+# reading (the question an autoscaling test asks); a fixed count must appear in it.
+report=$(field "$name" '{.status.report}')
+[[ -n $report ]] || fail "pt/$name names no report ConfigMap"
+by_replicas=$(k -n "$NS" get configmap "$report" -o jsonpath='{.data.report\.json}' | python3 -c '
+import json, sys
+lines = json.load(sys.stdin).get("byReplicas", [])
+print(" ".join("%s:%s:%.0f" % (l["replicas"], l["deliveredPerSecond"], l["seconds"]) for l in lines))')
+[[ -n $by_replicas ]] || fail "the report of pt/$name has no throughput by proxy replicas"
+say "ok: throughput by proxy replicas (replicas:msg/s:seconds): $by_replicas"
+if [[ -n $REPLICAS ]]; then
+  [[ " $by_replicas" == *" $REPLICAS:"* ]] ||
+    fail "the report has no line for the $REPLICAS proxy replicas the run had: $by_replicas"
+fi
 
 # The settings reached the proxy in its pod: its disk tier filled the cache volume.
 if [[ -n $disk_cache ]]; then

@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod render;
+pub mod replicas;
 
 /// Key of the finished run's report in its report ConfigMap (`status.report`).
 pub const REPORT_KEY: &str = "report.json";
@@ -95,6 +96,10 @@ pub struct Point {
     pub generated: u64,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// Proxy replicas that answered this reading (the operator's timeline; a local run has one
+    /// proxy and leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_replicas: Option<u32>,
 }
 
 /// The whole report (printed, written as JSON, charted). Read back (a baseline), a field the
@@ -153,6 +158,10 @@ pub struct Report {
     /// each ends.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageSpec>,
+    /// Throughput by the number of proxy replicas, over the measured window (a cluster run's;
+    /// see [`replicas::by_replicas`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_replicas: Vec<replicas::ReplicaFigures>,
     /// Throughput and p99 latency second by second.
     pub timeline: Vec<Point>,
     /// This run against its baseline, when it had one.

@@ -47,6 +47,8 @@ pub struct Reading {
     pub latency_buckets: Vec<(f64, f64)>,
     /// The proxy replicas' attachment cache lookups, summed: (hits, misses).
     pub proxy_cache: (u64, u64),
+    /// Proxy replicas that answered this reading.
+    pub proxy_replicas: u32,
 }
 
 /// Everything the controller saw during one reconcile.

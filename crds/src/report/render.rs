@@ -1,5 +1,5 @@
 //! The human-readable report: one table row per tenant and the total, the proxy's cache and
-//! memory, then one line per threshold, the verdict and the comparison with a baseline. The
+//! memory, throughput by proxy replicas (a cluster run's), then one line per threshold, the verdict and the comparison with a baseline. The
 //! local run prints it; `kubectl pressure report` prints it for a run in a cluster.
 
 use std::fmt::Write;
@@ -62,6 +62,22 @@ pub fn human(r: &Report) -> String {
                 b as f64 / 1048576.0
             ))
     );
+    if !r.by_replicas.is_empty() {
+        let parts: Vec<String> = r
+            .by_replicas
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} replica{}: {:.1} msg/s over {:.0} s",
+                    l.replicas,
+                    if l.replicas == 1 { "" } else { "s" },
+                    l.delivered_per_second,
+                    l.seconds
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "Throughput by proxy replicas: {}", parts.join("; "));
+    }
     if !r.cpu_seconds.is_empty() {
         let parts: Vec<String> = r
             .cpu_seconds
@@ -247,6 +263,34 @@ mod tests {
         assert!(text.contains("FAIL minThroughputPerSecond"), "{text}");
         assert!(text.contains("Verdict: FAIL (ThresholdBreached)"), "{text}");
         assert!(text.contains("verifying sink"), "{text}");
+        assert!(
+            !text.contains("by proxy replicas"),
+            "a local run has no such line"
+        );
+        let scaled = Report {
+            by_replicas: vec![
+                super::super::replicas::ReplicaFigures {
+                    replicas: 1,
+                    seconds: 30.0,
+                    delivered: 1_500,
+                    delivered_per_second: 50.0,
+                },
+                super::super::replicas::ReplicaFigures {
+                    replicas: 2,
+                    seconds: 60.0,
+                    delivered: 5_400,
+                    delivered_per_second: 90.0,
+                },
+            ],
+            ..r
+        };
+        let text = human(&scaled);
+        assert!(
+            text.contains(
+                "Throughput by proxy replicas: 1 replica: 50.0 msg/s over 30 s; 2 replicas: 90.0 msg/s over 60 s"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub fn build(
         total,
         tenants,
         stages: facts.stages.clone(),
+        // One proxy process: no throughput by replica count.
+        by_replicas: Vec::new(),
         timeline,
         comparison: None,
     }

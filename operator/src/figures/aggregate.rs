@@ -95,6 +95,7 @@ pub fn aggregate(
         figures: fig,
         per_tenant,
         proxy_seen: !proxies.is_empty(),
+        proxy_replicas: u32::try_from(proxies.len()).unwrap_or(u32::MAX),
         latency_buckets: buckets,
         proxy_cache: (
             cache(|p| p.cache_hits) as u64,

@@ -82,6 +82,13 @@ pub fn build(pt: &PressureTest, s: &PressureTestStatus, tl: &RunTimeline) -> Rep
         per_tenant: s.per_tenant.clone(),
         figures,
         stages: spec.stages.clone(),
+        by_replicas: pressure_crds::report::replicas::by_replicas(
+            &tl.points,
+            f64::from(spec.warmup_seconds),
+            window_end
+                .zip(s.load_start_at)
+                .map_or(f64::MAX, |(end, start)| (end - start) as f64),
+        ),
         timeline: tl.points.clone(),
         comparison: None,
     }
@@ -251,6 +258,31 @@ mod tests {
             r.drain_seconds, 20.0,
             "the drain counts from the load's stop"
         );
+    }
+
+    #[test]
+    fn the_report_gives_the_throughput_by_proxy_replicas_in_the_window() {
+        let point = |t: f64, delivered: u64, replicas: u32| Point {
+            t,
+            delivered,
+            proxy_replicas: Some(replicas),
+            ..Point::default()
+        };
+        let points = vec![
+            point(0.0, 0, 1),
+            point(10.0, 400, 1), // the warm-up (10 s): left out
+            point(40.0, 1_600, 1),
+            point(70.0, 4_600, 3),
+            point(80.0, 4_700, 3), // after the load's stop (70 s): left out
+        ];
+        let tl = RunTimeline::resume("demo-0000abcd", points, 1_000);
+        let r = build(&pt(), &finished(verdict::THRESHOLDS_PASSED, true), &tl);
+        let lines: Vec<(u32, f64, f64)> = r
+            .by_replicas
+            .iter()
+            .map(|l| (l.replicas, l.seconds, l.delivered_per_second))
+            .collect();
+        assert_eq!(lines, [(1, 30.0, 40.0), (3, 30.0, 100.0)]);
     }
 
     #[test]

@@ -82,8 +82,10 @@ impl RunTimeline {
         let t = (now - start_at) as f64;
         if t >= 0.0 {
             let generated = r.figures.generated.max(0) as u64;
-            self.points
-                .push(chart::point(t, dt, (d0, delivered), generated, p99));
+            let mut point = chart::point(t, dt, (d0, delivered), generated, p99);
+            // No replica answering means the count is unknown, not that none was delivering.
+            point.proxy_replicas = (r.proxy_replicas > 0).then_some(r.proxy_replicas);
+            self.points.push(point);
         }
     }
 }
@@ -131,6 +133,7 @@ mod tests {
             },
             latency_buckets: buckets.to_vec(),
             proxy_cache: (3, 1),
+            proxy_replicas: 2,
             ..Reading::default()
         }
     }
@@ -166,6 +169,7 @@ mod tests {
         assert_eq!((b.t, b.delivered_per_second, b.generated), (15.0, 5.0, 155));
         assert!(b.latency_p99_ms.is_some_and(|ms| ms > 900.0));
         assert_eq!(t.proxy_cache, (3, 1));
+        assert_eq!((a.proxy_replicas, b.proxy_replicas), (Some(2), Some(2)));
     }
 
     #[test]
