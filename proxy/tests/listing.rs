@@ -69,6 +69,18 @@ async fn a_listing_says_when_more_rows_follow(db: Db) {
         (5, None),
         "all within the default"
     );
+    // Each record carries its own history (read for the whole page at once).
+    let mut event_ids = std::collections::BTreeSet::new();
+    for rec in body.as_array().unwrap() {
+        let history = rec["history"].as_array().unwrap();
+        assert!(history.iter().any(|e| e["event_type"] == "sent"), "{rec}");
+        for e in history {
+            assert!(
+                event_ids.insert(e["event_id"].to_string()),
+                "an event twice: {body}"
+            );
+        }
+    }
 
     let classic = "/messages?tenant_id=pages&include_history=true";
     let (_, next, body) = page(&api, &format!("{classic}&limit=3")).await;
