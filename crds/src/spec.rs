@@ -36,9 +36,12 @@ const SPEC_LOCK_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.phase)
 
 /// CEL rule: the proxies' database connections at their most replicas must leave PostgreSQL spare ones
 /// ([`sut::PROXY_DEFAULT_DB_CONNECTIONS`], [`sut::POSTGRES_SPARE_CONNECTIONS`]).
-const DB_CONNECTIONS_RULE: &str = "(has(self.proxy.settings) && has(self.proxy.settings.database) \
+pub(crate) const DB_CONNECTIONS_RULE: &str = "(has(self.proxy.settings) && has(self.proxy.settings.database) \
 && has(self.proxy.settings.database.maxConnections) ? self.proxy.settings.database.maxConnections : 10) \
 * (self.proxy.hpa.enabled ? self.proxy.hpa.maxReplicas : self.proxy.replicas) + 5 <= self.postgres.tuning.maxConnections";
+
+/// What the CRD and `validate` say when [`DB_CONNECTIONS_RULE`] fails.
+pub const DB_CONNECTIONS_MESSAGE: &str = "proxy.settings.database.maxConnections (default 10) times the most proxy replicas (hpa.maxReplicas, or replicas without the HPA), plus 5 spare, must not exceed postgres.tuning.maxConnections";
 
 /// CEL rule: a new run (a changed `runNumber`) does not start aborted.
 const RERUN_ABORT_RULE: &str = "(has(self.runNumber) ? self.runNumber : 0) == \
@@ -70,7 +73,7 @@ const RERUN_ABORT_RULE: &str = "(has(self.runNumber) ? self.runNumber : 0) == \
     printcolumn(name = "Run", type_ = "integer", json_path = ".status.runNumber", priority = 1, description = "spec.runNumber of the current run")
 )]
 #[x_kube(validation = Rule::new("!self.grafana.enabled || self.prometheus.enabled").message("grafana.enabled needs prometheus.enabled"))]
-#[x_kube(validation = Rule::new(DB_CONNECTIONS_RULE).message("proxy.settings.database.maxConnections (default 10) times the most proxy replicas (hpa.maxReplicas, or replicas without the HPA), plus 5 spare, must not exceed postgres.tuning.maxConnections"))]
+#[x_kube(validation = Rule::new(DB_CONNECTIONS_RULE).message(DB_CONNECTIONS_MESSAGE))]
 #[x_kube(validation = Rule::new(RERUN_ABORT_RULE).message("a new run (runNumber changed) would start aborted: set abort to false in the same change"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PressureTestSpec {

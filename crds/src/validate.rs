@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::spec::DB_CONNECTIONS_MESSAGE;
 use crate::spec::placement::PlacementSpec;
-use crate::spec::sut::{POSTGRES_SPARE_CONNECTIONS, ResourcesSpec};
+use crate::spec::settings::RETRY_DELAYS_MESSAGE;
+use crate::spec::sut::{POSTGRES_SPARE_CONNECTIONS, PROXY_MEMORY_MESSAGE, ResourcesSpec};
 use crate::spec::{PressureTest, PressureTestSpec, TenantSpec};
 
 /// What is wrong with one field.
@@ -398,28 +400,15 @@ fn check_settings(c: &mut Checker, spec: &PressureTestSpec) {
         let path = "spec.proxy.settings.dispatch.retryDelaysSeconds";
         c.length(path, delays.len(), 1, 10);
         if delays.iter().any(|d| !(0..=86_400).contains(d)) {
-            c.push(
-                path,
-                Problem::Rule("retryDelaysSeconds: each delay must be between 0 and 86400 seconds"),
-            );
+            c.push(path, Problem::Rule(RETRY_DELAYS_MESSAGE));
         }
     }
     if !p.memory_plan().fits() {
-        c.push(
-            "spec.proxy",
-            Problem::Rule(
-                "settings.attachments.memoryBudgetMb and settings.cache.memoryMaxMb (each 40 % and 10 % of the memory limit when unset) must together stay within three quarters of resources.memoryLimit (default 512Mi): raise the limit or lower them",
-            ),
-        );
+        c.push("spec.proxy", Problem::Rule(PROXY_MEMORY_MESSAGE));
     }
     let wanted = p.db_connections() * i64::from(p.max_replicas()) + POSTGRES_SPARE_CONNECTIONS;
     if wanted > i64::from(spec.postgres.tuning.max_connections) {
-        c.push(
-            "spec",
-            Problem::Rule(
-                "proxy.settings.database.maxConnections (default 10) times the most proxy replicas (hpa.maxReplicas, or replicas without the HPA), plus 5 spare, must not exceed postgres.tuning.maxConnections",
-            ),
-        );
+        c.push("spec", Problem::Rule(DB_CONNECTIONS_MESSAGE));
     }
 }
 

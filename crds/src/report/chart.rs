@@ -71,14 +71,15 @@ fn panel(
     );
     let stop = f64::from(r.warmup_seconds + r.duration_seconds);
     if stop < t_max {
+        let (label_x, anchor) = label_place(x(stop));
         let _ = writeln!(
             out,
             r##"<line x1="{0:.1}" y1="{y0}" x2="{0:.1}" y2="{1}" stroke="#888" stroke-dasharray="4 3"/><text x="{2:.1}" y="{3}" fill="#666" text-anchor="{4}">load stops</text>"##,
             x(stop),
             y0 + PANEL_H,
-            label_x(x(stop)),
+            label_x,
             y0 + 12.0,
-            label_anchor(x(stop))
+            anchor
         );
     }
     let mut end = 0.0;
@@ -157,21 +158,13 @@ fn axes(
 /// Room a marker's label takes (about ten characters of the 12 px font).
 const LABEL_W: f64 = 70.0;
 
-/// A marker's label goes right of its line, or left of it when it would leave the picture.
-fn label_x(line_x: f64) -> f64 {
+/// Where a marker's label goes, and its `text-anchor`: right of its line, or left of it when it
+/// would leave the picture.
+fn label_place(line_x: f64) -> (f64, &'static str) {
     if line_x + 4.0 + LABEL_W > W {
-        line_x - 4.0
+        (line_x - 4.0, "end")
     } else {
-        line_x + 4.0
-    }
-}
-
-/// The `text-anchor` that goes with [`label_x`].
-fn label_anchor(line_x: f64) -> &'static str {
-    if line_x + 4.0 + LABEL_W > W {
-        "end"
-    } else {
-        "start"
+        (line_x + 4.0, "start")
     }
 }
 

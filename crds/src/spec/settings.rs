@@ -11,6 +11,10 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// What the CRD and `validate` say when a retry delay is out of range.
+pub const RETRY_DELAYS_MESSAGE: &str =
+    "retryDelaysSeconds: each delay must be between 0 and 86400 seconds";
+
 /// One integer setting of a group: its field name in the spec, its variable, its allowed range
 /// and its value (None: unset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +98,7 @@ settings_group! {
         /// `[60, 300, 900]`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(min = 1, max = 10))]
-        #[x_kube(validation = Rule::new("self.all(d, d >= 0 && d <= 86400)").message("retryDelaysSeconds: each delay must be between 0 and 86400 seconds"))]
+        #[x_kube(validation = Rule::new("self.all(d, d >= 0 && d <= 86400)").message(RETRY_DELAYS_MESSAGE))]
         pub retry_delays_seconds: Option<Vec<i64>>,
     }
 }

@@ -55,6 +55,9 @@ const PROXY_MEMORY_RULE: &str = concat!(
     " * 3"
 );
 
+/// What the CRD and `validate` say when [`PROXY_MEMORY_RULE`] fails.
+pub const PROXY_MEMORY_MESSAGE: &str = "settings.attachments.memoryBudgetMb and settings.cache.memoryMaxMb (each 40 % and 10 % of the memory limit when unset) must together stay within three quarters of resources.memoryLimit (default 512Mi): raise the limit or lower them";
+
 /// The proxy's memory limit and how much of it the attachment budget and the memory cache take.
 /// Unset, they are 40 % and 10 % of the limit: the proxy's own defaults (256 + 50 MiB) assume a
 /// bigger machine; under a 512Mi limit, attachments at 100 MB/s peaked at 287 MiB with them
@@ -103,7 +106,7 @@ pub struct ResourcesSpec {
 
 /// The mail proxy Deployment.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[x_kube(validation = Rule::new(PROXY_MEMORY_RULE).message("settings.attachments.memoryBudgetMb and settings.cache.memoryMaxMb (each 40 % and 10 % of the memory limit when unset) must together stay within three quarters of resources.memoryLimit (default 512Mi): raise the limit or lower them"))]
+#[x_kube(validation = Rule::new(PROXY_MEMORY_RULE).message(PROXY_MEMORY_MESSAGE))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxySpec {
     /// Container image.
@@ -521,4 +524,25 @@ fn d_prom_image() -> String {
 }
 fn d_grafana_image() -> String {
     DEFAULT_GRAFANA_IMAGE.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cel_rules_use_the_constants_they_mirror() {
+        // CEL cannot read Rust constants: the rules spell them out, and must stay equal to them.
+        let limit = crate::validate::memory_bytes(PROXY_DEFAULT_RESOURCES[3]).unwrap();
+        assert!(PROXY_MEMORY_RULE.contains(&format!(": {limit}) / 1048576)")));
+        let db = crate::spec::DB_CONNECTIONS_RULE;
+        assert!(
+            db.contains(&format!(": {PROXY_DEFAULT_DB_CONNECTIONS})")),
+            "{db}"
+        );
+        assert!(
+            db.contains(&format!("+ {POSTGRES_SPARE_CONNECTIONS} <=")),
+            "{db}"
+        );
+    }
 }
