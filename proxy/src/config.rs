@@ -66,6 +66,11 @@ pub struct Config {
     /// the proxy's requests (and its `client_auth` credentials) at another address.
     #[arg(long, env = "GMP_TENANT_ENDPOINT_SELF_SERVICE", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub tenant_endpoint_self_service: bool,
+    /// Record every state-changing API call (its operation, tenant, request and answer, secrets
+    /// and inline attachment data redacted) in the command log, as upstream does: one row per
+    /// call. Off: nothing is recorded and `/command-log` answers what was recorded before.
+    #[arg(long, env = "GMP_COMMAND_LOG", default_value_t = true, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub command_log: bool,
     /// Encryption key for secrets at rest: base64 of 32 bytes.
     #[arg(long, env = "MAIL_PROXY_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,

@@ -3,16 +3,20 @@
 //! one authentication model. [`router`] lists every route.
 //!
 //! Layout: [`auth`] (tokens and scopes), [`input`] (JSON bodies and query parameters in the
-//! contract's error shapes), then one file per resource: [`health_v1`], [`tenants_v1`],
-//! [`accounts_v1`], [`messages_v1`], [`commands_v1`].
+//! contract's error shapes), [`record`] (the command log of state-changing calls), then one
+//! file per resource: [`health_v1`], [`tenants_v1`], [`accounts_v1`], [`messages_v1`],
+//! [`commands_v1`], [`instance_v1`] (the instance and the command log), [`storages_v1`].
 
 pub mod accounts_v1;
 pub mod auth;
 pub mod commands_v1;
 pub mod health_v1;
 pub mod input;
+pub mod instance_v1;
 pub mod messages_v1;
 pub mod origin;
+pub mod record;
+pub mod storages_v1;
 pub mod tenants_v1;
 
 use std::sync::Arc;
@@ -53,6 +57,10 @@ pub struct AppState {
     pub limits: crate::model::submit::Limits,
     /// `GMP_TENANT_ENDPOINT_SELF_SERVICE`: tenant tokens may change their connection fields.
     pub tenant_endpoint_self_service: bool,
+    /// `GMP_COMMAND_LOG`: record state-changing calls in the command log.
+    pub command_log: bool,
+    /// `GMP_ATTACHMENT_BASE_DIR`: where `local` storages may point.
+    pub attachment_base_dir: Option<std::path::PathBuf>,
 }
 
 /// Every route of both dialects.
@@ -60,6 +68,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     use accounts_v1 as acc;
     use commands_v1 as cmd;
     use health_v1 as health;
+    use instance_v1 as inst;
     use messages_v1 as msg;
     use tenants_v1 as ten;
     Router::new()
@@ -96,7 +105,30 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/tenant/{id}/api-key",
             post(ten::create_key_classic).delete(ten::revoke_key_classic),
         )
+        .route("/instance", get(inst::get_classic).put(inst::update))
+        .route("/instance/reload-bounce", post(inst::reload_bounce))
+        .route("/instance/upgrade-to-ee", post(inst::upgrade_to_ee))
+        .route("/command-log", get(inst::list_classic))
+        .route("/command-log/export", get(inst::export_classic))
         // Generated dialect.
+        .route("/instance/get", get(inst::get_generated))
+        .route("/instance/update", post(inst::update))
+        .route("/instance/upgrade_to_ee", post(inst::upgrade_to_ee))
+        .route("/instance/get_bounce_config", get(inst::bounce_config))
+        .route("/instance/set_bounce_config", post(inst::update))
+        .route("/instance/reload_bounce", post(inst::reload_bounce))
+        .route("/command_log/list", get(inst::list_generated))
+        .route("/command_log/get", get(inst::get_command))
+        .route("/command_log/export", get(inst::export_generated))
+        .route("/command_log/purge", post(inst::purge))
+        .route("/storages/add", post(storages_v1::add))
+        .route("/storages/delete", post(storages_v1::delete))
+        .route("/storages/get", get(storages_v1::get))
+        .route("/storages/list", get(storages_v1::list))
+        .route("/accounts/add_pec", post(acc::add_pec))
+        .route("/accounts/list_pec", get(acc::list_pec))
+        .route("/accounts/get_pec_ids", get(acc::pec_ids))
+        .route("/messages/delete", post(msg::delete_one_generated))
         .route("/instance/run_now", post(cmd::run_now))
         .route("/instance/suspend", post(cmd::suspend_generated))
         .route("/instance/activate", post(cmd::activate_generated))
@@ -133,6 +165,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(msg::cleanup_generated).post(msg::cleanup_generated),
         )
         .fallback(health::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record::record,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -10,7 +10,8 @@
 //! Layout:
 //! - [`config`]: flags with `GMP_*` environment twins; [`telemetry`]: logging.
 //! - [`http`]: the router and one file per resource; [`error`]: errors as JSON responses.
-//! - [`model`]: pure domain rules (normalisation, addresses, retries, rate limits, names).
+//! - [`model`]: pure domain rules (normalisation, addresses, retries, rate limits, names);
+//!   [`intake`]: which submitted messages are stored and which refused, and why (pure).
 //! - [`store`]: the database; [`crypto`]: secrets at rest.
 //! - [`dispatch`]: claims, the per-message pipeline, batched outcomes.
 //! - [`mail`]: MIME building and the SMTP pool; [`attachments`]: attachment loading.
@@ -23,6 +24,7 @@ pub mod crypto;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod intake;
 pub mod mail;
 pub mod metrics;
 pub mod model;

@@ -72,7 +72,8 @@ pub struct TenantSource {
 pub struct TenantOutcome {
     /// Tenant id.
     pub tenant_id: String,
-    /// `ok`, `http_error`, `timeout`, `invalid`, `refused` (a link-local endpoint).
+    /// `ok`, `http_error`, `timeout`, `invalid`, `refused` (a link-local endpoint),
+    /// `database_error` (the proxy's own database failed around the call).
     pub outcome: String,
 }
 

@@ -119,6 +119,8 @@ impl Server {
             report_max_attempts: config.report_max_attempts,
             limits: config.limits(),
             tenant_endpoint_self_service: config.tenant_endpoint_self_service,
+            command_log: config.command_log,
+            attachment_base_dir: config.attachment_base_dir.clone(),
         };
         let app = router(state, config.max_request_bytes);
         tasks.push(tokio::spawn(listen::serve(

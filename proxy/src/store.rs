@@ -3,13 +3,15 @@
 //! same SQL. The few places where they differ (row locks that skip locked rows, advisory locks)
 //! branch on [`Backend`].
 //!
-//! Layout: [`tenants`], [`accounts`], [`messages`] (intake, listing, deletes), [`queue`] (claims,
+//! Layout: [`tenants`], [`accounts`], [`messages`] (intake, listing, deletes), [`admin`] (the
+//! instance row, storages, the command log), [`queue`] (claims,
 //! leases and batched outcomes for the dispatcher), [`events`] (delivery reports for the sync),
 //! [`planner`] (fresh statistics for PostgreSQL's planner while a test fills a new database).
 //! Every operation that writes several rows runs in one transaction, and the dispatcher's hot path
 //! is batched: one claim per batch of rows, one transaction per batch of outcomes.
 
 pub mod accounts;
+pub mod admin;
 pub mod events;
 pub mod messages;
 pub mod planner;

@@ -24,14 +24,28 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     config::Config,
+    intake::Scope,
     metrics::{Metrics, TenantLabel, TenantOutcome, TenantSource},
-    store::{Store, messages::Intake, now_ts, sync_state::SyncDone},
+    store::{Store, now_ts, sync_state::SyncDone},
 };
 
-/// Backoff after the n-th consecutive failure: `min(300, 5 × 2^(n − 1))` seconds.
-pub fn backoff_seconds(failures: i64) -> i64 {
-    let exp = u32::try_from((failures - 1).clamp(0, 10)).unwrap_or(10);
-    (5i64 << exp).min(300)
+/// Why one sync call failed, as counted in `gmp_sync_calls_total{outcome}`.
+#[derive(Debug)]
+enum SyncError {
+    /// The call itself failed (HTTP status, timeout, refused address, an answer not understood).
+    Call(call::CallFailure),
+    /// The proxy's own database failed while preparing or settling the call.
+    Database(crate::store::StoreError),
+}
+
+impl SyncError {
+    /// The `outcome` label.
+    fn label(&self) -> &'static str {
+        match self {
+            SyncError::Call(kind) => kind.label(),
+            SyncError::Database(_) => "database_error",
+        }
+    }
 }
 
 /// Sync settings from the process configuration.
@@ -196,11 +210,14 @@ impl Scheduler {
         let started = Instant::now();
         let outcome = match self.call(id).await {
             Ok(()) => "ok",
-            Err(kind) => {
+            Err(failure) => {
+                if let SyncError::Database(e) = &failure {
+                    warn!(tenant = %id, error = %e, "Sync bookkeeping failed.");
+                }
                 if let Err(e) = self.store.sync_failed(id, &self.replica, now_ts()).await {
                     warn!(tenant = %id, error = %e, "Recording a sync failure failed.");
                 }
-                kind
+                failure.label()
             }
         };
         let labels = TenantOutcome {
@@ -214,12 +231,9 @@ impl Scheduler {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    async fn call(&self, id: &str) -> Result<(), &'static str> {
+    async fn call(&self, id: &str) -> Result<(), SyncError> {
         let s = &self.settings;
-        let db = |e: crate::store::StoreError| {
-            warn!(tenant = %id, error = %e, "Sync bookkeeping failed.");
-            "http_error"
-        };
+        let db = SyncError::Database;
         let Some(tenant) = self.store.tenant(id).await.map_err(db)? else {
             return Ok(());
         };
@@ -243,11 +257,12 @@ impl Scheduler {
         .await
         .map_err(|e| {
             self.failures.failed(id, e.kind.label(), &e.cause);
-            e.kind.label()
+            SyncError::Call(e.kind)
         })?;
         let invalid = |cause: &str| {
-            self.failures.failed(id, "invalid", cause);
-            "invalid"
+            let kind = call::CallFailure::Invalid;
+            self.failures.failed(id, kind.label(), cause);
+            SyncError::Call(kind)
         };
         let resp = call::parse(&raw).ok_or_else(|| invalid("the answer is not a JSON object"))?;
         if !resp.messages.is_empty() {
@@ -337,7 +352,7 @@ impl Scheduler {
         id: &str,
         messages: &[serde_json::Value],
     ) -> crate::store::Result<()> {
-        let intake = Intake {
+        let intake = Scope {
             default_tenant: Some(id),
             forced_tenant: Some(id),
             default_priority: self.settings.default_priority,
@@ -360,18 +375,5 @@ impl Scheduler {
             self.dispatch_wake.notify_one();
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        assert_eq!(
-            [1, 2, 3, 4, 7, 50].map(backoff_seconds),
-            [5, 10, 20, 40, 300, 300]
-        );
     }
 }

@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod headers;
 pub mod message;
+pub mod patch;
 pub mod prom;
 #[cfg(feature = "signals")]
 pub mod signals;

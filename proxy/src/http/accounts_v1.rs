@@ -5,6 +5,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
+use mailproxy_proto::patch::AccountPatchV1;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -24,12 +25,14 @@ async fn upsert(
 ) -> Result<Value, AppError> {
     let tenant_id = auth::scope_required(caller, body.get("tenant_id").and_then(Value::as_str))?;
     let id = required_str(body, "id")?;
-    for (canon, alias) in [("host", "smtp_host"), ("port", "smtp_port")] {
-        if !body.contains_key(canon)
-            && !body.contains_key(alias)
-            && state.store.account(&tenant_id, id).await?.is_none()
-        {
-            return Err(AppError::missing(canon));
+    let patch =
+        AccountPatchV1::from_json(body).map_err(|e| AppError::bad_request(e.to_string()))?;
+    for (field, given) in [
+        ("host", patch.host.is_present()),
+        ("port", patch.port.is_present()),
+    ] {
+        if !given && state.store.account(&tenant_id, id).await?.is_none() {
+            return Err(AppError::missing(field));
         }
     }
     let tenant = state
@@ -39,9 +42,9 @@ async fn upsert(
         .ok_or_else(|| AppError::tenant_not_found(&tenant_id))?;
     let account = state
         .store
-        .upsert_account(&tenant_id, id, body)
+        .upsert_account(&tenant_id, id, patch)
         .await?
-        .map_err(AppError::bad_request)?;
+        .ok_or_else(|| AppError::bad_request("host and port are required"))?;
     state.metrics.touch_account(&AccountLabels::new(
         &tenant_id,
         tenant.name.as_deref(),
@@ -165,4 +168,50 @@ pub async fn delete_generated(
         return Err(AppError::not_found(format!("Account '{id}' not found")));
     }
     Ok(Json(json!({"ok": true})))
+}
+
+/// A tenant's PEC accounts (`is_pec_account` true; stored only, D19).
+async fn pec_accounts(
+    state: &AppState,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<Vec<Value>, AppError> {
+    let tenant_id = auth::scope_required(caller, named)?;
+    Ok(state
+        .store
+        .accounts(&tenant_id)
+        .await?
+        .iter()
+        .filter(|a| a.extra.get("is_pec_account") == Some(&Value::Bool(true)))
+        .map(|a| a.to_json(false))
+        .collect())
+}
+
+/// `GET /accounts/list_pec?tenant_id=`.
+pub async fn list_pec(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    q: Query,
+) -> ApiResult {
+    let list = pec_accounts(&state, &caller, q.get("tenant_id").map(String::as_str)).await?;
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /accounts/get_pec_ids?tenant_id=`: the ids of the PEC accounts.
+pub async fn pec_ids(State(state): State<AppState>, Authed(caller): Authed, q: Query) -> ApiResult {
+    let list = pec_accounts(&state, &caller, q.get("tenant_id").map(String::as_str)).await?;
+    Ok(Json(Value::Array(
+        list.into_iter().map(|a| a["id"].clone()).collect(),
+    )))
+}
+
+/// `POST /accounts/add_pec`: as `/accounts/add`, marked `is_pec_account`.
+pub async fn add_pec(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    body: Body,
+) -> ApiResult {
+    let mut body = body.object()?;
+    body.insert("is_pec_account".into(), Value::Bool(true));
+    Ok(Json(upsert(&state, &caller, &body).await?))
 }

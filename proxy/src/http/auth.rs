@@ -14,7 +14,9 @@ use axum::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use std::sync::Arc;
+
+use super::{AppState, record::Slot};
 use crate::{error::AppError, store::now_ts};
 
 /// Who is calling.
@@ -101,7 +103,11 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        caller(state, &parts.headers).await.map(Authed)
+        let who = caller(state, &parts.headers).await?;
+        if let Some(slot) = parts.extensions.get::<Arc<Slot>>() {
+            slot.authenticated(&who);
+        }
+        Ok(Authed(who))
     }
 }
 
@@ -113,7 +119,11 @@ impl FromRequestParts<AppState> for AdminOnly {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        admin(state, &parts.headers).await.map(|()| AdminOnly)
+        admin(state, &parts.headers).await?;
+        if let Some(slot) = parts.extensions.get::<Arc<Slot>>() {
+            slot.authenticated(&Caller::Admin);
+        }
+        Ok(AdminOnly)
     }
 }
 

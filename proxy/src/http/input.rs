@@ -3,7 +3,7 @@
 //! large`), and typed reads of query parameters and body fields that answer 422 with the field's
 //! location.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     body::Bytes,
@@ -12,6 +12,7 @@ use axum::{
 };
 use serde_json::{Map, Value};
 
+use super::record::Slot;
 use crate::error::AppError;
 
 /// A JSON body (an empty body is `{}`). A body must be declared `Content-Type:
@@ -52,6 +53,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             Some(v) if v.to_str().is_ok_and(is_json) => true,
             Some(_) => return Err(unsupported_media_type()),
         };
+        let slot = req.extensions().get::<Arc<Slot>>().cloned();
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
@@ -71,9 +73,13 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 format!("Request body has more than {MAX_JSON_VALUES} JSON values"),
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(|e| AppError::unprocessable("", &format!("Invalid JSON: {e}"), "json_invalid"))
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            AppError::unprocessable("", &format!("Invalid JSON: {e}"), "json_invalid")
+        })?;
+        if let Some(slot) = slot {
+            slot.body(&body);
+        }
+        Ok(Body(body))
     }
 }
 

@@ -15,12 +15,10 @@ use super::{
 };
 use crate::{
     error::{ApiResult, AppError},
+    intake::{Outcome, Scope},
     metrics::TenantSource,
     model::submit::parse_priority,
-    store::{
-        messages::{EnqueueOutcome, Intake},
-        now_ts,
-    },
+    store::now_ts,
 };
 
 /// Largest REST batch.
@@ -32,7 +30,7 @@ async fn intake(
     caller: &Caller,
     body: &Map<String, Value>,
     messages: &[Value],
-) -> Result<EnqueueOutcome, AppError> {
+) -> Result<Outcome, AppError> {
     let named = body.get("tenant_id").and_then(Value::as_str);
     let default_tenant = auth::scope(caller, named)?;
     let forced = match caller {
@@ -47,7 +45,7 @@ async fn intake(
         .store
         .enqueue(
             messages,
-            Intake {
+            Scope {
                 default_tenant: default_tenant.as_deref(),
                 forced_tenant: forced.as_deref(),
                 default_priority,
@@ -102,7 +100,7 @@ fn messages_of(body: &Map<String, Value>) -> Result<&Vec<Value>, AppError> {
     Ok(list)
 }
 
-fn respond(out: &EnqueueOutcome) -> ApiResult {
+fn respond(out: &Outcome) -> ApiResult {
     if !out.ok() {
         return Err(AppError {
             status: StatusCode::BAD_REQUEST,
@@ -141,7 +139,7 @@ pub async fn add_one_generated(
     )
     .await?;
     if let Some(r) = out.rejected.first() {
-        return Err(AppError::bad_request(r.reason.clone()));
+        return Err(AppError::bad_request(r.reason.as_str()));
     }
     let id = required_str(&body, "id")?;
     Ok(Json(json!({"id": id, "ok": true})))
@@ -372,4 +370,24 @@ pub async fn count_pending_for_tenant(
             .count_pending_for_tenant(&tenant_id, q.get("batch_code").map(String::as_str))
             .await?
     )))
+}
+
+/// `POST /messages/delete` with `{"message_pk", "tenant_id"?}`: one message by its primary key
+/// (a tenant token reaches only its own).
+pub async fn delete_one_generated(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    body: Body,
+) -> ApiResult {
+    let body = body.object()?;
+    let tenant = auth::scope(&caller, body.get("tenant_id").and_then(Value::as_str))?;
+    let pk = required_str(&body, "message_pk")?;
+    if !state
+        .store
+        .delete_message_by_pk(tenant.as_deref(), pk)
+        .await?
+    {
+        return Err(AppError::not_found(format!("Message '{pk}' not found")));
+    }
+    Ok(Json(json!({"ok": true})))
 }

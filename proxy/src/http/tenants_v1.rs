@@ -7,6 +7,7 @@ use axum::{
     http::StatusCode,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use mailproxy_proto::patch::TenantPatchV1;
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
@@ -26,23 +27,22 @@ fn new_key() -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
+/// The tenant fields of a body, parsed once (400 naming a field of the wrong type).
+fn patch_of(body: &Map<String, Value>) -> Result<TenantPatchV1, AppError> {
+    TenantPatchV1::from_json(body).map_err(|e| AppError::bad_request(e.to_string()))
+}
+
 async fn upsert(
     state: &AppState,
     id: &str,
-    body: &Map<String, Value>,
+    patch: TenantPatchV1,
     must_exist: bool,
 ) -> Result<(Value, Option<String>), AppError> {
     let (tenant, created) = state
         .store
-        .upsert_tenant(id, body, must_exist)
+        .upsert_tenant(id, patch, must_exist)
         .await?
-        .map_err(|reason| {
-            if reason.ends_with("not found") {
-                AppError::not_found(reason)
-            } else {
-                AppError::bad_request(reason)
-            }
-        })?;
+        .ok_or_else(|| AppError::tenant_not_found(id))?;
     let key = if created {
         let key = new_key();
         state
@@ -60,7 +60,7 @@ async fn upsert(
 pub async fn add_classic(State(state): State<AppState>, _: AdminOnly, body: Body) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "id")?.to_string();
-    let (_, key) = upsert(&state, &id, &body, false).await?;
+    let (_, key) = upsert(&state, &id, patch_of(&body)?, false).await?;
     let mut out = json!({"ok": true});
     if let Some(k) = key {
         out["api_key"] = json!(k);
@@ -72,7 +72,7 @@ pub async fn add_classic(State(state): State<AppState>, _: AdminOnly, body: Body
 pub async fn add_generated(State(state): State<AppState>, _: AdminOnly, body: Body) -> ApiResult {
     let body = body.object()?;
     let id = required_str(&body, "id")?.to_string();
-    let (mut tenant, key) = upsert(&state, &id, &body, false).await?;
+    let (mut tenant, key) = upsert(&state, &id, patch_of(&body)?, false).await?;
     if let Some(k) = key {
         tenant["api_key"] = json!(k);
     }
@@ -94,11 +94,7 @@ const CONNECTION_FIELDS: [&str; 4] = [
 ];
 
 /// Refuses (403) a tenant token's update that names an admin-only field, whatever its value.
-fn check_patch(
-    state: &AppState,
-    caller: &Caller,
-    patch: &Map<String, Value>,
-) -> Result<(), AppError> {
+fn check_patch(state: &AppState, caller: &Caller, patch: &TenantPatchV1) -> Result<(), AppError> {
     let Caller::Tenant(_) = caller else {
         return Ok(());
     };
@@ -107,10 +103,11 @@ fn check_patch(
     } else {
         &CONNECTION_FIELDS
     };
+    let named = patch.present();
     if let Some(field) = ADMIN_ONLY_FIELDS
         .iter()
         .chain(connection)
-        .find(|f| patch.contains_key(**f))
+        .find(|f| named.contains(*f))
     {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
@@ -128,9 +125,9 @@ pub async fn update_classic(
     body: Body,
 ) -> ApiResult {
     auth::scope(&caller, Some(&id))?;
-    let body = body.object()?;
-    check_patch(&state, &caller, &body)?;
-    upsert(&state, &id, &body, true).await?;
+    let patch = patch_of(&body.object()?)?;
+    check_patch(&state, &caller, &patch)?;
+    upsert(&state, &id, patch, true).await?;
     Ok(Json(json!({"ok": true})))
 }
 
@@ -142,8 +139,9 @@ pub async fn update_generated(
 ) -> ApiResult {
     let body = body.object()?;
     let id = auth::scope_required(&caller, body.get("tenant_id").and_then(Value::as_str))?;
-    check_patch(&state, &caller, &body)?;
-    let (tenant, _) = upsert(&state, &id, &body, true).await?;
+    let patch = patch_of(&body)?;
+    check_patch(&state, &caller, &patch)?;
+    let (tenant, _) = upsert(&state, &id, patch, true).await?;
     Ok(Json(tenant))
 }
 

@@ -1,5 +1,13 @@
 //! Retry classification (PROTOCOL.md §6.4): which failures are temporary (deferred and retried with
-//! the configured delays) and which are permanent (a terminal `error`).
+//! the configured delays) and which are permanent (a terminal `error`); and the backoff of a
+//! tenant whose sync calls fail.
+
+/// Backoff of a tenant's sync after its n-th consecutive failed call (PROTOCOL.md §4.4):
+/// `min(300, 5 × 2^(n − 1))` seconds.
+pub fn sync_backoff_seconds(failures: i64) -> i64 {
+    let exp = u32::try_from((failures - 1).clamp(0, 10)).unwrap_or(10);
+    (5i64 << exp).min(300)
+}
 
 /// How a failed attempt ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,14 @@ pub fn describe(f: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_backoff_doubles_up_to_five_minutes() {
+        assert_eq!(
+            [1, 2, 3, 4, 7, 50].map(sync_backoff_seconds),
+            [5, 10, 20, 40, 300, 300]
+        );
+    }
 
     fn text(t: &str) -> Failure {
         Failure {

@@ -3,7 +3,7 @@
 //! (`sender` → `from`, `recipient_email` → `to`, `body_text`/`body_html` → `body`), then fields
 //! are checked in the contract's order, each failure with its exact reason string.
 //!
-//! Tenant and account resolution need the database and happen in `store::messages`.
+//! Tenant and account resolution need the database and happen in [`crate::intake`].
 
 use std::collections::BTreeMap;
 
@@ -38,8 +38,7 @@ pub struct Rejection {
     /// The id, when the message had one.
     pub id: Option<String>,
     /// From the normaliser: the tenant the message names, which proves nothing (any caller can
-    /// write any name); `store::messages` replaces it with the tenant the rejection is filed
-    /// under, if any.
+    /// write any name); [`crate::intake`] files the rejection under the caller's tenant instead.
     pub tenant_id: Option<String>,
     /// One of the contract's exact reasons.
     pub reason: String,

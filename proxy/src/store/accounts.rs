@@ -1,6 +1,7 @@
 //! SMTP accounts (PROTOCOL.md §3.5): upserts that change only the keys present, with the `smtp_*`
 //! aliases of the classic dialect; passwords encrypted at rest and never returned.
 
+use mailproxy_proto::patch::AccountPatchV1;
 use serde_json::{Map, Value, json};
 use sqlx::{Row, any::AnyRow};
 
@@ -49,15 +50,6 @@ pub struct Account {
     pub updated_at: String,
 }
 
-const EXTRA_KEYS: [&str; 6] = [
-    "is_pec_account",
-    "imap_host",
-    "imap_port",
-    "imap_user",
-    "imap_password",
-    "imap_folder",
-];
-
 impl Account {
     /// The response form: every field but secrets, plus `has_password`.
     pub fn to_json(&self, classic: bool) -> Value {
@@ -84,92 +76,24 @@ impl Account {
         v
     }
 
-    /// Applies the keys present (canonical keys win over `smtp_*` aliases).
-    pub fn apply_patch(&mut self, patch: &Map<String, Value>) -> Result<(), String> {
-        let pick = |canon: &str, alias: Option<&str>| {
-            patch
-                .get(canon)
-                .or_else(|| alias.and_then(|a| patch.get(a)))
-        };
-        if let Some(v) = pick("host", Some("smtp_host")) {
-            self.host = v
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .ok_or("host: expected a string")?
-                .into();
-        }
-        if let Some(v) = pick("port", Some("smtp_port")) {
-            let port = v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
-            self.port = port
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or("port: expected 1..65535")?;
-        }
-        if let Some(v) = pick("user", Some("smtp_user")) {
-            self.user = opt_str("user", v)?;
-        }
-        if let Some(v) = pick("password", Some("smtp_password")) {
-            self.password = opt_str("password", v)?;
-        }
-        for (key, slot) in [
-            ("limit_per_minute", &mut self.limit_per_minute),
-            ("limit_per_hour", &mut self.limit_per_hour),
-            ("limit_per_day", &mut self.limit_per_day),
-            ("batch_size", &mut self.batch_size),
-        ] {
-            if let Some(v) = patch.get(key) {
-                *slot = if v.is_null() {
-                    None
-                } else {
-                    Some(v.as_i64().ok_or(format!("{key}: expected an integer"))?)
-                };
-            }
-        }
-        if let Some(v) = patch.get("ttl") {
-            self.ttl = v
-                .as_i64()
-                .filter(|t| *t > 0)
-                .ok_or("ttl: expected a positive integer")?;
-        }
-        if let Some(v) = patch.get("limit_behavior") {
-            self.limit_behavior = match v {
-                Value::Null => "defer".into(),
-                Value::String(s) if s == "defer" || s == "reject" => s.clone(),
-                _ => return Err("limit_behavior: expected \"defer\" or \"reject\"".into()),
-            };
-        }
-        if let Some(v) = patch.get("use_tls") {
-            self.use_tls = if v.is_null() {
-                None
-            } else {
-                Some(v.as_bool().ok_or("use_tls: expected a boolean or null")?)
-            };
-        }
-        if let Some(v) = patch.get("use_ssl") {
-            self.use_ssl = match v {
-                Value::Null => false,
-                Value::Bool(b) => *b,
-                _ => return Err("use_ssl: expected a boolean".into()),
-            };
-        }
-        if let Some(v) = patch.get("sender_email") {
-            self.sender_email = opt_str("sender_email", v)?;
-        }
-        for key in EXTRA_KEYS {
-            if let Some(v) = patch.get(key) {
-                self.extra.insert(key.into(), v.clone());
-            }
-        }
-        Ok(())
-    }
-}
-
-fn opt_str(key: &str, v: &Value) -> Result<Option<String>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(format!("{key}: expected a string")),
+    /// Applies the fields the update names.
+    pub fn apply(&mut self, patch: AccountPatchV1) {
+        patch.host.apply_or(&mut self.host, String::new());
+        patch.port.apply_or(&mut self.port, 0);
+        patch.user.apply_to(&mut self.user);
+        patch.password.apply_to(&mut self.password);
+        patch.limit_per_minute.apply_to(&mut self.limit_per_minute);
+        patch.limit_per_hour.apply_to(&mut self.limit_per_hour);
+        patch.limit_per_day.apply_to(&mut self.limit_per_day);
+        patch.batch_size.apply_to(&mut self.batch_size);
+        patch.ttl.apply_or(&mut self.ttl, 300);
+        patch
+            .limit_behavior
+            .apply_or(&mut self.limit_behavior, "defer".into());
+        patch.use_tls.apply_to(&mut self.use_tls);
+        patch.use_ssl.apply_or(&mut self.use_ssl, false);
+        patch.sender_email.apply_to(&mut self.sender_email);
+        self.extra.extend(patch.extra);
     }
 }
 
@@ -241,13 +165,14 @@ impl Store {
         rows.iter().map(|r| self.account_from_row(r)).collect()
     }
 
-    /// Creates or partially updates an account. `Ok(Err(reason))` for a bad or missing field.
+    /// Creates or partially updates an account; None when a new account would lack its host
+    /// or port.
     pub async fn upsert_account(
         &self,
         tenant_id: &str,
         id: &str,
-        patch: &Map<String, Value>,
-    ) -> Result<Result<Account, String>> {
+        patch: AccountPatchV1,
+    ) -> Result<Option<Account>> {
         let now = now_text();
         let existing = self.account(tenant_id, id).await?;
         let is_new = existing.is_none();
@@ -260,11 +185,9 @@ impl Store {
             created_at: now.clone(),
             ..Account::default()
         });
-        if let Err(reason) = a.apply_patch(patch) {
-            return Ok(Err(reason));
-        }
+        a.apply(patch);
         if is_new && (a.host.is_empty() || a.port == 0) {
-            return Ok(Err("host and port are required".into()));
+            return Ok(None);
         }
         a.updated_at = now;
         let extra = (!a.extra.is_empty()).then(|| {
@@ -302,7 +225,7 @@ impl Store {
         .bind(&a.updated_at)
         .execute(&self.pool)
         .await?;
-        Ok(Ok(a))
+        Ok(Some(a))
     }
 
     /// Deletes an account of a tenant; false when unknown.

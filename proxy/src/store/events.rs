@@ -232,6 +232,18 @@ impl Store {
         Ok(by_pk)
     }
 
+    /// Deletes one message (and its events) by primary key, of one tenant when given; false
+    /// when there is none.
+    pub async fn delete_message_by_pk(&self, tenant_id: Option<&str>, pk: &str) -> Result<bool> {
+        let r =
+            sqlx::query("DELETE FROM messages WHERE pk = $1 AND ($2 IS NULL OR tenant_id = $2)")
+                .bind(pk)
+                .bind(tenant_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Deletes a tenant's messages by id: (removed, not_found, unauthorized).
     pub async fn delete_messages(
         &self,

@@ -107,7 +107,7 @@ impl Store {
             .transpose()?
             .unwrap_or(0)
             + 1;
-        let backoff = crate::sync::backoff_seconds(failures);
+        let backoff = crate::model::retry::sync_backoff_seconds(failures);
         sqlx::query(
             "UPDATE tenants SET sync_failures = $3, sync_retry_at = $4, sync_claimed_by = NULL, \
                sync_claimed_until = NULL WHERE id = $1 AND (sync_claimed_by = $2 OR sync_claimed_by IS NULL)",

@@ -1,6 +1,7 @@
 //! Tenants (PROTOCOL.md §3.5, §7.1): partial upserts, listing, deletes, API keys, suspension and the
 //! sync-state columns.
 
+use mailproxy_proto::patch::TenantPatchV1;
 use serde_json::{Map, Value, json};
 use sqlx::{Row, any::AnyRow};
 
@@ -91,81 +92,31 @@ impl Tenant {
         v
     }
 
-    /// Applies the keys present in `patch` (a key with `null` clears the field). Unknown keys are
-    /// ignored; a value of the wrong type is an error naming the field.
-    pub fn apply_patch(&mut self, patch: &Map<String, Value>) -> Result<(), String> {
-        for (key, value) in patch {
-            match key.as_str() {
-                "name" => self.name = opt_string(key, value)?,
-                "client_base_url" => self.client_base_url = opt_string(key, value)?,
-                "client_sync_path" => self.client_sync_path = opt_string(key, value)?,
-                "client_attachment_path" => self.client_attachment_path = opt_string(key, value)?,
-                "default_account_id" => self.default_account_id = opt_string(key, value)?,
-                "client_auth" => self.client_auth = client_auth(value)?,
-                "rate_limits" => self.rate_limits = opt_object(key, value)?,
-                "large_file_config" => self.large_file_config = opt_object(key, value)?,
-                "active" => {
-                    self.active = match value {
-                        Value::Null => true,
-                        Value::Bool(v) => *v,
-                        _ => return Err("active: expected a boolean".into()),
-                    }
-                }
-                "api_key_expires_at" => {
-                    self.api_key_expires_at = match value {
-                        Value::Null => None,
-                        v => Some(
-                            v.as_i64()
-                                .ok_or("api_key_expires_at: expected an integer")?,
-                        ),
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(url) = &self.client_base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err("client_base_url: expected an http:// or https:// URL".into());
-        }
-        Ok(())
+    /// Applies the fields the update names (`active: null` is true).
+    pub fn apply(&mut self, patch: TenantPatchV1) {
+        patch.name.apply_to(&mut self.name);
+        patch.client_base_url.apply_to(&mut self.client_base_url);
+        patch.client_sync_path.apply_to(&mut self.client_sync_path);
+        patch
+            .client_attachment_path
+            .apply_to(&mut self.client_attachment_path);
+        patch
+            .default_account_id
+            .apply_to(&mut self.default_account_id);
+        patch.client_auth.apply_to(&mut self.client_auth);
+        patch.rate_limits.apply_to(&mut self.rate_limits);
+        patch
+            .large_file_config
+            .apply_to(&mut self.large_file_config);
+        patch.active.apply_or(&mut self.active, true);
+        patch
+            .api_key_expires_at
+            .apply_to(&mut self.api_key_expires_at);
     }
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
-}
-
-fn opt_string(key: &str, value: &Value) -> Result<Option<String>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(format!("{key}: expected a string")),
-    }
-}
-
-fn opt_object(key: &str, value: &Value) -> Result<Option<Value>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Object(_) => Ok(Some(value.clone())),
-        _ => Err(format!("{key}: expected an object")),
-    }
-}
-
-fn client_auth(value: &Value) -> Result<Option<Value>, String> {
-    let Some(obj) = value.as_object() else {
-        return if value.is_null() {
-            Ok(None)
-        } else {
-            Err("client_auth: expected an object".into())
-        };
-    };
-    match obj.get("method").and_then(Value::as_str).unwrap_or("none") {
-        "none" | "bearer" | "basic" => Ok(Some(value.clone())),
-        other => Err(format!(
-            "client_auth.method: expected none, bearer or basic, got {other:?}"
-        )),
-    }
 }
 
 impl Store {
@@ -217,17 +168,17 @@ impl Store {
         rows.iter().map(|r| self.tenant_from_row(r)).collect()
     }
 
-    /// Creates or partially updates a tenant. Returns `Ok(Err(reason))` for a bad field and
-    /// `created = true` when the row is new.
+    /// Creates or partially updates a tenant: `created = true` when the row is new; None when
+    /// `must_exist` and it does not.
     pub async fn upsert_tenant(
         &self,
         id: &str,
-        patch: &Map<String, Value>,
+        patch: TenantPatchV1,
         must_exist: bool,
-    ) -> Result<Result<(Tenant, bool), String>> {
+    ) -> Result<Option<(Tenant, bool)>> {
         let existing = self.tenant(id).await?;
         if must_exist && existing.is_none() {
-            return Ok(Err(format!("Tenant '{id}' not found")));
+            return Ok(None);
         }
         let created = existing.is_none();
         let now = now_text();
@@ -237,9 +188,7 @@ impl Store {
             created_at: now.clone(),
             ..Tenant::default()
         });
-        if let Err(reason) = t.apply_patch(patch) {
-            return Ok(Err(reason));
-        }
+        t.apply(patch);
         t.updated_at = now;
         let enc_auth = t
             .client_auth
@@ -271,7 +220,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         self.forget_blocked();
-        Ok(Ok((t, created)))
+        Ok(Some((t, created)))
     }
 
     /// Deletes a tenant with its accounts, messages and events. False when unknown.

@@ -7,17 +7,18 @@ use serde_json::{Map, Value, json};
 
 use super::{Blocked, Store};
 use crate::crypto::Cipher;
+use crate::intake::Scope;
 use crate::model::submit::Limits;
 use crate::store::DbLocation;
-use crate::store::messages::Intake;
+use mailproxy_proto::patch::{AccountPatchV1, Field, TenantPatchV1};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
 }
 
 /// Intake of messages for tenant `t1`, priority 2.
-fn intake_t1() -> Intake<'static> {
-    Intake {
+fn intake_t1() -> Scope<'static> {
+    Scope {
         default_tenant: Some("t1"),
         forced_tenant: None,
         default_priority: 2,
@@ -31,12 +32,17 @@ async fn seeded(location: &DbLocation) -> Store {
         .await
         .expect("store opens");
     store
-        .upsert_tenant("t1", &obj(json!({})), false)
+        .upsert_tenant("t1", TenantPatchV1::default(), false)
         .await
         .expect("db")
         .expect("tenant");
     store
-        .upsert_account("t1", "a1", &obj(json!({"host": "127.0.0.1", "port": 1})))
+        .upsert_account(
+            "t1",
+            "a1",
+            AccountPatchV1::from_json(&obj(json!({"host": "127.0.0.1", "port": 1})))
+                .expect("valid"),
+        )
         .await
         .expect("db")
         .expect("account");
@@ -91,7 +97,14 @@ async fn suspension_after_the_blocked_read_is_honoured(location: DbLocation) {
 async fn deactivation_after_the_blocked_read_is_honoured(location: DbLocation) {
     let store = seeded(&location).await;
     store
-        .upsert_tenant("t1", &obj(json!({"active": false})), true)
+        .upsert_tenant(
+            "t1",
+            TenantPatchV1 {
+                active: Field::Set(false),
+                ..TenantPatchV1::default()
+            },
+            true,
+        )
         .await
         .expect("db")
         .expect("tenant");
