@@ -9,7 +9,7 @@ use axum::{
 use serde_json::{Value, json};
 use tracing::error;
 
-use crate::store::StoreError;
+use crate::{api::OpError, store::StoreError};
 
 /// An HTTP error with the contract's `detail`.
 #[derive(Debug)]
@@ -66,6 +66,37 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({"detail": self.detail}))).into_response()
+    }
+}
+
+impl From<OpError> for AppError {
+    /// The status and text of a failed operation, as the generated dialect (and the classic one,
+    /// except where its routes document other codes) answers it.
+    fn from(e: OpError) -> Self {
+        let e = match e {
+            OpError::Store(inner) => return inner.into(),
+            e => e,
+        };
+        let status = match &e {
+            OpError::TenantNotFound(_)
+            | OpError::AccountNotFound(_)
+            | OpError::MessageNotFound(_)
+            | OpError::StorageNotFound(_)
+            | OpError::CommandNotFound(_) => StatusCode::NOT_FOUND,
+            OpError::OtherTenant => StatusCode::UNAUTHORIZED,
+            OpError::Forbidden(_) => StatusCode::FORBIDDEN,
+            OpError::Missing(field) => return AppError::missing(field),
+            OpError::Field(_) | OpError::Refused(_) => StatusCode::BAD_REQUEST,
+            OpError::BatchTooLarge => {
+                return AppError {
+                    status: StatusCode::BAD_REQUEST,
+                    detail: json!({"error": e.to_string(), "rejected": []}),
+                };
+            }
+            OpError::AllSuspended => StatusCode::CONFLICT,
+            OpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        AppError::new(status, e.to_string())
     }
 }
 

@@ -1,30 +1,27 @@
 //! The REST API (PROTOCOL.md §3): both dialects, the classic hand-written routes the pressure setup
-//! uses and the generated `/{entity}/{method}` routes, as aliases of the same operations, with
-//! one authentication model. [`router`] lists every route.
+//! uses and the generated `/{entity}/{method}` routes, each a thin adapter over the one set of
+//! operations in [`crate::api`], with one authentication model. [`router`] lists every route.
 //!
-//! Layout: [`auth`] (tokens and scopes), [`input`] (JSON bodies and query parameters in the
-//! contract's error shapes), [`record`] (the command log of state-changing calls), then one
-//! file per resource: [`health_v1`], [`tenants_v1`], [`accounts_v1`], [`messages_v1`],
-//! [`commands_v1`], [`instance_v1`] (the instance and the command log), [`storages_v1`].
+//! Layout: [`auth`] (tokens), [`input`] (JSON bodies and query parameters in the contract's
+//! error shapes), [`wire`] (the typed requests both dialects parse, and the answers they share),
+//! [`record`] (the command log of state-changing calls), [`origin`] (cross-site refusal), then
+//! the two dialect adapters [`classic`] and [`generated`], and [`health_v1`] (public routes).
 
-pub mod accounts_v1;
 pub mod auth;
-pub mod commands_v1;
+pub mod classic;
+pub mod generated;
 pub mod health_v1;
 pub mod input;
-pub mod instance_v1;
-pub mod messages_v1;
 pub mod origin;
 pub mod record;
-pub mod storages_v1;
-pub mod tenants_v1;
+pub mod wire;
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use tokio::sync::Notify;
 
@@ -65,12 +62,9 @@ pub struct AppState {
 
 /// Every route of both dialects.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    use accounts_v1 as acc;
-    use commands_v1 as cmd;
+    use classic as c;
+    use generated as g;
     use health_v1 as health;
-    use instance_v1 as inst;
-    use messages_v1 as msg;
-    use tenants_v1 as ten;
     Router::new()
         // Public and token-only.
         .route("/health", get(health::health))
@@ -79,91 +73,79 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/status", get(health::status))
         .route("/instance/status", get(health::status))
         // Classic dialect.
-        .route("/commands/run-now", post(cmd::run_now))
-        .route("/commands/suspend", post(cmd::suspend_classic))
-        .route("/commands/activate", post(cmd::activate_classic))
-        .route("/commands/add-messages", post(msg::add_classic))
-        .route("/commands/delete-messages", post(msg::delete_classic))
-        .route("/commands/cleanup-messages", post(msg::cleanup_classic))
-        .route("/account", post(acc::add_classic))
-        .route("/accounts", get(acc::list_classic))
-        .route(
-            "/account/{account_id}",
-            axum::routing::delete(acc::delete_classic),
-        )
-        .route("/messages", get(msg::list_classic))
-        .route("/tenant", post(ten::add_classic))
-        .route("/tenants", get(ten::list_classic))
-        .route("/tenants/sync-status", get(ten::sync_status))
+        .route("/commands/run-now", post(c::run_now))
+        .route("/commands/suspend", post(c::suspend))
+        .route("/commands/activate", post(c::activate))
+        .route("/commands/add-messages", post(c::add_messages))
+        .route("/commands/delete-messages", post(c::delete_messages))
+        .route("/commands/cleanup-messages", post(c::cleanup_messages))
+        .route("/account", post(c::add_account))
+        .route("/accounts", get(c::accounts))
+        .route("/account/{account_id}", delete(c::delete_account))
+        .route("/messages", get(c::messages))
+        .route("/tenant", post(c::add_tenant))
+        .route("/tenants", get(c::tenants))
+        .route("/tenants/sync-status", get(c::sync_status))
         .route(
             "/tenant/{id}",
-            get(ten::get_classic)
-                .put(ten::update_classic)
-                .delete(ten::delete_classic),
+            get(c::tenant)
+                .put(c::update_tenant)
+                .delete(c::delete_tenant),
         )
         .route(
             "/tenant/{id}/api-key",
-            post(ten::create_key_classic).delete(ten::revoke_key_classic),
+            post(c::create_key).delete(c::revoke_key),
         )
-        .route("/instance", get(inst::get_classic).put(inst::update))
-        .route("/instance/reload-bounce", post(inst::reload_bounce))
-        .route("/instance/upgrade-to-ee", post(inst::upgrade_to_ee))
-        .route("/command-log", get(inst::list_classic))
-        .route("/command-log/export", get(inst::export_classic))
-        // Generated dialect.
-        .route("/instance/get", get(inst::get_generated))
-        .route("/instance/update", post(inst::update))
-        .route("/instance/upgrade_to_ee", post(inst::upgrade_to_ee))
-        .route("/instance/get_bounce_config", get(inst::bounce_config))
-        .route("/instance/set_bounce_config", post(inst::update))
-        .route("/instance/reload_bounce", post(inst::reload_bounce))
-        .route("/command_log/list", get(inst::list_generated))
-        .route("/command_log/get", get(inst::get_command))
-        .route("/command_log/export", get(inst::export_generated))
-        .route("/command_log/purge", post(inst::purge))
-        .route("/storages/add", post(storages_v1::add))
-        .route("/storages/delete", post(storages_v1::delete))
-        .route("/storages/get", get(storages_v1::get))
-        .route("/storages/list", get(storages_v1::list))
-        .route("/accounts/add_pec", post(acc::add_pec))
-        .route("/accounts/list_pec", get(acc::list_pec))
-        .route("/accounts/get_pec_ids", get(acc::pec_ids))
-        .route("/messages/delete", post(msg::delete_one_generated))
-        .route("/instance/run_now", post(cmd::run_now))
-        .route("/instance/suspend", post(cmd::suspend_generated))
-        .route("/instance/activate", post(cmd::activate_generated))
-        .route("/tenants/suspend_batch", post(cmd::suspend_generated))
-        .route("/tenants/activate_batch", post(cmd::activate_generated))
-        .route(
-            "/tenants/get_suspended_batches",
-            get(cmd::suspended_generated),
-        )
-        .route("/instance/get_sync_status", get(ten::sync_status))
-        .route("/tenants/add", post(ten::add_generated))
-        .route("/tenants/update", post(ten::update_generated))
-        .route("/tenants/get", get(ten::get_generated))
-        .route("/tenants/list", get(ten::list_generated))
-        .route("/tenants/delete", post(ten::delete_generated))
-        .route("/tenants/create_api_key", post(ten::create_key_generated))
-        .route("/tenants/revoke_api_key", post(ten::revoke_key_generated))
-        .route("/accounts/add", post(acc::add_generated))
-        .route("/accounts/get", get(acc::get_generated))
-        .route("/accounts/list", get(acc::list_generated))
-        .route("/accounts/delete", post(acc::delete_generated))
-        .route("/messages/add_batch", post(msg::add_batch_generated))
-        .route("/messages/add", post(msg::add_one_generated))
-        .route("/messages/get", get(msg::get_generated))
-        .route("/messages/list", get(msg::list_generated))
-        .route("/messages/delete_batch", post(msg::delete_batch_generated))
-        .route("/messages/count_active", get(msg::count_active))
-        .route(
-            "/messages/count_pending_for_tenant",
-            get(msg::count_pending_for_tenant),
-        )
-        .route(
-            "/messages/cleanup",
-            get(msg::cleanup_generated).post(msg::cleanup_generated),
-        )
+        .route("/instance", get(c::instance).put(c::update_instance))
+        .route("/instance/reload-bounce", post(c::reload_bounce))
+        .route("/instance/upgrade-to-ee", post(c::upgrade_to_ee))
+        .route("/command-log", get(c::command_log))
+        .route("/command-log/export", get(c::command_log_export))
+        // Generated dialect (the classic handler where the wire is the same).
+        .route("/instance/run_now", post(c::run_now))
+        .route("/instance/suspend", post(g::suspend))
+        .route("/instance/activate", post(g::activate))
+        .route("/tenants/suspend_batch", post(g::suspend))
+        .route("/tenants/activate_batch", post(g::activate))
+        .route("/tenants/get_suspended_batches", get(g::suspended_batches))
+        .route("/instance/get_sync_status", get(c::sync_status))
+        .route("/instance/get", get(g::instance))
+        .route("/instance/update", post(c::update_instance))
+        .route("/instance/set_bounce_config", post(c::update_instance))
+        .route("/instance/get_bounce_config", get(g::bounce_config))
+        .route("/instance/reload_bounce", post(c::reload_bounce))
+        .route("/instance/upgrade_to_ee", post(c::upgrade_to_ee))
+        .route("/tenants/add", post(g::add_tenant))
+        .route("/tenants/update", post(g::update_tenant))
+        .route("/tenants/get", get(g::tenant))
+        .route("/tenants/list", get(g::tenants))
+        .route("/tenants/delete", post(g::delete_tenant))
+        .route("/tenants/create_api_key", post(g::create_key))
+        .route("/tenants/revoke_api_key", post(g::revoke_key))
+        .route("/accounts/add", post(g::add_account))
+        .route("/accounts/add_pec", post(g::add_pec_account))
+        .route("/accounts/get", get(g::account))
+        .route("/accounts/list", get(g::accounts))
+        .route("/accounts/list_pec", get(g::pec_accounts))
+        .route("/accounts/get_pec_ids", get(g::pec_account_ids))
+        .route("/accounts/delete", post(g::delete_account))
+        .route("/messages/add_batch", post(c::add_messages))
+        .route("/messages/add", post(g::add_message))
+        .route("/messages/get", get(g::message))
+        .route("/messages/list", get(g::messages))
+        .route("/messages/delete_batch", post(g::delete_messages))
+        .route("/messages/delete", post(g::delete_message))
+        .route("/messages/count_active", get(g::count_active))
+        .route("/messages/count_pending_for_tenant", get(g::count_pending))
+        .route("/messages/cleanup", get(g::cleanup).post(g::cleanup))
+        .route("/command_log/list", get(g::command_log))
+        .route("/command_log/get", get(g::command))
+        .route("/command_log/export", get(g::command_log_export))
+        .route("/command_log/purge", post(g::purge_command_log))
+        .route("/storages/add", post(g::add_storage))
+        .route("/storages/delete", post(g::delete_storage))
+        .route("/storages/get", get(g::storage))
+        .route("/storages/list", get(g::storages))
         .fallback(health::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

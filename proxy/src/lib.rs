@@ -9,7 +9,8 @@
 //!
 //! Layout:
 //! - [`config`]: flags with `GMP_*` environment twins; [`telemetry`]: logging.
-//! - [`http`]: the router and one file per resource; [`error`]: errors as JSON responses.
+//! - [`api`]: the operations of the REST API, one set for both dialects; [`http`]: the router,
+//!   the two dialect adapters, authentication; [`error`]: errors as JSON responses.
 //! - [`model`]: pure domain rules (normalisation, addresses, retries, rate limits, names);
 //!   [`intake`]: which submitted messages are stored and which refused, and why (pure).
 //! - [`store`]: the database; [`crypto`]: secrets at rest.
@@ -18,6 +19,7 @@
 //! - [`sync`]: the sync scheduler that calls tenant applications (reports out, messages in).
 //! - [`metrics`]: the `gmp_*` series; [`server`]: wiring and lifecycle.
 
+pub mod api;
 pub mod attachments;
 pub mod config;
 pub mod crypto;

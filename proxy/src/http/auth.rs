@@ -95,7 +95,7 @@ pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError
 }
 
 /// The caller of a route that takes any valid token (or none when no admin token is configured);
-/// tenant-scoped routes narrow it with [`scope`].
+/// tenant-scoped operations narrow it with [`crate::api::scope`].
 #[derive(Debug, Clone)]
 pub struct Authed(pub Caller);
 
@@ -127,47 +127,9 @@ impl FromRequestParts<AppState> for AdminOnly {
     }
 }
 
-/// The tenant a tenant-scoped request acts on: the named one (the admin may name any, a tenant
-/// only itself), else the token's own tenant. `None` when the admin names none.
-pub fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, AppError> {
-    match (caller, named.filter(|n| !n.is_empty())) {
-        (Caller::Admin, named) => Ok(named.map(str::to_string)),
-        (Caller::Tenant(own), None) => Ok(Some(own.clone())),
-        (Caller::Tenant(own), Some(n)) if n == own => Ok(Some(own.clone())),
-        (Caller::Tenant(_), Some(_)) => Err(AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "Token not authorized for this tenant",
-        )),
-    }
-}
-
-/// Like [`scope`], but a tenant is required.
-pub fn scope_required(caller: &Caller, named: Option<&str>) -> Result<String, AppError> {
-    scope(caller, named)?.ok_or_else(|| AppError::missing("tenant_id"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tenant_tokens_act_only_on_their_tenant() {
-        let t = Caller::Tenant("acme".into());
-        assert_eq!(scope(&t, None).unwrap().as_deref(), Some("acme"));
-        assert_eq!(scope(&t, Some("acme")).unwrap().as_deref(), Some("acme"));
-        assert_eq!(
-            scope(&t, Some("other")).unwrap_err().status,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            scope(&Caller::Admin, Some("other")).unwrap().as_deref(),
-            Some("other")
-        );
-        assert_eq!(
-            scope_required(&Caller::Admin, None).unwrap_err().status,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-    }
 
     #[test]
     fn admin_token_comparison_is_exact() {

@@ -7,12 +7,16 @@ use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
-    http::{StatusCode, header},
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
 };
 use serde_json::{Map, Value};
 
-use super::record::Slot;
+use super::{
+    AppState,
+    auth::{Authed, Caller},
+    record::Slot,
+};
 use crate::error::AppError;
 
 /// A JSON body (an empty body is `{}`). A body must be declared `Content-Type:
@@ -128,6 +132,51 @@ impl Body {
                 "dict_type",
             )),
         }
+    }
+}
+
+/// A tenant-scoped call with a JSON object body: the caller (its token checked first, as by
+/// [`Authed`]), then the body as an object (422 otherwise).
+#[derive(Debug)]
+pub struct Posted {
+    /// Who calls.
+    pub caller: Caller,
+    /// The body.
+    pub body: Map<String, Value>,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let (mut parts, body) = req.into_parts();
+        let Authed(caller) = Authed::from_request_parts(&mut parts, state).await?;
+        let body = Body::from_request(Request::from_parts(parts, body), state)
+            .await?
+            .object()?;
+        Ok(Posted { caller, body })
+    }
+}
+
+/// A tenant-scoped call that reads its query: the caller (checked first), then the parameters.
+#[derive(Debug)]
+pub struct Asked {
+    /// Who calls.
+    pub caller: Caller,
+    /// The query parameters.
+    pub q: HashMap<String, String>,
+}
+
+impl FromRequestParts<AppState> for Asked {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Authed(caller) = Authed::from_request_parts(parts, state).await?;
+        let q = axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|q| q.0)
+            .map_err(|e| AppError::unprocessable("", &e.body_text(), "query_invalid"))?;
+        Ok(Asked { caller, q })
     }
 }
 

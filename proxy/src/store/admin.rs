@@ -46,6 +46,12 @@ impl Command {
             "tenant_id": self.tenant_id, "payload": self.payload,
             "response_status": self.response_status, "response_body": self.response_body})
     }
+
+    /// The entry as exported for replaying elsewhere.
+    pub fn to_export_json(&self) -> Value {
+        json!({"endpoint": self.endpoint, "tenant_id": self.tenant_id, "payload": self.payload,
+            "command_ts": self.command_ts})
+    }
 }
 
 /// Which entries of the command log to read.
