@@ -1,5 +1,5 @@
 //! The one table of verdict cases: figures in, verdict and reasons out. Three suites run it: the
-//! pure verdict here, the local runner's report (`operator/pressure`, from snapshots built of
+//! pure verdict here, the local runner's report (`pressure/`, from snapshots built of
 //! these counts) and the operator's status machine (`operator`, from readings aggregated from
 //! these counts), so the same figures give the same verdict locally and in the cluster.
 //!
