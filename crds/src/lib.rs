@@ -12,6 +12,8 @@
 //! - [`verdict`]: the one verdict of a run, for the operator and the local runner alike: what each
 //!   threshold measures, from which figures, and the `Succeeded` reason; [`verdict::cases`] is
 //!   the table of cases both adapters' tests run;
+//! - [`aggregate`]: the figures of a run folded from its parts' answers, and [`setup`]: the setup
+//!   plan registering every tenant, for the operator and the local runner alike;
 //! - [`report`]: the report of one run and its SVG chart, written by the local runner to a file
 //!   and by the operator to a ConfigMap; [`compare`]: a run against a baseline run's report.
 //!
@@ -21,10 +23,12 @@
 //! `cargo run -p pressure-crds --bin crdgen > charts/pressure-crds/crds/pressuretests.yaml`
 //! regenerates the committed CRD; a test fails when the two differ.
 
+pub mod aggregate;
 pub mod compare;
 pub mod drain;
 pub mod profiles;
 pub mod report;
+pub mod setup;
 pub mod spec;
 pub mod status;
 pub mod validate;

@@ -4,8 +4,6 @@
 //! Endpoints are pod IPs found by label, unless `--endpoint-override` (TEST ONLY) names local
 //! processes: pods under kwok run nothing, so the e2e suite points the readers at real binaries.
 
-pub mod aggregate;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,8 +12,8 @@ use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 
 use crate::status::Reading;
 use crate::{Error, Result};
-pub use aggregate::aggregate;
 use mailproxy_proto::prom::{self, ProxyMetrics};
+pub use pressure_crds::aggregate::aggregate;
 
 /// Where to read figures for one PressureTest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ pub mod rerun;
 pub mod verdict;
 
 use chrono::{DateTime, Utc};
-use pressure_crds::{Figures, Phase, TenantFigures};
+use pressure_crds::Phase;
 
 pub use machine::advance;
 pub use pods::{PodIssue, PodProblem};
@@ -29,27 +29,8 @@ pub enum JobState {
     Failed,
 }
 
-/// Figures read in one pass, before baseline arithmetic.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Reading {
-    /// Totals.
-    pub figures: Figures,
-    /// Per tenant.
-    pub per_tenant: Vec<TenantFigures>,
-    /// Whether the proxy answered (its pending count is meaningful).
-    pub proxy_seen: bool,
-    /// Every tenant's clients hold a final report for every message they generated
-    /// ([`pressure_crds::drain`]); false when no client answered.
-    pub clients_drained: bool,
-    /// Cumulative latency buckets (upper bound in seconds, count): the verifying sink's end-to-end
-    /// histogram when it answered, else the proxy replicas' merged. The report's timeline takes
-    /// the p99 of each interval from two consecutive readings.
-    pub latency_buckets: Vec<(f64, f64)>,
-    /// The proxy replicas' attachment cache lookups, summed: (hits, misses).
-    pub proxy_cache: (u64, u64),
-    /// Proxy replicas that answered this reading.
-    pub proxy_replicas: u32,
-}
+/// Figures read in one pass (the shared fold of [`pressure_crds::aggregate`]).
+pub use pressure_crds::aggregate::Reading;
 
 /// Everything the controller saw during one reconcile.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::Path;
 
-use mailproxy_proto::admin::{AccountV1, SetupPlanV1, SetupTenantV1, TenantV1};
+use mailproxy_proto::admin::SetupPlanV1;
 use pressure_crds::{PressureTestSpec, ProfileRates};
 
 /// One simulated client replica.
@@ -214,36 +214,14 @@ pub fn proxy_env(
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// The setup plan: tenant id = tenant name, one account per tenant delivering to `smtp`.
+/// The setup plan ([`pressure_crds::setup::plan`]): each tenant's client on loopback,
+/// delivering to `smtp_host:smtp_port`.
 pub fn setup_plan(tenants: &[TenantSlot], smtp_host: &str, smtp_port: u16) -> SetupPlanV1 {
-    SetupPlanV1 {
-        tenants: tenants
-            .iter()
-            .map(|t| SetupTenantV1 {
-                tenant: TenantV1 {
-                    id: t.name.clone(),
-                    name: Some(format!("{} tenant", t.name)),
-                    active: Some(true),
-                    client_base_url: Some(t.url()),
-                    client_sync_path: Some("/sync".into()),
-                    client_attachment_path: Some("/attachments".into()),
-                    default_account_id: Some(format!("smtp-{}", t.name)),
-                },
-                accounts: vec![AccountV1 {
-                    id: format!("smtp-{}", t.name),
-                    tenant_id: t.name.clone(),
-                    smtp_host: smtp_host.into(),
-                    smtp_port,
-                    smtp_user: Some("test".into()),
-                    smtp_password: Some("test".into()),
-                    sender_email: Some(format!("noreply@{}.test", t.name)),
-                    use_tls: Some(false),
-                    use_ssl: Some(false),
-                    batch_size: None,
-                }],
-            })
-            .collect(),
-    }
+    pressure_crds::setup::plan(
+        tenants.iter().map(|t| (t.name.as_str(), t.url())),
+        smtp_host,
+        smtp_port,
+    )
 }
 
 #[cfg(test)]

@@ -2,13 +2,15 @@
 //! generated (clients), sent (proxy), delivered (sink), errors (error reports at the clients),
 //! deferrals, lost, duplicates, cache hit rate, throughput over the measured window and latency;
 //! then the thresholds and the verdict through [`pressure_crds::verdict`], the one the operator
-//! uses: the snapshots become the same [`Figures`] the operator aggregates from its pods.
+//! uses: each snapshot is folded by [`pressure_crds::aggregate`], as the operator folds its pods'
+//! answers, into the same [`Figures`].
 
 use std::collections::BTreeMap;
 
+use pressure_crds::aggregate::aggregate;
 pub use pressure_crds::report::{CacheFigures, Latency, Line, Point, Report};
 use pressure_crds::verdict::{self, Measured, Verdict, Window, permille};
-use pressure_crds::{Figures, LatencySource, TenantFigures, ThresholdsSpec};
+use pressure_crds::{Figures, TenantFigures, ThresholdsSpec};
 
 use crate::collect::{Snapshot, error_reports};
 use mailproxy_proto::prom::quantile;
@@ -79,7 +81,8 @@ pub fn build(
     total.clients = facts.tenants.iter().map(|t| t.1).sum();
     let d = delivered(end, None, ext) - start.map_or(0, |s| delivered(s, None, ext));
     total.throughput_per_second = rate(d, measured);
-    let mut figures = figures(&total, last, ext);
+    let mut figures = snapshot_figures(last, ext);
+    figures.rate_per_second = total.throughput_per_second.floor() as i64;
     let (judged, m) = judge(&facts.thresholds, &figures, (start, end), measured, ext);
     figures.error_rate_permille = m.error_rate_permille;
     let (verdict_reason, message) = if facts.interrupted {
@@ -234,45 +237,12 @@ fn judge(
     (verdict::evaluate(th, &m), m)
 }
 
-/// The totals of one snapshot, in the status shape.
+/// The totals of one snapshot, folded by [`aggregate`] as the operator folds its pods' answers
+/// (without the sink's figures when delivering to an external SMTP server).
 fn snapshot_figures(s: &Snapshot, ext: bool) -> Figures {
-    figures(&line(s, None, ext), s, ext)
-}
-
-fn figures(total: &Line, last: &Snapshot, ext: bool) -> Figures {
-    let lat = total.latency_ms;
-    let ms = |v: f64| v.round() as i64;
-    let (g, e) = (total.generated as i64, total.errors as i64);
-    // Delivery is measured only by a verifying sink that answered.
-    let sink = !ext && last.sink.is_some();
-    let delivered = sink.then_some(total.delivered as i64);
-    let duplicates = total.duplicates.map(|v| v as i64);
-    Figures {
-        observed_at: crate::unix_now() as i64,
-        generated: g,
-        sent: total.sent as i64,
-        errors: e,
-        deferred: total.deferred as i64,
-        pending: last.proxy.pending.round() as i64,
-        delivered,
-        duplicates,
-        attachment_mismatches: total.attachment_mismatches.map(|v| v as i64),
-        rate_per_second: total.throughput_per_second.floor() as i64,
-        latency_source: lat.map(|_| {
-            if sink {
-                LatencySource::Sink
-            } else {
-                LatencySource::Proxy
-            }
-        }),
-        latency_p50_ms: lat.map(|l| ms(l.p50)),
-        latency_p95_ms: lat.map(|l| ms(l.p95)),
-        latency_p99_ms: lat.map(|l| ms(l.p99)),
-        latency_max_ms: lat.and_then(|l| l.max).map(ms),
-        cache_hit_rate_permille: total.cache_hit_rate_permille,
-        error_rate_permille: permille(e, total.sent as i64 + e).unwrap_or(0),
-        delivered_ratio_permille: delivered.and_then(|d| permille(d - duplicates.unwrap_or(0), g)),
-    }
+    let sink = s.sink.as_ref().filter(|_| !ext);
+    let now = crate::unix_now() as i64;
+    aggregate(std::slice::from_ref(&s.proxy), &s.clients, sink, now).figures
 }
 
 fn tenant_figures(l: &Line) -> TenantFigures {

@@ -4,7 +4,7 @@
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use mailproxy_proto::admin::{AccountV1, SetupPlanV1, SetupTenantV1, TenantV1};
+use mailproxy_proto::admin::SetupPlanV1;
 use pressure_crds::PressureTest;
 
 use super::secret::API_TOKEN;
@@ -15,41 +15,22 @@ use crate::{Error, Result};
 
 const COMPONENT: &str = "setup";
 
-/// The plan: tenant id = tenant name, one account per tenant delivering to the sink.
+/// The plan ([`pressure_crds::setup::plan`]): each tenant's client Service, delivering to the
+/// sink's Service.
 pub fn plan(pt_name: &str, pt: &PressureTest) -> SetupPlanV1 {
-    let tenants = pt
-        .spec
-        .tenants
-        .iter()
-        .map(|t| SetupTenantV1 {
-            tenant: TenantV1 {
-                id: t.name.clone(),
-                name: Some(format!("{} tenant", t.name)),
-                active: Some(true),
-                client_base_url: Some(format!(
-                    "http://{}:{}",
-                    names::client(pt_name, &t.name),
-                    super::clients::PORT
-                )),
-                client_sync_path: Some("/sync".into()),
-                client_attachment_path: Some("/attachments".into()),
-                default_account_id: Some(format!("smtp-{}", t.name)),
-            },
-            accounts: vec![AccountV1 {
-                id: format!("smtp-{}", t.name),
-                tenant_id: t.name.clone(),
-                smtp_host: names::sink(pt_name),
-                smtp_port: super::sink::SMTP_PORT as u16,
-                smtp_user: Some("test".into()),
-                smtp_password: Some("test".into()),
-                sender_email: Some(format!("noreply@{}.test", t.name)),
-                use_tls: Some(false),
-                use_ssl: Some(false),
-                batch_size: None,
-            }],
-        })
-        .collect();
-    SetupPlanV1 { tenants }
+    let tenants = pt.spec.tenants.iter().map(|t| {
+        let url = format!(
+            "http://{}:{}",
+            names::client(pt_name, &t.name),
+            super::clients::PORT
+        );
+        (t.name.as_str(), url)
+    });
+    pressure_crds::setup::plan(
+        tenants,
+        &names::sink(pt_name),
+        super::sink::SMTP_PORT as u16,
+    )
 }
 
 /// The Job: a few retries, bounded by the setup timeout.

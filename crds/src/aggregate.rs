@@ -1,16 +1,40 @@
-//! Folds the raw readings into status figures: counters summed over proxy replicas, pending as
-//! the maximum (it is database-wide), errors as the clients' final error reports (as the local
-//! runner counts them), latency from the sink's end-to-end percentiles (or, shown but never
-//! judged, the proxy's merged histogram), per-tenant lines.
+//! The figures of a run, folded from what its parts answer (PROTOCOL.md §8): the proxy replicas'
+//! `/metrics`, every client's `/stats` and the verifying sink's `/stats`. Counters are summed over
+//! proxy replicas, pending is the maximum (it is database-wide), errors are the clients' final
+//! error reports, latency is the sink's end-to-end percentiles (or, shown but never judged, the
+//! proxy's merged histogram), with per-tenant lines. The operator folds its pods' answers with
+//! [`aggregate`], the local runner its processes' answers: the same figures feed the same
+//! [`crate::verdict`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
-use pressure_crds::{Figures, LatencySource, TenantFigures};
-
-use crate::status::Reading;
-use crate::status::verdict::permille;
 use mailproxy_proto::prom::{ProxyMetrics, quantile};
+use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
+
+use crate::verdict::permille;
+use crate::{Figures, LatencySource, TenantFigures};
+
+/// Figures read in one pass, before baseline arithmetic.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reading {
+    /// Totals.
+    pub figures: Figures,
+    /// Per tenant.
+    pub per_tenant: Vec<TenantFigures>,
+    /// Whether the proxy answered (its pending count is meaningful).
+    pub proxy_seen: bool,
+    /// Every tenant's clients hold a final report for every message they generated
+    /// ([`pressure_crds::drain`]); false when no client answered.
+    pub clients_drained: bool,
+    /// Cumulative latency buckets (upper bound in seconds, count): the verifying sink's end-to-end
+    /// histogram when it answered, else the proxy replicas' merged. The report's timeline takes
+    /// the p99 of each interval from two consecutive readings.
+    pub latency_buckets: Vec<(f64, f64)>,
+    /// The proxy replicas' attachment cache lookups, summed: (hits, misses).
+    pub proxy_cache: (u64, u64),
+    /// Proxy replicas that answered this reading.
+    pub proxy_replicas: u32,
+}
 
 /// One [`Reading`] from the parts that answered.
 pub fn aggregate(
@@ -101,8 +125,8 @@ pub fn aggregate(
             cache(|p| p.cache_hits) as u64,
             cache(|p| p.cache_misses) as u64,
         ),
-        clients_drained: pressure_crds::drain::drained(clients.iter().map(|(tenant, c)| {
-            pressure_crds::drain::ClientCounts {
+        clients_drained: crate::drain::drained(clients.iter().map(|(tenant, c)| {
+            crate::drain::ClientCounts {
                 tenant,
                 generated: c.messages_generated,
                 finalized: c.messages_finalized,
