@@ -1,7 +1,6 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that only one replica reconciles.
-//! kube 5 has no compatible leader-election crate; this loop is small: renew every third of the
-//! lease duration, take over a lease whose holder stopped renewing, and stop working when the
-//! lease is lost. [`decide`] is the pure part.
+//! This loop is small: renew every third of the lease duration, take over a lease whose holder
+//! stopped renewing, and stop working when the lease is lost. [`decide`] is the pure part.
 //!
 //! Leadership is a deadline, not a flag: a renewal that succeeds makes this replica the leader
 //! until the renew deadline (two thirds of the lease duration) counted from when the renewal
@@ -10,6 +9,27 @@
 //! connection would otherwise hang for good), the work is stopped when the deadline passes
 //! without a renewal, and [`Leadership::is_leading`] lets the reconciler check before it writes:
 //! a replica that was paused (SIGSTOP, a frozen VM, a long GC) resumes as a follower.
+//!
+//! Why no crate (issue 16, item 5). `kube-leader-election` needs kube 4. `kube-lease-manager`
+//! 0.13.1 (kube ^5 with only its `client` feature, k8s-openapi ^0.29) was tried and left out:
+//! - The build is not the problem: it compiles with our kube features, brings no TLS stack
+//!   (openssl stays the only one) and no second kube or k8s-openapi. `cargo tree -p
+//!   pressure-operator -d` gains only `rand` 0.10, `rand_core` 0.10 and `getrandom` 0.4 next to
+//!   our 0.9/0.9/0.3 (Cargo.lock also gains `chacha20` and `cpufeatures` 0.3).
+//! - Its leadership is "the last read of the Lease names me", not a deadline. No lease call is
+//!   bounded, and `watch()` sends `false` only once a call returns showing another holder; a
+//!   failed call is logged and retried after a 1-30 s backoff with the channel still `true`. Run
+//!   against the mock API server with the renewal PATCH never answered, it still reported
+//!   leading 120 s later on a 15 s lease: the case
+//!   `a_renewal_stuck_in_the_api_call_stops_the_work_before_the_lease_runs_out` and the e2e
+//!   `a_leader_whose_renewal_hangs_stops_before_another_may_take_the_lease` exist for. It exposes
+//!   neither the renew time nor the expiry, so [`Leadership`] cannot be rebuilt on top of it.
+//! - It writes with PATCH (server-side apply to acquire, strategic merge to renew, without a
+//!   resourceVersion precondition), and a follower takes an expired lease by first clearing its
+//!   holder. The leader-election Role grants `get`/`update` (`rbac.rs`, `rbac.yaml`, the chart,
+//!   checked verb by verb by `e2e_rbac.rs`), so it would need `patch` there too.
+//! - What it has and this loop lacks: a release of the lease on shutdown (when its channel
+//!   closes). Here a stopped leader's lease runs out after `--lease-seconds`.
 
 use std::future::Future;
 use std::sync::Mutex;

@@ -1,8 +1,13 @@
 //! The human-readable report: one table row per tenant and the total, the proxy's cache and
-//! memory, throughput by proxy replicas (a cluster run's), then one line per threshold, the verdict and the comparison with a baseline. The
-//! local run prints it; `kubectl pressure report` prints it for a run in a cluster.
+//! memory, throughput by proxy replicas (a cluster run's), then one line per threshold, the
+//! verdict and the comparison with a baseline. The local run prints it; `kubectl pressure report`
+//! prints it for a run in a cluster. The three tables (tenants, thresholds, comparison) are laid
+//! out by `comfy-table` without borders, colour or terminal detection: plain text whose columns
+//! widen to fit their longest cell, the same on a terminal, in a log or in a file.
 
 use std::fmt::Write;
+
+use comfy_table::{CellAlignment, Table, TableStyle};
 
 use super::{Line, Report};
 use crate::ThresholdOutcome;
@@ -96,34 +101,61 @@ const HEADER: [&str; 14] = [
     "p50ms", "p95ms", "p99ms",
 ];
 
-fn table(r: &Report) -> String {
-    let mut rows: Vec<Vec<String>> = vec![HEADER.iter().map(|s| (*s).to_string()).collect()];
-    rows.extend(r.tenants.iter().map(row));
-    rows.push(row(&r.total));
-    let widths: Vec<usize> = (0..HEADER.len())
-        .map(|i| rows.iter().map(|row| row[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        if n == rows.len() - 1 {
-            let _ = writeln!(
-                out,
-                "{}",
-                "-".repeat(widths.iter().sum::<usize>() + 2 * (HEADER.len() - 1))
-            );
+/// Left-aligned column after `gap` spaces.
+const fn left(gap: u16) -> (CellAlignment, u16) {
+    (CellAlignment::Left, gap)
+}
+
+/// Right-aligned column after `gap` spaces.
+const fn right(gap: u16) -> (CellAlignment, u16) {
+    (CellAlignment::Right, gap)
+}
+
+/// An outcome word as wide as `FAIL`, so that a run where all pass lines up as one that fails.
+fn outcome(word: &str) -> String {
+    format!("{word:<4}")
+}
+
+/// The lines of a borderless table, one per row: `columns` gives each column's alignment and the
+/// spaces before it (the first one's is the indent). No rules, no colour, no trailing spaces;
+/// control characters in a cell (a newline in a name read from a report) become spaces.
+fn grid(
+    header: Option<&[&str]>,
+    rows: Vec<Vec<String>>,
+    columns: &[(CellAlignment, u16)],
+) -> Vec<String> {
+    let mut t = Table::new();
+    t.load_style(TableStyle::new());
+    if let Some(h) = header {
+        t.set_header(h.to_vec());
+    }
+    t.add_rows(rows.into_iter().map(|row| {
+        row.into_iter()
+            .map(|c| c.replace(char::is_control, " "))
+            .collect::<Vec<_>>()
+    }));
+    for (i, (align, gap)) in columns.iter().enumerate() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(*align);
+            c.set_padding((*gap, 0));
         }
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 0 {
-                    format!("{c:<w$}", w = widths[i])
-                } else {
-                    format!("{c:>w$}", w = widths[i])
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  "));
+    }
+    t.lines().map(|l| l.trim_end().to_string()).collect()
+}
+
+fn table(r: &Report) -> String {
+    let mut rows: Vec<Vec<String>> = r.tenants.iter().map(row).collect();
+    rows.push(row(&r.total));
+    let columns: Vec<_> = (0..HEADER.len())
+        .map(|i| if i == 0 { left(0) } else { right(2) })
+        .collect();
+    let mut lines = grid(Some(&HEADER), rows, &columns);
+    // A rule as wide as the table between the tenants and the total (the last line).
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    lines.insert(lines.len().saturating_sub(1), "-".repeat(width));
+    let mut out = String::new();
+    for l in &lines {
+        let _ = writeln!(out, "{l}");
     }
     let max = r.total.latency_ms.and_then(|l| l.max);
     let _ = writeln!(
@@ -166,19 +198,27 @@ fn row(l: &Line) -> Vec<String> {
 
 fn verdict(r: &Report) -> String {
     let mut out = String::from("Thresholds:\n");
-    for t in &r.thresholds {
-        let _ = writeln!(
-            out,
-            "  {:<4} {:<28} limit {:>9}  observed {}",
-            match t.outcome {
-                ThresholdOutcome::Passed => "ok",
-                ThresholdOutcome::Disabled => "off",
-                ThresholdOutcome::Breached | ThresholdOutcome::NotMeasured => "FAIL",
-            },
-            t.name,
-            t.limit,
-            t.observed.map_or("not measured".into(), |v| v.to_string())
-        );
+    let rows = r
+        .thresholds
+        .iter()
+        .map(|t| {
+            vec![
+                outcome(match t.outcome {
+                    ThresholdOutcome::Passed => "ok",
+                    ThresholdOutcome::Disabled => "off",
+                    ThresholdOutcome::Breached | ThresholdOutcome::NotMeasured => "FAIL",
+                }),
+                t.name.clone(),
+                "limit".into(),
+                t.limit.to_string(),
+                "observed".into(),
+                t.observed.map_or("not measured".into(), |v| v.to_string()),
+            ]
+        })
+        .collect();
+    let columns = [left(2), left(1), left(1), right(1), left(2), left(1)];
+    for l in grid(None, rows, &columns) {
+        let _ = writeln!(out, "{l}");
     }
     let _ = writeln!(
         out,
@@ -202,19 +242,34 @@ pub fn comparison(c: &Comparison) -> String {
         c.baseline_run_id, c.baseline_source
     );
     let num = |v: Option<f64>| v.map_or("unmeasured".to_string(), |v| format!("{v:.1}"));
-    for d in &c.deltas {
-        let _ = writeln!(
-            out,
-            "  {:<4} {:<24} {:>10} -> {:<10} {:>9}  {}",
-            if d.regressed { "FAIL" } else { "ok" },
-            d.name,
-            num(d.baseline),
-            num(d.current),
-            d.change_percent
-                .map_or(String::new(), |p| format!("{p:+.1} %")),
-            d.limit
-                .map_or("not judged".to_string(), |l| format!("limit {l:.1}"))
-        );
+    let rows = c
+        .deltas
+        .iter()
+        .map(|d| {
+            vec![
+                outcome(if d.regressed { "FAIL" } else { "ok" }),
+                d.name.clone(),
+                num(d.baseline),
+                "->".into(),
+                num(d.current),
+                d.change_percent
+                    .map_or(String::new(), |p| format!("{p:+.1} %")),
+                d.limit
+                    .map_or("not judged".to_string(), |l| format!("limit {l:.1}")),
+            ]
+        })
+        .collect();
+    let columns = [
+        left(2),
+        left(1),
+        right(1),
+        left(1),
+        left(1),
+        right(1),
+        left(2),
+    ];
+    for l in grid(None, rows, &columns) {
+        let _ = writeln!(out, "{l}");
     }
     let _ = writeln!(
         out,
@@ -264,6 +319,25 @@ mod tests {
         assert!(text.contains("Verdict: FAIL (ThresholdBreached)"), "{text}");
         assert!(text.contains("verifying sink"), "{text}");
         assert!(
+            text.is_ascii() && !text.contains('\x1b'),
+            "plain text: {text}"
+        );
+        // The table's lines (header, tenant, rule, total) are as wide as each other.
+        let widths: Vec<usize> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("tenant"))
+            .take(4)
+            .map(str::len)
+            .collect();
+        assert!(
+            widths.len() == 4 && widths.iter().all(|w| *w == widths[0]),
+            "{text}"
+        );
+        assert!(
+            text.contains("standard   40     0     40    -    0      0     0    0      -    2.5      -      -      -"),
+            "{text}"
+        );
+        assert!(
             !text.contains("by proxy replicas"),
             "a local run has no such line"
         );
@@ -291,6 +365,29 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_name_with_a_newline_keeps_the_table_one_line_a_row() {
+        let r = Report {
+            tenants: vec![Line {
+                name: "a\nb".into(),
+                ..Line::default()
+            }],
+            total: Line {
+                name: "total".into(),
+                ..Line::default()
+            },
+            ..Report::default()
+        };
+        let text = table(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(
+            lines[1].starts_with("a b  ") && lines[2].starts_with("---"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("total"), "{text}");
     }
 
     #[test]

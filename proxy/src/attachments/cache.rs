@@ -1,14 +1,20 @@
 //! The MD5 cache (PROTOCOL.md §5.5), per replica: a memory tier (LRU by bytes, TTL, items under the
 //! disk threshold) in front of an optional disk tier ([`super::disk`]). Lookups are counted in
 //! `gmp_attachment_cache_requests_total{tier,result}`.
+//!
+//! The memory tier is a [`moka`] cache weighed in bytes, with moka's LRU policy (not its default
+//! TinyLFU, whose admission filter may refuse a new item: the contract evicts the least recently
+//! used) and its time to live (from the store, as the contract says). Every store applies moka's
+//! pending work at once, so the byte bound holds after each store rather than after a batch.
+//! `examples/cache_bench.rs` measured it against the hand-written LRU it replaced (2 threads,
+//! 10 000 items of 4–64 KiB in 256 MiB, 89 % hits): mixed throughput 7–10 % lower (a store costs
+//! ≈ 8–12 µs instead of ≈ 2 µs, next to a download), lookups twice as fast (≈ 0.4–0.5 µs instead of
+//! ≈ 0.8–1.3 µs; 5.5 M hits/s instead of 2.5–2.8 M), the same hit rate, resident bytes and peak RSS.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
+use moka::policy::EvictionPolicy;
 use prometheus_client::metrics::{counter::Counter, family::Family};
 
 use super::{disk::DiskTier, spool::Spool};
@@ -25,7 +31,7 @@ pub enum Tier {
 
 /// Both tiers.
 pub struct Cache {
-    memory: Mutex<MemoryTier>,
+    memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
     threshold: u64,
     requests: Family<CacheLabels, Counter>,
@@ -42,10 +48,10 @@ impl Cache {
             )
         });
         Cache {
-            memory: Mutex::new(MemoryTier::new(
+            memory: MemoryTier::new(
                 config.cache_memory_max_mb.saturating_mul(1024 * 1024),
                 Duration::from_secs(config.cache_memory_ttl_seconds),
-            )),
+            ),
             disk,
             threshold: config.cache_disk_threshold_kb.saturating_mul(1024),
             requests,
@@ -63,7 +69,7 @@ impl Cache {
 
     /// Content stored under `key`, memory first.
     pub async fn get(&self, key: &str) -> Option<(Spool, Tier)> {
-        let hit = self.memory.lock().ok().and_then(|mut m| m.get(key));
+        let hit = self.memory.get(key);
         self.count("memory", hit.is_some());
         if let Some(b) = hit {
             return Some((Spool::Memory(b), Tier::Memory));
@@ -94,87 +100,53 @@ impl Cache {
     }
 
     fn put_memory(&self, key: &str, b: Bytes) {
-        if let Ok(mut m) = self.memory.lock() {
-            m.put(key, b);
-        }
+        self.memory.put(key, b);
     }
 }
 
-struct Entry {
-    bytes: Bytes,
-    stored: Instant,
-    tick: u64,
+/// The memory tier: at most `max` bytes of content, least recently used evicted first, each
+/// item expiring `ttl` after it was stored.
+struct MemoryTier {
+    cache: moka::sync::Cache<String, Bytes>,
+    max: u64,
 }
 
-/// LRU by total bytes, with a TTL.
-struct MemoryTier {
-    map: HashMap<String, Entry>,
-    order: BTreeMap<u64, String>,
-    total: u64,
-    next: u64,
-    max: u64,
-    ttl: Duration,
-}
+/// moka refuses a time to live over 1000 years; a longer setting means "never" all the same.
+const TTL_CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl MemoryTier {
     fn new(max: u64, ttl: Duration) -> Self {
-        MemoryTier {
-            map: HashMap::new(),
-            order: BTreeMap::new(),
-            total: 0,
-            next: 0,
-            max,
-            ttl,
-        }
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max)
+            // Items over u32::MAX bytes are never stored (`put`), so the weight is the length.
+            .weigher(|_: &String, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+            .time_to_live(ttl.min(TTL_CEILING))
+            .eviction_policy(EvictionPolicy::lru())
+            .build();
+        MemoryTier { cache, max }
     }
 
-    fn get(&mut self, key: &str) -> Option<Bytes> {
-        let expired = self.map.get(key)?.stored.elapsed() > self.ttl;
-        if expired {
-            self.remove(key);
-            return None;
-        }
-        self.next += 1;
-        let tick = self.next;
-        let e = self.map.get_mut(key)?;
-        self.order.remove(&e.tick);
-        e.tick = tick;
-        self.order.insert(tick, key.to_string());
-        Some(e.bytes.clone())
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.cache.get(key)
     }
 
-    fn put(&mut self, key: &str, bytes: Bytes) {
+    fn put(&self, key: &str, bytes: Bytes) {
         let len = bytes.len() as u64;
-        if len > self.max {
+        if len > self.max || u32::try_from(len).is_err() {
             return;
         }
-        self.remove(key);
-        self.next += 1;
-        self.order.insert(self.next, key.to_string());
-        self.map.insert(
-            key.to_string(),
-            Entry {
-                bytes,
-                stored: Instant::now(),
-                tick: self.next,
-            },
-        );
-        self.total += len;
-        while self.total > self.max {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(e) = self.map.remove(&oldest) {
-                self.total -= e.bytes.len() as u64;
-            }
-        }
+        self.cache.insert(key.to_string(), bytes);
+        // Apply the insertion and its evictions now, so the tier never holds more than `max`
+        // bytes for long: moka otherwise defers them to a later batch of up to 64 writes. A
+        // store follows a download, so this is cheap next to what it stores.
+        self.cache.run_pending_tasks();
     }
 
-    fn remove(&mut self, key: &str) {
-        if let Some(e) = self.map.remove(key) {
-            self.order.remove(&e.tick);
-            self.total -= e.bytes.len() as u64;
-        }
+    /// The bytes held, once pending insertions and evictions are applied.
+    #[cfg(test)]
+    fn total(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
     }
 }
 
@@ -184,7 +156,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_tier_evicts_least_recently_used_and_expires() {
-        let mut m = MemoryTier::new(10, Duration::from_secs(60));
+        let m = MemoryTier::new(10, Duration::from_secs(60));
         m.put("a", Bytes::from_static(b"aaaa"));
         m.put("b", Bytes::from_static(b"bbbb"));
         assert!(m.get("a").is_some(), "a is now the most recent");
@@ -193,13 +165,44 @@ mod tests {
         assert!(m.get("a").is_some() && m.get("c").is_some());
         m.put("big", Bytes::from(vec![0u8; 11]));
         assert!(m.get("big").is_none(), "over the tier maximum: not cached");
-        assert_eq!(m.total, 8);
+        assert_eq!(m.total(), 8);
 
-        let mut m = MemoryTier::new(10, Duration::ZERO);
+        let m = MemoryTier::new(10, Duration::ZERO);
         m.put("a", Bytes::from_static(b"a"));
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(m.get("a").is_none(), "expired");
-        assert_eq!(m.total, 0);
+        assert_eq!(m.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_tier_keeps_its_byte_bound_and_the_recently_used_large_items() {
+        // 64 KiB items in a 1 MiB tier: never more than 16 held, and the one read between
+        // insertions survives while the others rotate out.
+        let m = MemoryTier::new(1024 * 1024, Duration::from_secs(60));
+        m.put("keep", Bytes::from(vec![1u8; 64 * 1024]));
+        for i in 0..200 {
+            m.put(&format!("k{i}"), Bytes::from(vec![0u8; 64 * 1024]));
+            assert!(m.total() <= 1024 * 1024, "over the bound after {i} items");
+            assert!(
+                m.get("keep").is_some(),
+                "the recently used item was evicted"
+            );
+        }
+        assert!(m.get("k0").is_none() && m.get("k199").is_some());
+
+        // A time to live beyond what moka accepts (1000 years) is capped, not a panic.
+        let m = MemoryTier::new(10, Duration::from_secs(u64::MAX));
+        m.put("a", Bytes::from_static(b"a"));
+        assert!(m.get("a").is_some());
+
+        let m = MemoryTier::new(10, Duration::from_millis(500));
+        m.put("a", Bytes::from_static(b"a"));
+        assert!(m.get("a").is_some(), "fresh");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            m.get("a").is_none(),
+            "expired after its time to live, although read"
+        );
     }
 
     #[tokio::test]
