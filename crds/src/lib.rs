@@ -1,12 +1,14 @@
 //! The `PressureTest` custom resource (`pressure.mailproxy.dev/v1alpha1`): the spec a user writes,
-//! the status the operator reports, and [`validate()`], the same rules as the CRD schema in plain
-//! Rust so that the local runner (`pressure run FILE`) checks a file without a cluster.
+//! the status the operator reports, and [`validate()`], which checks a spec against the generated
+//! CRD schema itself (plus its CEL rules, mirrored in Rust) so that the local runner
+//! (`pressure run FILE`) checks a file without a cluster as the API server would.
 //!
 //! Layout:
 //! - [`spec`]: the root `PressureTest` kind, tenants, load window, thresholds, and [`spec::sut`]
 //!   (proxy, PostgreSQL, sink, observability) plus the seed's client [`profiles`];
 //! - [`status`]: phase, conditions, live figures and the final summary;
-//! - [`mod@validate`]: pure validation with typed errors carrying a field path;
+//! - [`mod@validate`]: a document checked against the generated `openAPIV3Schema` (with the
+//!   `jsonschema` crate) and the CEL rules, every invalid field a typed error with its path;
 //! - [`drain`]: when a run has drained (every generated message has its final report), for the
 //!   operator's `Analyzing` phase and the local runner's drain alike;
 //! - [`verdict`]: the one verdict of a run, for the operator and the local runner alike: what each
@@ -52,7 +54,9 @@ pub use status::{
     Condition, ConditionStatus, Figures, HISTORY_LENGTH, LatencySource, Phase, PressureTestStatus,
     RunSummary, TenantFigures, ThresholdOutcome, ThresholdResult,
 };
-pub use validate::{ValidationError, validate};
+pub use validate::ValidationError;
+#[cfg(feature = "validation")]
+pub use validate::validate;
 pub use verdict::{Measured, Verdict, Window};
 
 use std::collections::BTreeMap;

@@ -1,15 +1,34 @@
-//! [`validate`]: the CRD schema's rules (ranges, patterns, required rates, unique tenant names and
-//! the CEL cross-field checks) as a pure function, so a spec read from a file outside Kubernetes is
-//! held to the same rules as one sent to the API server. [`load_yaml`] parses and validates.
+//! [`load_yaml`] and [`validate`]: a PressureTest read from a file outside Kubernetes is held to
+//! the rules the API server applies, and every invalid field is reported with its path
+//! (`spec.tenants[1].clients`) and what to fix.
+//!
+//! The structural rules (types, ranges, lengths, patterns, enums, required and unknown fields)
+//! are not written here: the document, as written and before serde's defaults, is checked
+//! against the CRD's own `openAPIV3Schema` ([`crate::crd`], what `crdgen` prints) with the
+//! `jsonschema` crate; `schema` turns the OpenAPI dialect into JSON Schema once and words the
+//! errors.
+//!
+//! What the schema says in a form JSON Schema cannot check stays in Rust, in [`rules`]: the CEL
+//! rules (`x-kubernetes-validations`; there is no Rust CEL evaluator with Kubernetes' `quantity()`
+//! library, so each is written again next to its message, and tests check that the schema's rules
+//! and these are the same set with the same literals) and unique tenant names (the list's
+//! `x-kubernetes-list-map-keys`); and [`validate_name`], which the API server checks outside the
+//! schema.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::ops::RangeInclusive;
+
+#[cfg(feature = "validation")]
+use serde_json::Value;
 
 use crate::spec::DB_CONNECTIONS_MESSAGE;
+#[cfg(feature = "validation")]
+use crate::spec::PressureTest;
+use crate::spec::PressureTestSpec;
 use crate::spec::placement::PlacementSpec;
 use crate::spec::settings::RETRY_DELAYS_MESSAGE;
-use crate::spec::sut::{POSTGRES_SPARE_CONNECTIONS, PROXY_MEMORY_MESSAGE, ResourcesSpec};
-use crate::spec::{PressureTest, PressureTestSpec, TenantSpec};
+use crate::spec::sut::{POSTGRES_SPARE_CONNECTIONS, PROXY_MEMORY_MESSAGE};
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +42,7 @@ pub enum Problem {
         /// The value found.
         got: i64,
     },
-    /// A string or list with the wrong length.
+    /// A string, list or map with the wrong length.
     BadLength {
         /// Shortest allowed.
         min: usize,
@@ -34,8 +53,8 @@ pub enum Problem {
     },
     /// A string not of the expected form.
     BadFormat {
-        /// The expected form, in words.
-        expected: &'static str,
+        /// The expected form, in words or as the schema's pattern.
+        expected: String,
         /// The value found.
         got: String,
     },
@@ -43,12 +62,14 @@ pub enum Problem {
     Duplicate(String),
     /// A rule across fields does not hold; the text says how to fix it.
     Rule(&'static str),
+    /// Any other schema violation (type, enum, required or unknown field), in words.
+    Schema(String),
 }
 
 /// One invalid field: a path such as `spec.tenants[1].clients` and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
-    /// Dotted path of the field, from `spec`.
+    /// Dotted path of the field, from the document's root (`spec…`, `metadata.name`).
     pub path: String,
     /// What is wrong and how to fix it.
     pub problem: Problem,
@@ -61,7 +82,7 @@ pub struct ValidationErrors(pub Vec<ValidationError>);
 /// Why a PressureTest file could not be used.
 #[derive(Debug)]
 pub enum LoadError {
-    /// Not YAML of the PressureTest shape (unknown field, wrong type…).
+    /// Not YAML, or not of the PressureTest shape in a way the schema does not name a field for.
     Parse(serde_yaml::Error),
     /// Well-formed but breaks a rule.
     Invalid(ValidationErrors),
@@ -79,13 +100,18 @@ impl fmt::Display for Problem {
             Problem::BadFormat { expected, got } => write!(f, "must be {expected}, got {got:?}"),
             Problem::Duplicate(key) => write!(f, "duplicate name {key:?}; names must be unique"),
             Problem::Rule(text) => f.write_str(text),
+            Problem::Schema(text) => f.write_str(text),
         }
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.problem)
+        if self.path.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "{}: {}", self.path, self.problem)
+        }
     }
 }
 
@@ -116,23 +142,64 @@ impl std::error::Error for LoadError {
     }
 }
 
-/// Parses a PressureTest YAML document (defaults filled in) and validates its name and spec.
+/// Parses a PressureTest YAML document, checks it as written against the CRD schema, fills in
+/// the defaults and checks the rules the schema cannot express ([`rules`], [`validate_name`]).
+/// Every invalid field is reported, except that the rules need the spec read into Rust: when a
+/// schema error (a wrong type or enum value) stops that, only the schema errors are reported, as
+/// the API server skips the CEL rules then. A document the schema accepts but that still does
+/// not deserialize is a [`LoadError::Parse`].
+#[cfg(feature = "validation")]
 pub fn load_yaml(text: &str) -> Result<PressureTest, LoadError> {
-    let pt: PressureTest = serde_yaml::from_str(text).map_err(LoadError::Parse)?;
-    let mut errors = validate(&pt.spec).err().map(|e| e.0).unwrap_or_default();
-    if let Some(name) = &pt.metadata.name {
+    let document: Value = serde_yaml::from_str(text).map_err(LoadError::Parse)?;
+    let mut errors = if document.is_object() {
+        schema::errors(&document)
+    } else {
+        Vec::new()
+    };
+    let pt: PressureTest = match serde_yaml::from_str(text) {
+        Ok(pt) => pt,
+        Err(e) if errors.is_empty() => return Err(LoadError::Parse(e)),
+        Err(_) => return Err(LoadError::Invalid(sorted(errors))),
+    };
+    errors.extend(rules(&pt.spec));
+    if let Some(name) = &pt.metadata.name
+        && !errors.iter().any(|e| e.path == NAME_PATH)
+    {
         errors.extend(validate_name(name).err());
     }
-    if !errors.is_empty() {
-        return Err(LoadError::Invalid(ValidationErrors(errors)));
+    if errors.is_empty() {
+        Ok(pt)
+    } else {
+        Err(LoadError::Invalid(sorted(errors)))
     }
-    Ok(pt)
+}
+
+/// Checks a spec built in Rust (defaults included) as [`load_yaml`] checks a file: its JSON form
+/// against the CRD schema, then [`rules`]; returns every problem found.
+#[cfg(feature = "validation")]
+pub fn validate(spec: &PressureTestSpec) -> Result<(), ValidationErrors> {
+    let mut errors = match serde_json::to_value(spec) {
+        Ok(spec) => schema::errors(&serde_json::json!({ "spec": spec })),
+        Err(e) => vec![ValidationError {
+            path: "spec".into(),
+            problem: Problem::Schema(format!("cannot be written as JSON: {e}")),
+        }],
+    };
+    errors.extend(rules(spec));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(sorted(errors))
+    }
 }
 
 /// Longest PressureTest name: child names append `-client-<tenant>` and must stay DNS labels.
 pub const MAX_NAME_LEN: usize = 24;
 
-/// Checks a PressureTest's name as the CRD's CEL rule and the API server do.
+/// Path of the object's name.
+const NAME_PATH: &str = "metadata.name";
+
+/// Checks a PressureTest's name as the API server does (a DNS label, at most [`MAX_NAME_LEN`]).
 pub fn validate_name(name: &str) -> Result<(), ValidationError> {
     let problem = if name.is_empty() || name.len() > MAX_NAME_LEN {
         Problem::BadLength {
@@ -142,361 +209,146 @@ pub fn validate_name(name: &str) -> Result<(), ValidationError> {
         }
     } else if !is_dns_label(name) {
         Problem::BadFormat {
-            expected: "a DNS label (a-z, 0-9, '-')",
+            expected: "a DNS label (a-z, 0-9, '-')".into(),
             got: name.to_string(),
         }
     } else {
         return Ok(());
     };
     Err(ValidationError {
-        path: "metadata.name".into(),
+        path: NAME_PATH.into(),
         problem,
     })
 }
 
-/// Collects the errors of one spec.
-struct Checker(Vec<ValidationError>);
+// ---------------------------------------------------------------------------------------------
+// The rules the schema cannot express.
 
-impl Checker {
-    fn push(&mut self, path: impl Into<String>, problem: Problem) {
-        self.0.push(ValidationError {
-            path: path.into(),
-            problem,
+/// Messages of the CRD's CEL rules (`x-kubernetes-validations`) that [`rules`] checks. The
+/// schema's other rules compare with `oldSelf` (an update to a running test) and cannot apply to
+/// a file. A test checks that this list and the schema's rules are the same.
+pub const CEL_MESSAGES: [&str; 8] = [
+    PROFILE_OR_RATES,
+    RESERVED_LABELS,
+    HPA_ORDER,
+    RETRY_DELAYS_MESSAGE,
+    PROXY_MEMORY_MESSAGE,
+    GRAFANA_NEEDS_PROMETHEUS,
+    DB_CONNECTIONS_MESSAGE,
+    BASELINE_ONE_OF,
+];
+
+const PROFILE_OR_RATES: &str = "set a profile, or all four rates";
+const RESERVED_LABELS: &str = "podLabels may not use the keys app.kubernetes.io/* and pressure.mailproxy.dev/*: the operator selects its pods by them";
+const HPA_ORDER: &str = "hpa.minReplicas must not exceed hpa.maxReplicas";
+const GRAFANA_NEEDS_PROMETHEUS: &str = "grafana.enabled needs prometheus.enabled";
+const BASELINE_ONE_OF: &str =
+    "name the baseline by exactly one of report (a report ConfigMap) and pressureTest";
+
+/// Each retry delay's range, as the CEL rule on `retryDelaysSeconds` spells it.
+const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 0..=86_400;
+
+/// The CEL rules of the CRD and the uniqueness of tenant names, on a spec with its defaults (as
+/// the API server runs CEL after defaulting). Kubernetes evaluates the CEL rules with its own
+/// libraries (`quantity()` among them), which no Rust crate provides: each rule is written
+/// again here, under its schema message ([`CEL_MESSAGES`]), and the tests hold the two equal.
+pub fn rules(spec: &PressureTestSpec) -> Vec<ValidationError> {
+    let mut out = Vec::new();
+    let mut rule = |path: String, message: &'static str| {
+        out.push(ValidationError {
+            path,
+            problem: Problem::Rule(message),
         });
-    }
-
-    fn range(&mut self, path: &str, got: i32, min: i64, max: i64) {
-        let got = i64::from(got);
-        if got < min || got > max {
-            self.push(path, Problem::OutOfRange { min, max, got });
+    };
+    for (i, t) in spec.tenants.iter().enumerate() {
+        let rates = t.rates.clone().unwrap_or_default();
+        let all_rates = rates.messages_per_sync.is_some()
+            && rates.cache_hit_rate_permille.is_some()
+            && rates.dnd_probability_permille.is_some()
+            && rates.large_attachment_rate_permille.is_some();
+        if t.profile.is_none() && !all_rates {
+            rule(format!("spec.tenants[{i}]"), PROFILE_OR_RATES);
         }
     }
-
-    fn length(&mut self, path: &str, got: usize, min: usize, max: usize) {
-        if got < min || got > max {
-            self.push(path, Problem::BadLength { min, max, got });
-        }
-    }
-
-    fn format(&mut self, path: &str, value: &str, ok: bool, expected: &'static str) {
-        if !ok {
-            self.push(
-                path,
-                Problem::BadFormat {
-                    expected,
-                    got: value.to_string(),
-                },
-            );
-        }
-    }
-}
-
-/// Checks a spec against the rules of the CRD schema; returns every problem found.
-pub fn validate(spec: &PressureTestSpec) -> Result<(), ValidationErrors> {
-    let mut c = Checker(Vec::new());
-    c.length("spec.tenants", spec.tenants.len(), 1, 32);
-    let mut seen = BTreeSet::new();
-    for (i, tenant) in spec.tenants.iter().enumerate() {
-        let path = format!("spec.tenants[{i}]");
-        if !seen.insert(tenant.name.as_str()) {
-            c.push(
-                format!("{path}.name"),
-                Problem::Duplicate(tenant.name.clone()),
-            );
-        }
-        check_tenant(&mut c, &path, tenant);
-    }
-    c.range("spec.durationSeconds", spec.duration_seconds, 10, 86_400);
-    c.range("spec.warmupSeconds", spec.warmup_seconds, 0, 3600);
-    c.range("spec.startDelaySeconds", spec.start_delay_seconds, 5, 3600);
-    c.range("spec.seed", spec.seed, 0, i64::from(i32::MAX));
-    c.length("spec.stages", spec.stages.len(), 0, 20);
-    for (i, st) in spec.stages.iter().enumerate() {
-        let path = format!("spec.stages[{i}]");
-        c.range(
-            &format!("{path}.durationSeconds"),
-            st.duration_seconds,
-            1,
-            86_400,
-        );
-        c.range(&format!("{path}.ratePercent"), st.rate_percent, 0, 1000);
-    }
-    c.length("spec.clientImage", spec.client_image.len(), 1, 253);
-    if let Some(ttl) = spec.ttl_seconds_after_finished {
-        c.range("spec.ttlSecondsAfterFinished", ttl, 0, 31_536_000);
-    }
-    check_sut(&mut c, spec);
-    check_run(&mut c, spec);
-    if c.0.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationErrors(c.0))
-    }
-}
-
-fn check_tenant(c: &mut Checker, path: &str, t: &TenantSpec) {
-    c.length(&format!("{path}.name"), t.name.len(), 1, 30);
-    c.format(
-        &format!("{path}.name"),
-        &t.name,
-        is_dns_label(&t.name),
-        "a DNS label (a-z, 0-9, '-')",
-    );
-    c.range(&format!("{path}.clients"), t.clients, 1, 50);
-    let r = t.rates.clone().unwrap_or_default();
-    let rates = [
-        ("messagesPerSync", r.messages_per_sync),
-        ("cacheHitRatePermille", r.cache_hit_rate_permille),
-        ("dndProbabilityPermille", r.dnd_probability_permille),
-        (
-            "largeAttachmentRatePermille",
-            r.large_attachment_rate_permille,
-        ),
-    ];
-    for (name, value) in rates {
-        if let Some(v) = value {
-            c.range(&format!("{path}.rates.{name}"), v, 0, 1000);
-        }
-    }
-    if t.profile.is_none() && rates.iter().any(|(_, v)| v.is_none()) {
-        c.push(path, Problem::Rule("set a profile, or all four rates"));
-    }
-    check_resources(c, &format!("{path}.resources"), t.resources.as_ref());
-    if let Some(p) = &t.placement {
-        check_placement(c, &format!("{path}.placement"), p);
-    }
-}
-
-/// The schema's limits on a placement and the CEL rule on reserved pod label keys.
-fn check_placement(c: &mut Checker, path: &str, p: &PlacementSpec) {
-    for (name, map) in [
-        ("nodeSelector", &p.node_selector),
-        ("podLabels", &p.pod_labels),
-        ("podAnnotations", &p.pod_annotations),
-    ] {
-        if let Some(m) = map {
-            c.length(&format!("{path}.{name}"), m.len(), 0, 32);
-        }
-    }
-    if let Some(t) = &p.tolerations {
-        c.length(&format!("{path}.tolerations"), t.len(), 0, 32);
-    }
-    if let Some(s) = &p.image_pull_secrets {
-        c.length(&format!("{path}.imagePullSecrets"), s.len(), 0, 16);
-    }
-    if let Some(n) = &p.priority_class_name {
-        c.length(&format!("{path}.priorityClassName"), n.len(), 1, 253);
-    }
-    if p.reserved_label().is_some() {
-        c.push(
-            format!("{path}.podLabels"),
-            Problem::Rule(
-                "podLabels may not use the keys app.kubernetes.io/* and pressure.mailproxy.dev/*: the operator selects its pods by them",
-            ),
-        );
-    }
-}
-
-fn check_sut(c: &mut Checker, spec: &PressureTestSpec) {
-    let p = &spec.proxy;
-    c.length("spec.proxy.image", p.image.len(), 1, 253);
-    c.range("spec.proxy.replicas", p.replicas, 1, 50);
-    c.range("spec.proxy.hpa.minReplicas", p.hpa.min_replicas, 1, 50);
-    c.range("spec.proxy.hpa.maxReplicas", p.hpa.max_replicas, 1, 50);
-    c.range(
-        "spec.proxy.hpa.targetCpuPercent",
-        p.hpa.target_cpu_percent,
-        1,
-        100,
-    );
-    if p.hpa.min_replicas > p.hpa.max_replicas {
-        c.push(
-            "spec.proxy.hpa",
-            Problem::Rule("hpa.minReplicas must not exceed hpa.maxReplicas"),
-        );
-    }
-    let t = &p.tuning;
-    c.range(
-        "spec.proxy.tuning.sendLoopIntervalMs",
-        t.send_loop_interval_ms,
-        50,
-        60_000,
-    );
-    c.range(
-        "spec.proxy.tuning.batchSizePerAccount",
-        t.batch_size_per_account,
-        1,
-        10_000,
-    );
-    c.range("spec.proxy.tuning.poolSize", t.pool_size, 1, 1000);
-    c.range(
-        "spec.proxy.tuning.syncIntervalSeconds",
-        t.sync_interval_seconds,
-        1,
-        3600,
-    );
-    check_resources(c, "spec.proxy.resources", p.resources.as_ref());
-    check_settings(c, spec);
-    let pg = &spec.postgres;
-    c.length("spec.postgres.image", pg.image.len(), 1, 253);
-    c.format(
-        "spec.postgres.storage",
-        &pg.storage,
-        is_storage(&pg.storage),
-        "a size such as 1Gi",
-    );
-    let pt = &pg.tuning;
-    c.range(
-        "spec.postgres.tuning.maxConnections",
-        pt.max_connections,
-        10,
-        10_000,
-    );
-    for (name, v) in [
-        ("sharedBuffersMb", pt.shared_buffers_mb),
-        ("workMemMb", pt.work_mem_mb),
-        ("maintenanceWorkMemMb", pt.maintenance_work_mem_mb),
-        ("effectiveCacheSizeMb", pt.effective_cache_size_mb),
-    ] {
-        c.range(&format!("spec.postgres.tuning.{name}"), v, 1, 1_048_576);
-    }
-    check_resources(c, "spec.postgres.resources", pg.resources.as_ref());
-    if let Some(image) = &spec.sink.image {
-        c.length("spec.sink.image", image.len(), 1, 253);
-    }
-    check_resources(c, "spec.sink.resources", spec.sink.resources.as_ref());
-    c.length("spec.prometheus.image", spec.prometheus.image.len(), 1, 253);
-    c.length("spec.grafana.image", spec.grafana.image.len(), 1, 253);
-    check_placement(c, "spec.placement", &spec.placement);
+    let mut placements: Vec<(String, &PlacementSpec)> =
+        vec![("spec.placement".into(), &spec.placement)];
     for (name, p) in spec.component_placements() {
-        if let Some(p) = p {
-            check_placement(c, &format!("spec.{name}.placement"), p);
+        placements.extend(p.as_ref().map(|p| (format!("spec.{name}.placement"), p)));
+    }
+    for (i, t) in spec.tenants.iter().enumerate() {
+        let path = format!("spec.tenants[{i}].placement");
+        placements.extend(t.placement.as_ref().map(|p| (path, p)));
+    }
+    for (path, p) in placements {
+        if p.reserved_label().is_some() {
+            rule(format!("{path}.podLabels"), RESERVED_LABELS);
         }
+    }
+    let proxy = &spec.proxy;
+    if proxy.hpa.min_replicas > proxy.hpa.max_replicas {
+        rule("spec.proxy.hpa".into(), HPA_ORDER);
+    }
+    let dispatch = proxy.settings.dispatch.as_ref();
+    if let Some(delays) = dispatch.and_then(|d| d.retry_delays_seconds.as_ref())
+        && delays.iter().any(|d| !RETRY_DELAY_SECONDS.contains(d))
+    {
+        let path = "spec.proxy.settings.dispatch.retryDelaysSeconds";
+        rule(path.into(), RETRY_DELAYS_MESSAGE);
+    }
+    if !proxy.memory_plan().fits() {
+        rule("spec.proxy".into(), PROXY_MEMORY_MESSAGE);
+    }
+    let wanted =
+        proxy.db_connections() * i64::from(proxy.max_replicas()) + POSTGRES_SPARE_CONNECTIONS;
+    if wanted > i64::from(spec.postgres.tuning.max_connections) {
+        rule("spec".into(), DB_CONNECTIONS_MESSAGE);
     }
     if spec.grafana.enabled && !spec.prometheus.enabled {
-        c.push(
-            "spec.grafana.enabled",
-            Problem::Rule("grafana.enabled needs prometheus.enabled"),
-        );
+        rule("spec.grafana.enabled".into(), GRAFANA_NEEDS_PROMETHEUS);
     }
+    if let Some(b) = &spec.baseline
+        && b.report.is_some() == b.pressure_test.is_some()
+    {
+        rule("spec.baseline".into(), BASELINE_ONE_OF);
+    }
+    let mut seen = BTreeSet::new();
+    for (i, t) in spec.tenants.iter().enumerate() {
+        if !seen.insert(t.name.as_str()) {
+            out.push(ValidationError {
+                path: format!("spec.tenants[{i}].name"),
+                problem: Problem::Duplicate(t.name.clone()),
+            });
+        }
+    }
+    out
 }
 
-/// `spec.proxy.settings`: each set value in its table's range, the retry delays, and the two
-/// CEL rules that read settings (memory budgets within the limit, database connections).
-fn check_settings(c: &mut Checker, spec: &PressureTestSpec) {
-    let p = &spec.proxy;
-    for (group, fields) in p.settings.groups() {
-        for s in fields {
-            let Some(got) = s.value else { continue };
-            if got < s.min || got > s.max {
-                let path = format!("spec.proxy.settings.{group}.{}", s.field);
-                let (min, max) = (s.min, s.max);
-                c.push(path, Problem::OutOfRange { min, max, got });
+/// The errors in document order: by path, list indexes compared as numbers.
+#[cfg(feature = "validation")]
+fn sorted(mut errors: Vec<ValidationError>) -> ValidationErrors {
+    let key = |path: &str| {
+        let mut out = String::with_capacity(path.len() + 8);
+        let mut digits = String::new();
+        for c in path.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
             }
+            if !digits.is_empty() {
+                out.push_str(&format!("{digits:0>10}"));
+                digits.clear();
+            }
+            out.push(c);
         }
-    }
-    let delays = p.settings.dispatch.as_ref();
-    if let Some(delays) = delays.and_then(|d| d.retry_delays_seconds.as_ref()) {
-        let path = "spec.proxy.settings.dispatch.retryDelaysSeconds";
-        c.length(path, delays.len(), 1, 10);
-        if delays.iter().any(|d| !(0..=86_400).contains(d)) {
-            c.push(path, Problem::Rule(RETRY_DELAYS_MESSAGE));
-        }
-    }
-    if !p.memory_plan().fits() {
-        c.push("spec.proxy", Problem::Rule(PROXY_MEMORY_MESSAGE));
-    }
-    let wanted = p.db_connections() * i64::from(p.max_replicas()) + POSTGRES_SPARE_CONNECTIONS;
-    if wanted > i64::from(spec.postgres.tuning.max_connections) {
-        c.push("spec", Problem::Rule(DB_CONNECTIONS_MESSAGE));
-    }
+        out.push_str(&digits);
+        out
+    };
+    errors.sort_by_cached_key(|e| key(&e.path));
+    ValidationErrors(errors)
 }
 
-fn check_run(c: &mut Checker, spec: &PressureTestSpec) {
-    let t = &spec.thresholds;
-    c.range(
-        "spec.thresholds.maxErrorRatePermille",
-        t.max_error_rate_permille,
-        0,
-        1000,
-    );
-    c.range(
-        "spec.thresholds.maxP99LatencyMs",
-        t.max_p99_latency_ms,
-        1,
-        86_400_000,
-    );
-    c.range(
-        "spec.thresholds.minThroughputPerSecond",
-        t.min_throughput_per_second,
-        0,
-        1_000_000,
-    );
-    c.range(
-        "spec.thresholds.minDeliveredRatioPermille",
-        t.min_delivered_ratio_permille,
-        0,
-        1000,
-    );
-    for (name, v) in [
-        ("maxLostMessages", t.max_lost_messages),
-        ("maxDuplicates", t.max_duplicates),
-        ("maxAttachmentMismatches", t.max_attachment_mismatches),
-    ] {
-        c.range(&format!("spec.thresholds.{name}"), v, 0, 1_000_000_000);
-    }
-    c.length("spec.thresholds.disabled", t.disabled.len(), 0, 7);
-    for (i, name) in t.disabled.iter().enumerate() {
-        if t.disabled[..i].contains(name) {
-            c.push(
-                format!("spec.thresholds.disabled[{i}]"),
-                Problem::Duplicate(name.as_str().into()),
-            );
-        }
-    }
-    let o = &spec.timeouts;
-    c.range(
-        "spec.timeouts.provisioningSeconds",
-        o.provisioning_seconds,
-        10,
-        86_400,
-    );
-    c.range("spec.timeouts.setupSeconds", o.setup_seconds, 10, 86_400);
-    c.range("spec.timeouts.drainSeconds", o.drain_seconds, 0, 86_400);
-    c.range(
-        "spec.timeouts.podStartGraceSeconds",
-        o.pod_start_grace_seconds,
-        0,
-        3600,
-    );
-}
-
-fn check_resources(c: &mut Checker, path: &str, r: Option<&ResourcesSpec>) {
-    let Some(r) = r else { return };
-    for (name, v) in [("cpuRequest", &r.cpu_request), ("cpuLimit", &r.cpu_limit)] {
-        if let Some(v) = v {
-            c.format(
-                &format!("{path}.{name}"),
-                v,
-                is_cpu(v),
-                "a CPU quantity such as 250m or 1",
-            );
-        }
-    }
-    for (name, v) in [
-        ("memoryRequest", &r.memory_request),
-        ("memoryLimit", &r.memory_limit),
-    ] {
-        if let Some(v) = v {
-            c.format(
-                &format!("{path}.{name}"),
-                v,
-                is_memory(v),
-                "a memory quantity such as 256Mi",
-            );
-        }
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Quantities, for the modules that read them.
 
 /// `^[a-z]([-a-z0-9]*[a-z0-9])?$`
 fn is_dns_label(s: &str) -> bool {
@@ -520,15 +372,6 @@ pub fn memory_bytes(s: &str) -> Option<u64> {
     body.parse::<u64>().ok()?.checked_mul(unit)
 }
 
-/// `^[0-9]+(\.[0-9]+)?m?$`, at most 20 characters.
-fn is_cpu(s: &str) -> bool {
-    let body = s.strip_suffix('m').unwrap_or(s);
-    let mut parts = body.splitn(2, '.');
-    let whole = parts.next().unwrap_or("");
-    let frac_ok = parts.next().is_none_or(all_digits);
-    s.len() <= 20 && all_digits(whole) && frac_ok
-}
-
 /// The suffixes of a memory quantity and their bytes (binary ones first: `Mi` before `M`).
 const MEMORY_UNITS: [(&str, u64); 8] = [
     ("Ki", 1 << 10),
@@ -541,27 +384,19 @@ const MEMORY_UNITS: [(&str, u64); 8] = [
     ("T", 1_000_000_000_000),
 ];
 
-/// `^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$`, at most 20 characters.
+/// `^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$`, at most 20 characters: the schema's memory pattern.
 fn is_memory(s: &str) -> bool {
     let body = MEMORY_UNITS
         .iter()
         .find_map(|(x, _)| s.strip_suffix(x))
         .unwrap_or(s);
-    s.len() <= 20 && all_digits(body)
+    s.len() <= 20 && !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `^[0-9]+(Ki|Mi|Gi|Ti)$`, at most 20 characters.
-fn is_storage(s: &str) -> bool {
-    let body = ["Ki", "Mi", "Gi", "Ti"]
-        .iter()
-        .find_map(|x| s.strip_suffix(x));
-    s.len() <= 20 && body.is_some_and(all_digits)
-}
+#[cfg(feature = "validation")]
+#[path = "validate/schema.rs"]
+mod schema;
 
-fn all_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "validation"))]
 #[path = "validate/tests.rs"]
 mod tests;

@@ -53,7 +53,8 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, env = "PRESSURE_OUTPUT", value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// SVG chart of throughput and p99 latency (default `<output-dir>/pressure-report.svg`).
+    /// SVG chart of throughput and p99 latency (default `<output-dir>/pressure-report.svg`); the
+    /// same chart as PNG goes beside it (`.png`).
     #[arg(long, env = "PRESSURE_CHART")]
     pub chart: Option<PathBuf>,
     /// Directory for the run's report and chart (default `./pressure-results/<run-id>`).

@@ -383,14 +383,17 @@ impl Ctx {
             .unwrap_or_else(|| self.out_dir.join("pressure-report.svg"));
         std::fs::write(&chart_path, chart::svg(r))
             .with_context(|| format!("cannot write {}", chart_path.display()))?;
+        let png_path = crate::chart_png::path_beside(&chart_path);
+        crate::chart_png::write(r, &png_path)?;
         match self.args.output {
             Output::Json => println!("{json}"),
             Output::Human => {
                 print!("{}", render::human(r));
                 println!(
-                    "Report: {}  Chart: {}",
+                    "Report: {}  Chart: {} ({})",
                     self.args.json.as_ref().unwrap_or(&default_json).display(),
-                    chart_path.display()
+                    chart_path.display(),
+                    png_path.display()
                 );
             }
         }

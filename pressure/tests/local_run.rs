@@ -140,9 +140,19 @@ fn four_seed_profiles_pass_with_no_loss_and_agreeing_outputs() {
         stdout.contains("Verdict: PASS (ThresholdsPassed)"),
         "{stdout}"
     );
-    // The chart exists, plots the timeline and titles the same throughput and verdict.
+    // The chart exists, plots the timeline (the two series are its only 2 px lines) and titles
+    // the same throughput and verdict; the PNG is beside it.
     let svg = std::fs::read_to_string(&chart).expect("chart file");
-    assert_eq!(svg.matches("<polyline").count(), 2);
+    let series: Vec<&str> = svg
+        .split(r#"stroke-width="2" points=""#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(series.len(), 2, "the throughput and latency lines");
+    assert!(series[0].split_whitespace().count() >= 10, "{}", series[0]);
+    assert!(svg.contains("delivered msg/s") && svg.contains("p99 latency (ms)"));
+    let png = std::fs::read(dir.path().join("c.png")).expect("PNG beside the chart");
+    assert!(png.starts_with(b"\x89PNG"));
     let tput = total["throughputPerSecond"].as_f64().expect("tput");
     assert!(
         svg.contains(&format!("{tput:.1} msg/s delivered")),
@@ -192,6 +202,7 @@ fn an_impossible_threshold_fails_with_exit_code_1() {
         .expect("run dir");
     let path = run_dir.expect("entry").path();
     assert!(path.join("report.json").is_file() && path.join("pressure-report.svg").is_file());
+    assert!(path.join("pressure-report.png").is_file());
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! database). Every field is optional: unset, the proxy keeps its own default (the operator
 //! sizes the two memory budgets from the container's memory limit instead). Each group's fields
 //! are declared once, in the `settings_group!` tables below, with their variable and range: the
-//! CRD schema, [`crate::validate`], and the environment the operator and the local run give the
-//! proxy all read those tables. What the operator or the local run owns (the database URL, the
+//! CRD schema (which the API server, and [`crate::validate`] for a local file, check values
+//! against) and the environment the operator and the local run give the proxy both read those
+//! tables. What the operator or the local run owns (the database URL, the
 //! tokens, the listener, the allowed hosts, the spool folder) is not a setting.
 
 use kube::KubeSchema;
