@@ -38,7 +38,6 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 
 use self::{budget::Budget, cache::Cache, spool::Fetched};
@@ -169,15 +168,6 @@ impl Loader {
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.config.attachment_timeout_seconds.max(1))
     }
-}
-
-/// The attachment list of a payload (empty when absent).
-fn list(payload: &Value) -> &[Value] {
-    payload
-        .get("attachments")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailproxy::{mail::build, model::submit};
+use mailproxy::{
+    mail::build,
+    model::{stored::StoredMessage, submit},
+};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut payload = Value::Object(draft.payload);
     payload["from"] = json!(draft.from.unwrap_or_else(|| "sender@example.test".into()));
+    // The stored form the dispatcher reads.
+    let Ok(payload) = serde_json::from_value::<StoredMessage>(payload) else {
+        return;
+    };
     // One attachment, so hostile headers and bodies meet the stand-in the builder splices out.
     let attachment = build::LoadedAttachment {
         filename: "a.bin".into(),

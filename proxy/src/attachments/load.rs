@@ -8,7 +8,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::{
-    BudgetGuard, Fail, LoadError, Loader, base64, budget, endpoint, filesystem, guard, http, list,
+    BudgetGuard, Fail, LoadError, Loader, base64, budget, endpoint, filesystem, guard, http,
     spec::Spec,
     spool::{Fetched, Spool, SpoolWriter, md5_hex},
 };
@@ -43,16 +43,16 @@ impl Loader {
         self.budget.reserve(bytes).await
     }
 
-    /// Loads every attachment of a payload, in order; the first failure fails the message.
+    /// Loads every attachment of a message, in order; the first failure fails the message.
     /// `held` is a reservation the message made before its payload was loaded; it is kept when
     /// it covers the attachments' footprint, else exchanged for one that does.
     pub async fn load_all(
         &self,
         tenant: Option<&Tenant>,
-        payload: &Value,
+        attachments: &[Value],
         held: Option<BudgetGuard>,
     ) -> Result<Loaded, LoadError> {
-        let specs = list(payload)
+        let specs = attachments
             .iter()
             .map(Spec::parse)
             .collect::<Result<Vec<_>, _>>()?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ::base64::{Engine, engine::general_purpose::STANDARD};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::store::tenants::Tenant;
@@ -16,9 +16,9 @@ fn loader(f: impl FnOnce(&mut Config)) -> (Loader, Arc<Metrics>) {
     (Loader::new(&c, m.clone()), m)
 }
 
-fn inline(n: usize) -> Value {
-    json!({"attachments": [{"filename": "a.bin", "fetch_mode": "base64",
-        "storage_path": STANDARD.encode(vec![1u8; n])}]})
+fn inline(n: usize) -> Vec<Value> {
+    vec![json!({"filename": "a.bin", "fetch_mode": "base64",
+        "storage_path": STANDARD.encode(vec![1u8; n])})]
 }
 
 #[tokio::test]
@@ -49,10 +49,12 @@ async fn the_budget_is_held_until_the_loaded_attachments_are_dropped() {
 #[tokio::test]
 async fn permanent_failures_carry_the_contract_text() {
     let (l, _) = loader(|c| c.max_attachment_bytes = 10);
+    // A payload's attachment list, as the dispatcher hands it over.
     let err = |v: Value| {
         let l = &l;
+        let list = v["attachments"].as_array().cloned().unwrap_or_default();
         async move {
-            l.load_all(Some(&Tenant::default()), &v, None)
+            l.load_all(Some(&Tenant::default()), &list, None)
                 .await
                 .unwrap_err()
         }
@@ -69,7 +71,7 @@ async fn permanent_failures_carry_the_contract_text() {
         e.await.text,
         "Attachment fetch failed for f.txt: Filesystem attachments are disabled"
     );
-    let e = err(inline(11)).await;
+    let e = err(json!({ "attachments": inline(11) })).await;
     assert_eq!(
         e.text,
         "Attachment fetch failed for a.bin: Attachment 'a.bin' exceeds limit (10 bytes)"

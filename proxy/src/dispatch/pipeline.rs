@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{
     sync::{OwnedSemaphorePermit, mpsc},
     time::Instant,
@@ -19,6 +19,7 @@ use crate::{
     model::{
         ratelimit,
         retry::{self, Class, Failure},
+        stored::StoredMessage,
     },
     store::{
         accounts::Account,
@@ -73,12 +74,12 @@ impl Dispatcher {
             text: format!("Internal error: {e}"),
             ..Failure::default()
         };
-        let (mut payload, held) = match self.payload(row).await? {
+        let (mut msg, held) = match self.payload(row).await? {
             Ok(loaded) => loaded,
             Err(parked) => return Ok(parked),
         };
         self.store
-            .open_attachment_auth(&mut payload)
+            .open_attachment_auth(&mut msg.attachments)
             .map_err(internal)?;
         let tenant = self
             .directory
@@ -86,11 +87,7 @@ impl Dispatcher {
             .await
             .map_err(internal)?;
         done.tenant_name = tenant.as_ref().and_then(|t| t.name.clone());
-        if payload
-            .get("from")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if msg.from.is_empty() {
             return Ok(error_kind("missing 'from'"));
         }
         let account_id = row.account_id.clone().unwrap_or_default();
@@ -136,7 +133,7 @@ impl Dispatcher {
             }
         }
         let result = self
-            .load_build_send(row, &mut payload, held, tenant.as_ref(), &account, done)
+            .load_build_send(row, msg, held, tenant.as_ref(), &account, done)
             .await;
         if result.is_err() && !windows.is_empty() {
             let _ = self.store.cancel_reservation(&row.pk).await;
@@ -152,9 +149,10 @@ impl Dispatcher {
     async fn payload(
         &self,
         row: &Claimed,
-    ) -> Result<Result<(Value, Option<BudgetGuard>), OutcomeKind>, Failure> {
+    ) -> Result<Result<(StoredMessage, Option<BudgetGuard>), OutcomeKind>, Failure> {
         let parse = |text: &str| {
-            serde_json::from_str(text).map_err(|e| permanent(&format!("invalid payload: {e}")))
+            serde_json::from_str::<StoredMessage>(text)
+                .map_err(|e| permanent(&format!("invalid payload: {e}")))
         };
         if let Some(text) = &row.payload {
             return Ok(Ok((parse(text)?, None)));
@@ -184,13 +182,13 @@ impl Dispatcher {
     async fn load_build_send(
         &self,
         row: &Claimed,
-        payload: &mut Value,
+        mut msg: StoredMessage,
         held: Option<BudgetGuard>,
         tenant: Option<&crate::store::tenants::Tenant>,
         account: &Account,
         done: &mut Done,
     ) -> Result<OutcomeKind, Failure> {
-        let loaded = match self.loader.load_all(tenant, payload, held).await {
+        let loaded = match self.loader.load_all(tenant, &msg.attachments, held).await {
             Ok(a) => a,
             Err(e) if e.temporary => {
                 return Err(Failure {
@@ -204,10 +202,8 @@ impl Dispatcher {
         // The memory-budget reservation is held until the send ends (§5.6).
         let (attachments, _budget) = loaded.into_parts();
         // Inline content is decoded now: its text need not stay in memory during the send.
-        if let Some(list) = payload.get_mut("attachments") {
-            *list = Value::Null;
-        }
-        let built = match build::build(payload, &row.pk, attachments) {
+        msg.attachments = Vec::new();
+        let built = match build::build(&msg, &row.pk, attachments) {
             Ok(b) => b,
             Err(e) => return Ok(error_kind(&e.0)),
         };

@@ -1,8 +1,10 @@
-//! The MIME message of a stored payload (PROTOCOL.md §6.6): headers (`From`, `To`, `Cc`,
+//! The MIME message of a stored message (PROTOCOL.md §6.6): headers (`From`, `To`, `Cc`,
 //! `Subject`, `Reply-To`, `Date`, a stable `Message-ID`, `X-Genro-Mail-ID`, custom headers),
 //! a text or HTML body, `multipart/alternative` with `body_html`, `multipart/mixed` with base64
 //! attachments, and the envelope (`return_path` or `from`; `to` + `cc` + `bcc`, deduplicated).
 
+use super::formatted::{Formatted, Piece};
+use crate::model::{address, stored::StoredMessage};
 use lettre::{
     Address, Message,
     address::Envelope,
@@ -11,10 +13,6 @@ use lettre::{
         header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue},
     },
 };
-use serde_json::Value;
-
-use super::formatted::{Formatted, Piece};
-use crate::model::address;
 
 /// An attachment whose content is loaded.
 #[derive(Debug, Clone)]
@@ -41,22 +39,6 @@ pub struct Built {
 #[error("{0}")]
 pub struct BuildError(pub String);
 
-fn list(payload: &Value, key: &str) -> Vec<String> {
-    match payload.get(key) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        Some(Value::String(s)) => s
-            .split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn mailbox(raw: &str, what: &str) -> Result<Mailbox, BuildError> {
     raw.trim()
         .parse()
@@ -70,52 +52,48 @@ fn bare(raw: &str, what: &str) -> Result<Address, BuildError> {
         .map_err(|e| BuildError(format!("invalid {what} address {raw:?}: {e}")))
 }
 
-/// Builds the message of a payload with its loaded attachments.
+/// A non-empty optional text.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Builds the message of a stored message with its loaded attachments.
 pub fn build(
-    payload: &Value,
+    msg: &StoredMessage,
     pk: &str,
     attachments: Vec<LoadedAttachment>,
 ) -> Result<Built, BuildError> {
-    let s = |k: &str| {
-        payload
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
-    let from = s("from").ok_or_else(|| BuildError("missing 'from'".into()))?;
-    let to = list(payload, "to");
+    let from = Some(msg.from.as_str())
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| BuildError("missing 'from'".into()))?;
+    let (to, cc, bcc) = (&msg.to, &msg.cc, &msg.bcc);
     if to.is_empty() {
         return Err(BuildError("missing 'to'".into()));
     }
-    let (cc, bcc) = (list(payload, "cc"), list(payload, "bcc"));
     let mut builder = Message::builder()
         .from(mailbox(from, "from")?)
-        .subject(s("subject").unwrap_or_default());
-    for t in &to {
+        .subject(msg.subject.as_str());
+    for t in to {
         builder = builder.to(mailbox(t, "to")?);
     }
-    for c in &cc {
+    for c in cc {
         builder = builder.cc(mailbox(c, "cc")?);
     }
-    if let Some(r) = s("reply_to") {
+    if let Some(r) = given(&msg.reply_to) {
         builder = builder.reply_to(mailbox(r, "reply_to")?);
     }
     let domain = address::domain(from).unwrap_or("localhost");
-    let message_id = s("message_id")
+    let message_id = given(&msg.message_id)
         .map(str::to_string)
         .unwrap_or_else(|| format!("<{pk}@{domain}>"));
     builder = builder.date_now().message_id(Some(message_id));
     let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(id) = s("id") {
-        headers.push(("X-Genro-Mail-ID".into(), id.into()));
+    if !msg.id.is_empty() {
+        headers.push(("X-Genro-Mail-ID".into(), msg.id.clone()));
     }
-    if let Some(custom) = payload.get("headers").and_then(Value::as_object) {
-        for (k, v) in custom {
-            if let Some(v) = v.as_str() {
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-                headers.push((k.clone(), v.into()));
-            }
-        }
+    for (k, v) in &msg.headers {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
     }
     for (name, value) in headers {
         let name = HeaderName::new_from_ascii(name.clone())
@@ -123,9 +101,9 @@ pub fn build(
         builder = builder.raw_header(HeaderValue::new(name, value));
     }
     // Envelope: return_path or from; every recipient once.
-    let sender = bare(s("return_path").unwrap_or(from), "return_path")?;
+    let sender = bare(given(&msg.return_path).unwrap_or(from), "return_path")?;
     let mut rcpts: Vec<Address> = Vec::new();
-    for r in to.iter().chain(&cc).chain(&bcc) {
+    for r in to.iter().chain(cc).chain(bcc) {
         let a = bare(r, "recipient")?;
         if !rcpts.contains(&a) {
             rcpts.push(a);
@@ -133,7 +111,7 @@ pub fn build(
     }
     let envelope = Envelope::new(Some(sender), rcpts)
         .map_err(|e| BuildError(format!("invalid envelope: {e}")))?;
-    let body = body_part(payload);
+    let body = body_part(msg);
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let message = if attachments.is_empty() {
         match body {
@@ -197,14 +175,10 @@ enum TextBody {
     Alternative(MultiPart),
 }
 
-fn body_part(payload: &Value) -> TextBody {
-    let text = payload
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let html_type = payload.get("content_type").and_then(Value::as_str) == Some("html");
-    match payload.get("body_html").and_then(Value::as_str) {
+fn body_part(msg: &StoredMessage) -> TextBody {
+    let text = msg.body.clone();
+    let html_type = msg.is_html();
+    match msg.body_html.as_deref() {
         Some(html) if !html_type => {
             TextBody::Alternative(MultiPart::alternative_plain_html(text, html.to_string()))
         }
@@ -215,16 +189,20 @@ fn body_part(payload: &Value) -> TextBody {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
+
+    fn stored(v: Value) -> StoredMessage {
+        serde_json::from_value(v).expect("a stored message")
+    }
 
     #[test]
     fn headers_envelope_and_body_follow_the_contract() {
         let payload = json!({"id":"MSG-1","from":"Sender <s@acme.com>","to":["a@x.io","b@y.io"],
             "cc":["a@x.io"],"bcc":["c@z.io"],"subject":"Hi","body":"hello","content_type":"plain",
             "headers":{"X-Foo":"1"},"return_path":"bounce@acme.com"});
-        let built = build(&payload, "pk-1", Vec::new()).unwrap();
+        let built = build(&stored(payload.clone()), "pk-1", Vec::new()).unwrap();
         let text = String::from_utf8(built.message.to_vec()).unwrap();
         assert!(text.contains("Message-ID: <pk-1@acme.com>"), "{text}");
         assert!(text.contains("X-Genro-Mail-ID: MSG-1"));
@@ -252,8 +230,13 @@ mod tests {
             mime: "application/pdf".into(),
             content: bytes::Bytes::from_static(b"%PDF-1.4"),
         };
-        let text =
-            String::from_utf8(build(&payload, "pk", vec![att]).unwrap().message.to_vec()).unwrap();
+        let text = String::from_utf8(
+            build(&stored(payload.clone()), "pk", vec![att])
+                .unwrap()
+                .message
+                .to_vec(),
+        )
+        .unwrap();
         assert!(text.contains("multipart/mixed"));
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("filename=\"r.pdf\""));
@@ -274,7 +257,7 @@ mod tests {
                 content: bytes::Bytes::from((0..n).map(|b| (b % 253) as u8).collect::<Vec<u8>>()),
             })
             .collect();
-        let built = build(&payload, "pk", atts.clone()).unwrap();
+        let built = build(&stored(payload.clone()), "pk", atts.clone()).unwrap();
         assert_eq!(
             built.message.attachment_bytes(),
             atts.iter().map(|a| a.content.len()).sum::<usize>()
@@ -302,11 +285,15 @@ mod tests {
     #[test]
     fn missing_fields_are_permanent_errors() {
         assert_eq!(
-            build(&json!({"to":["a@b"]}), "pk", vec![]).unwrap_err().0,
+            build(&stored(json!({"to":["a@b"]})), "pk", vec![])
+                .unwrap_err()
+                .0,
             "missing 'from'"
         );
         assert_eq!(
-            build(&json!({"from":"a@b"}), "pk", vec![]).unwrap_err().0,
+            build(&stored(json!({"from":"a@b"})), "pk", vec![])
+                .unwrap_err()
+                .0,
             "missing 'to'"
         );
     }

@@ -12,12 +12,9 @@ use super::{Result, Store};
 const SECRET_FIELDS: [&str; 2] = ["token", "password"];
 
 /// Every string secret of every attachment's `auth` object.
-fn attachment_secrets(payload: &mut Map<String, Value>) -> impl Iterator<Item = &mut Value> {
-    payload
-        .get_mut("attachments")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
+fn attachment_secrets(attachments: &mut [Value]) -> impl Iterator<Item = &mut Value> {
+    attachments
+        .iter_mut()
         .filter_map(|a| a.get_mut("auth").and_then(Value::as_object_mut))
         .flat_map(|auth| {
             auth.iter_mut()
@@ -29,19 +26,19 @@ fn attachment_secrets(payload: &mut Map<String, Value>) -> impl Iterator<Item = 
 impl Store {
     /// Encrypts the attachment credentials of a payload about to be stored.
     pub fn seal_attachment_auth(&self, payload: &mut Map<String, Value>) {
-        for secret in attachment_secrets(payload) {
+        let Some(Value::Array(attachments)) = payload.get_mut("attachments") else {
+            return;
+        };
+        for secret in attachment_secrets(attachments) {
             if let Value::String(plain) = secret {
                 *plain = self.cipher.encrypt(plain);
             }
         }
     }
 
-    /// Decrypts the attachment credentials of a stored payload, in memory, for sending.
-    pub fn open_attachment_auth(&self, payload: &mut Value) -> Result<()> {
-        let Some(map) = payload.as_object_mut() else {
-            return Ok(());
-        };
-        for secret in attachment_secrets(map) {
+    /// Decrypts the credentials of a stored message's attachments, in memory, for sending.
+    pub fn open_attachment_auth(&self, attachments: &mut [Value]) -> Result<()> {
+        for secret in attachment_secrets(attachments) {
             if let Value::String(stored) = secret {
                 *stored = self.cipher.decrypt(stored)?;
             }
@@ -73,9 +70,12 @@ mod tests {
         let text = serde_json::to_string(&sealed).unwrap();
         assert!(!text.contains("pw-1") && !text.contains("tok-1"), "{text}");
         assert_eq!(sealed["attachments"][0]["auth"]["user"], "u");
-        let mut opened = serde_json::Value::Object(sealed);
-        store.open_attachment_auth(&mut opened).unwrap();
-        assert_eq!(opened, original);
+        let mut attachments = sealed["attachments"].as_array().unwrap().clone();
+        store.open_attachment_auth(&mut attachments).unwrap();
+        assert_eq!(
+            serde_json::Value::Array(attachments),
+            original["attachments"]
+        );
         store.close().await;
     }
 }
