@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::{
-    body::{Body, to_bytes},
+    body::{Body, HttpBody, to_bytes},
     extract::{Request, State},
     http::Method,
     middleware::Next,
@@ -186,15 +186,21 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     }
     let payload = Value::Object(payload);
     let (parts, body) = resp.into_parts();
-    let (answer, bytes) = match to_bytes(body, MAX_RECORDED_ANSWER).await {
-        Ok(bytes) => {
-            let answer = serde_json::from_slice(&bytes).map_or_else(
-                |_| json!(format!("<{} bytes>", bytes.len())),
-                |v: Value| redact(&v),
-            );
-            (answer, bytes)
-        }
-        Err(_) => return Response::from_parts(parts, Body::empty()),
+    // An answer of unknown size or over the cap goes out untouched (it was cut to nothing
+    // before); the log then keeps only that it was not recorded.
+    let size = HttpBody::size_hint(&body).exact();
+    let (answer, body) = match size.filter(|n| *n <= MAX_RECORDED_ANSWER as u64) {
+        Some(_) => match to_bytes(body, MAX_RECORDED_ANSWER).await {
+            Ok(bytes) => {
+                let answer = serde_json::from_slice(&bytes).map_or_else(
+                    |_| json!(format!("<{} bytes>", bytes.len())),
+                    |v: Value| redact(&v),
+                );
+                (answer, Body::from(bytes))
+            }
+            Err(_) => return Response::from_parts(parts, Body::empty()),
+        },
+        None => (json!("<answer too large to record>"), body),
     };
     let tenant = tenant_of(&path, &payload, &caller);
     if let Err(e) = state
@@ -210,7 +216,7 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     {
         warn!(endpoint = op, error = %e, "A command could not be recorded in the command log.");
     }
-    Response::from_parts(parts, Body::from(bytes))
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]
