@@ -22,6 +22,8 @@
 #                                deleted proxy pod may resend what it had sent but not recorded)
 #     --max-p99-ms N             spec.thresholds.maxP99LatencyMs (a run that deletes its database
 #                                on purpose holds messages for as long as the database is away)
+#     --check-network-policies   e2e/real-node-netpol.sh while the load runs: the test's policies
+#                                hold against a probe pod and admit the proxy (the node's agent)
 #
 # Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
 # is another issue's business: both are switched off in the run. Needs the project's images on
@@ -36,7 +38,7 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '15,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '15,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
@@ -44,7 +46,9 @@ shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
 DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
+NETPOL=0
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == --check-network-policies ]]; then NETPOL=1; shift; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
     --duration) DURATION=$2 ;;
@@ -187,6 +191,7 @@ mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" &
 disk_cache=$(field "$name" '{.spec.proxy.settings.diskCache}')
 deadline=$((SECONDS + ${WAIT%s}))
 running_since=''
+netpol_pid=''
 deleted=()
 # delete_one COMPONENT: deletes one pod of that component, remembers which.
 delete_one() {
@@ -209,6 +214,11 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
     if [[ -n $KILL_PG_AT ]] && ((SECONDS - running_since >= KILL_PG_AT)); then
       delete_one postgres; KILL_PG_AT=''
     fi
+    # The policy probes run beside the load, while every pod of the test is there.
+    if ((NETPOL)) && [[ -z $netpol_pid ]]; then
+      "$REPO/e2e/real-node-netpol.sh" "$DIR" "$NS" "$name" >"$seen/netpol.log" 2>&1 &
+      netpol_pid=$!
+    fi
     k -n "$NS" get pt "$name" -o wide --no-headers >>"$seen/live" || true
     if [[ -n $disk_cache ]]; then
       for uid in $(k -n "$NS" get pods -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=proxy" \
@@ -217,7 +227,9 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       done | wc -l >>"$seen/cache"
     fi
   fi
-  k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' >>"$seen/pods"
+  # (the policy probes' one-shot pods, np-*, are not the test's)
+  k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' |
+    { grep -v '^np-' || true; } >>"$seen/pods"
   ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
   # shellcheck disable=SC2009 # the shims are found by the socket of this node's containerd
   { cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns}.pid | xargs ps -o rss= -p
@@ -287,4 +299,8 @@ while read -r id; do
 done < <(awk '{ for (i = 3; i <= NF; i++) { split($i, a, "="); if (a[2] != "") print a[2] } }' "$seen/pods" | sort -u)
 say "ok: $pods pods ran on real-node (${#deleted[@]} deleted on purpose), containerd held every container; node RSS (daemons + shims) peaked at $(sort -n "$seen/rss" | tail -1) MiB"
 [[ -z $restarted ]] || fail "containers restarted during the run: $(tr '\n' ';' <<<"$restarted")"
+if [[ -n $netpol_pid ]]; then
+  wait "$netpol_pid" || { cat "$seen/netpol.log" >&2; fail "the test's NetworkPolicies do not hold"; }
+  cat "$seen/netpol.log" >&2
+fi
 say "passed in $((SECONDS - start)) s"

@@ -4,7 +4,7 @@
 #   scripts/build-images.sh [--profile debug|release] [--out DIR] [NAME...]
 #
 # NAMEs: mailproxy client-sim pressure-operator postgres pause mailpit prometheus metrics-server
-# (default: all).
+# kube-network-policies (default: all).
 # For each it writes DIR/NAME.oci.tar, an OCI image archive (one layer, deterministic) that loads with
 #   ctr -n k8s.io images import DIR/NAME.oci.tar     or     kind load image-archive DIR/NAME.oci.tar
 # under the full reference containerd resolves a pod's image to, plus DIR/index.tsv (name,
@@ -46,7 +46,8 @@ case "$profile" in
   release) cargo_profile=release ;;
   *) echo "build-images: --profile must be debug or release, not '$profile'" >&2; exit 2 ;;
 esac
-all=(mailproxy client-sim pressure-operator postgres pause mailpit prometheus metrics-server)
+all=(mailproxy client-sim pressure-operator postgres pause mailpit prometheus metrics-server
+  kube-network-policies)
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 
 sudo_cmd=()
@@ -69,7 +70,7 @@ for name in "${names[@]}"; do
       { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || apt_install busybox-static
       ;;
     pause) command -v gcc >/dev/null || apt_install gcc libc6-dev ;;
-    mailpit | prometheus | metrics-server)
+    mailpit | prometheus | metrics-server | kube-network-policies)
       command -v go >/dev/null || { echo "build-images: $name is built from its Go module: install Go" >&2; exit 1; } ;;
     *) echo "build-images: unknown image '$name'; known: ${all[*]}" >&2; exit 2 ;;
   esac

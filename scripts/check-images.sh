@@ -18,7 +18,8 @@
 #    - pressure-operator --help runs; pause stops cleanly on SIGTERM.
 #    - mailpit (if built) takes a mail on 1025 and lists it on 8025; prometheus (if built) gets
 #      ready with the operator's arguments; metrics-server (if built; serving needs an API
-#      server) reports v0.8.0 with --version and lists --secure-port in --help.
+#      server) reports v0.8.0 with --version and lists --secure-port in --help;
+#      kube-network-policies (if built; it needs a node and an API server) lists -nfqueue-id.
 # Needs root (containerd). Exits 1 naming each failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -332,6 +333,16 @@ if has metrics-server; then
   check "metrics-server --version prints v0.8.0" ms_version
   ms_help() { ms_run ms-help --help | tee /dev/stderr | grep -e '--secure-port' >/dev/null; }
   check "metrics-server --help runs and lists --secure-port" ms_help
+fi
+
+if has kube-network-policies; then
+  printf '\n==> kube-network-policies (without an API server and a node: --help only)\n'
+  netpol_help() {
+    containers+=(netpol-help)
+    ctr_ run --rm --read-only --cgroup "$cgroup/netpol-help" "$(ref kube-network-policies)" netpol-help \
+      /bin/netpol --help 2>&1 | tee /dev/stderr | grep -e '-nfqueue-id' >/dev/null
+  }
+  check "kube-network-policies --help runs and lists -nfqueue-id" netpol_help
 fi
 
 if has postgres; then

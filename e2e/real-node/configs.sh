@@ -195,6 +195,75 @@ componentsPatches:
 EOF
 }
 
+# The NetworkPolicy agent: kube-network-policies as upstream's install.yaml
+# runs it (a privileged hostNetwork DaemonSet, here only on the real node and
+# with the image built by scripts/build-images.sh). It decides each new
+# connection to or from a pod that a policy selects, in userspace through
+# NFQUEUE; without it the bridge plugin ignores every NetworkPolicy. NRI is off
+# (containerd 1.6 has none): pod addresses come from the API server. The DNS
+# race workaround is off too (not needed since Linux 6.12).
+node_netpol_agent() {
+  "${KUBECTL[@]}" apply -f - >/dev/null <<EOF
+kind: ClusterRole
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {name: kube-network-policies}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces]
+    verbs: [list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [list, watch]
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {name: kube-network-policies}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kube-network-policies}
+subjects: [{kind: ServiceAccount, name: kube-network-policies, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kube-network-policies, namespace: kube-system}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-network-policies
+  namespace: kube-system
+  labels: {app: kube-network-policies}
+spec:
+  selector:
+    matchLabels: {app: kube-network-policies}
+  template:
+    metadata:
+      labels: {app: kube-network-policies}
+    spec:
+      hostNetwork: true
+      serviceAccountName: kube-network-policies
+      nodeSelector: {$NODE_LABEL_KEY: $NODE_LABEL_VALUE}
+      tolerations: [{key: $NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}]
+      containers:
+        - name: kube-network-policies
+          image: $NETPOL_REF
+          imagePullPolicy: Never
+          args:
+            - --hostname-override=\$(MY_NODE_NAME)
+            - --nfqueue-id=$NETPOL_QUEUE
+            - --disable-nri
+            - --netfilter-bug-1766-fix=false
+            - --metrics-bind-address=127.0.0.1:$NETPOL_METRICS_PORT
+            - --v=2
+          env:
+            - name: MY_NODE_NAME
+              valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+          resources:
+            requests: {cpu: 50m, memory: 50Mi}
+          securityContext:
+            privileged: true
+            capabilities: {add: [NET_ADMIN]}
+EOF
+}
+
 # The kube-dns Service: a selector-less ClusterIP whose EndpointSlice names
 # CoreDNS on the bridge address, so pods resolve through kube-proxy exactly as
 # through kind's kube-dns Service.

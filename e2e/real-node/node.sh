@@ -32,6 +32,10 @@ SERVICE_KUBERNETES_IP=10.96.0.1
 SERVICE_DNS_IP=10.96.0.10
 PAUSE_REF=localhost/mail-pressure/pause:1
 PROBE_REF=localhost/mail-pressure/probe:1
+# The NetworkPolicy agent (node_netpol_agent), its NFQUEUE number and metrics port (node netns).
+NETPOL_REF=localhost/mail-pressure/kube-network-policies:v0.8.0
+NETPOL_QUEUE=98
+NETPOL_METRICS_PORT=9080
 NODE_PACKAGES=(containerd runc containernetworking-plugins iptables busybox-static openssl)
 CNI_BIN_DIR=/usr/lib/cni # where Debian's containernetworking-plugins puts them
 # Host sysctls the kubelet sets at start (pkg/kubelet/cm: setupKernelTunables).
@@ -349,7 +353,22 @@ node_up() {
     { tail -30 "$NDIR/logs/coredns.log" >&2; return 1; }
   retry "$UP_TIMEOUT" "kube-proxy healthy" in_node curl -fsS http://127.0.0.1:10256/healthz ||
     { tail -30 "$NDIR/logs/kube-proxy.log" >&2; return 1; }
+  node_netpol_up || return 1
   note "real node $NODE_NAME up in $((SECONDS - start)) s (node IP $NODE_IP, pods $POD_CIDR, netns $NETNS)"
+}
+
+# node_netpol_up: the NetworkPolicy agent, when its image is on the node (the
+# default image list builds it; a list without it leaves policies unenforced,
+# as on a plain bridge CNI, and says so).
+node_netpol_up() {
+  if ! "${CTR[@]}" images ls -q | grep -qx "$NETPOL_REF"; then
+    note "warning: no $NETPOL_REF on the node: NetworkPolicies are not enforced"
+    return 0
+  fi
+  node_netpol_agent || return 1
+  retry "$UP_TIMEOUT" "the NetworkPolicy agent (kube-network-policies) serving" \
+    in_node curl -fsS "http://127.0.0.1:$NETPOL_METRICS_PORT/metrics" ||
+    { "${KUBECTL[@]}" -n kube-system logs ds/kube-network-policies --tail=30 >&2 || true; return 1; }
 }
 
 # node_namespace NS: create NS so that every pod in it runs on the real node.

@@ -21,7 +21,8 @@ import images_yaml
 from oci_layout import normalise, write_archive
 
 NAMES = ["mailproxy", "client-sim", "pressure-operator", "postgres", "pause", "mailpit", "prometheus",
-         "metrics-server"]
+         "metrics-server",
+         "kube-network-policies"]
 # Bump when the layout writer changes what it writes for the same inputs.
 WRITER_VERSION = "1"
 

@@ -11,8 +11,10 @@ modules that repeat the upstream replace/exclude lines, as `go install pkg@versi
 those).
 """
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 
 from dockerfile import DockerfileError, final_stage  # noqa: F401 (DockerfileError re-exported)
@@ -101,6 +103,37 @@ GO_IMAGES = {
         "directives": [],
         "reference": "localhost/mail-pressure/metrics-server:v0.8.0",
     },
+    "kube-network-policies": {
+        # The NetworkPolicy agent of the real test node (issue 14): kube-network-policies passes
+        # each new connection of a pod that a policy selects to userspace (NFQUEUE) for a verdict.
+        # One change to upstream, applied to a copy of the module: the queue rule goes through nft_compat's xtables
+        # NFQUEUE target instead of nftables' native `queue`, which needs a kernel module
+        # (nft_queue) that kernels built without CONFIG_NFT_QUEUE, such as this machine's, lack;
+        # see deploy/local/kube-network-policies/nfqueue_compat.go.
+        "module": "sigs.k8s.io/kube-network-policies", "version": "v0.8.0",
+        "package": "sigs.k8s.io/kube-network-policies/cmd", "go": "1.23.0",
+        "ldflags": "",
+        "directives": [],
+        "patch": {
+            "add": {"pkg/networkpolicy/nfqueue_compat.go":
+                    "deploy/local/kube-network-policies/nfqueue_compat.go"},
+            # (file, upstream text, replacement): each upstream text must occur exactly `count` times.
+            "edit": [("pkg/networkpolicy/controller.go",
+                      "queue := &expr.Queue{Num: uint16(c.config.QueueID)}\n"
+                      "\tif c.config.FailOpen {\n"
+                      "\t\tqueue.Flag = expr.QueueFlagBypass\n"
+                      "\t}",
+                      "queue := nfqueueTarget(uint16(c.config.QueueID), c.config.FailOpen)",
+                      2)],
+        },
+        "reference": "localhost/mail-pressure/kube-network-policies:v0.8.0",
+    },
+}
+
+# Images that run as root, and why (every other image must name a non-root user).
+ROOT_IMAGES = {
+    "kube-network-policies": "a node agent, privileged as upstream's DaemonSet: it writes the "
+                             "node's nftables rules and answers its NFQUEUE",
 }
 
 DOCKERFILES = {
@@ -329,7 +362,7 @@ def go_binary(name, cache):
     src = os.path.join(cache, name)
     binary = os.path.join(src, name)
     stamp = os.path.join(src, "stamp")
-    want = f"{g['module']}@{g['version']} {g['ldflags']}"
+    want = f"{g['module']}@{g['version']} {g['ldflags']} {_patch_fingerprint(g)}"
     try:
         with open(stamp) as f:
             if f.read() == want and os.path.isfile(binary):
@@ -343,14 +376,55 @@ def go_binary(name, cache):
     with open(os.path.join(src, "tools.go"), "w") as f:
         f.write(f'//go:build tools\n\npackage tools\n\nimport _ "{g["package"]}"\n')
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
-    for cmd in (["go", "mod", "tidy"],
-                ["go", "build", "-trimpath", "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"]]):
-        out = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+
+    def go(*cmd):
+        out = subprocess.run(["go", *cmd], cwd=src, env=env, capture_output=True, text=True)
         if out.returncode != 0:
-            raise RecipeError(f"{name}: {' '.join(cmd)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+            raise RecipeError(f"{name}: go {' '.join(cmd)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+        return out.stdout
+
+    go("mod", "tidy")
+    if "patch" in g:
+        # Go refuses overlays of module-cache files: build a patched copy through `replace`.
+        moddir = go("list", "-m", "-f", "{{.Dir}}", g["module"]).strip()
+        _patched_copy(name, g["patch"], moddir, os.path.join(src, "upstream"))
+        with open(os.path.join(src, "go.mod"), "a") as f:
+            f.write(f"\nreplace {g['module']} => ./upstream\n")
+        go("mod", "tidy")
+    go("build", "-trimpath", "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"])
     with open(stamp, "w") as f:
         f.write(want)
     return binary
+
+
+def _patch_fingerprint(g):
+    """What the patch of a GO_IMAGES entry changes, so a new patch rebuilds the binary."""
+    if "patch" not in g:
+        return ""
+    h = hashlib.sha256(repr(g["patch"]["edit"]).encode())
+    for rel in sorted(g["patch"]["add"].values()):
+        h.update(_read(rel).encode())
+    return "patch:" + h.hexdigest()[:16]
+
+
+def _patched_copy(name, patch, moddir, dest):
+    """Copies the module at `moddir` to `dest` with the entry's files added and texts replaced.
+    An upstream text not found the expected number of times stops the build (the pinned
+    version changed under the patch)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(moddir, dest, copy_function=shutil.copyfile)  # the cache's copies are read-only
+    for rel, repo_file in patch["add"].items():
+        with open(os.path.join(dest, rel), "w") as f:
+            f.write(_read(repo_file))
+    for rel, old, new, count in patch["edit"]:
+        path = os.path.join(dest, rel)
+        with open(path) as f:
+            text = f.read()
+        if text.count(old) != count:
+            raise RecipeError(f"{name}: {rel} holds the text to patch {text.count(old)} times, "
+                              f"not {count}: {old.splitlines()[0]!r}")
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
 
 
 def _static(binary, dest, entries):
@@ -411,6 +485,11 @@ def go_image(name, cache):
         _accounts(entries, "nobody", 65534, 65534, "/nonexistent")
         config = {"User": "65534:65534", "Entrypoint": ["/metrics-server"], "Env": [path_env],
                   "ExposedPorts": {"10250/tcp": {}}, "Labels": labels}
+    elif name == "kube-network-policies":
+        # As upstream's Dockerfile on distroless/static: /bin/netpol, run as root (its DaemonSet
+        # is privileged with NET_ADMIN: it writes nftables rules and reads the NFQUEUE socket).
+        _static(binary, "bin/netpol", entries)
+        config = {"Entrypoint": ["/bin/netpol"], "Env": [path_env], "Labels": labels}
     else:
         raise RecipeError(f"{name}: no image recipe in go_image")
     return list(entries.values()), config
