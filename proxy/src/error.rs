@@ -73,11 +73,8 @@ impl From<OpError> for AppError {
     /// The status and text of a failed operation, as the generated dialect (and the classic one,
     /// except where its routes document other codes) answers it.
     fn from(e: OpError) -> Self {
-        let e = match e {
+        let status = match e {
             OpError::Store(inner) => return inner.into(),
-            e => e,
-        };
-        let status = match &e {
             OpError::TenantNotFound(_)
             | OpError::AccountNotFound(_)
             | OpError::MessageNotFound(_)
@@ -94,7 +91,6 @@ impl From<OpError> for AppError {
                 };
             }
             OpError::AllSuspended => StatusCode::CONFLICT,
-            OpError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         AppError::new(status, e.to_string())
     }

@@ -163,6 +163,13 @@ async fn state_changing_calls_are_recorded_without_their_secrets(db: Db) {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["response_body"]["api_key"], "***");
+    // The filter is a plain substring: LIKE's wildcards in it match only themselves.
+    for wildcard in ["%25", "_", "Api_ey"] {
+        let (_, none) = api
+            .get(&format!("/command_log/list?endpoint_filter={wildcard}"))
+            .await;
+        assert_eq!(none, json!([]), "endpoint_filter={wildcard}");
+    }
     let id = list[0]["id"].as_i64().unwrap();
     let (s, one) = api.get(&format!("/command_log/get?command_id={id}")).await;
     assert_eq!(

@@ -203,9 +203,13 @@ impl Store {
     ) -> Result<(Vec<Command>, i64)> {
         const WHERE: &str = "WHERE ($1 IS NULL OR tenant_id = $1) \
             AND ($2 IS NULL OR command_ts >= $2) AND ($3 IS NULL OR command_ts <= $3) \
-            AND ($4 IS NULL OR endpoint LIKE $4)";
+            AND ($4 IS NULL OR endpoint LIKE $4 ESCAPE '\\')";
+        // The filter is a substring: its own `%`, `_` and `\` match themselves.
         let like = filter.endpoint_filter.as_ref().map(|f| {
-            let escaped = f.replace(['%', '_'], "");
+            let escaped = f
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             format!("%{escaped}%")
         });
         let rows = sqlx::query(&format!(
