@@ -7,8 +7,16 @@
 //! reports), the proxy (`gmp_sent_total`) and the verifying sink (`/stats`: received,
 //! duplicates, attachment mismatches, end-to-end p99), or no sink at all (a mail catcher).
 
+use std::collections::BTreeMap;
+
+use mailproxy_proto::prom::ProxyMetrics;
+use mailproxy_proto::stats::{ClientStatsV1, LatencySummaryV1, SinkStatsV1, SinkTenantStatsV1};
+
 use crate::{Figures, LatencySource, ThresholdName, ThresholdOutcome, ThresholdResult};
 use crate::{ThresholdsSpec, verdict};
+
+/// The one tenant the sources report for in [`Counts::sources`].
+pub const TENANT: &str = "t";
 
 /// Cumulative counts at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +61,44 @@ impl Counts {
             latency_source: p99.map(|_| LatencySource::Sink),
             ..Figures::default()
         }
+    }
+
+    /// What the sources report for these counts, one tenant ([`TENANT`]): the proxy's metrics,
+    /// the client's `/stats` and the verifying sink's `/stats` (`None` without one). Both
+    /// adapters' suites feed these to their own aggregation.
+    pub fn sources(&self) -> (ProxyMetrics, ClientStatsV1, Option<SinkStatsV1>) {
+        let proxy = ProxyMetrics {
+            sent: BTreeMap::from([(TENANT.to_string(), self.sent as f64)]),
+            ..ProxyMetrics::default()
+        };
+        let client = ClientStatsV1 {
+            messages_generated: self.generated as u64,
+            reports_by_type: BTreeMap::from([("error".to_string(), self.errors as u64)]),
+            ..ClientStatsV1::default()
+        };
+        let sink = self.sink.map(|k| {
+            let line = SinkTenantStatsV1 {
+                received: k.delivered as u64,
+                duplicates: k.duplicates as u64,
+                attachment_mismatches: k.attachment_mismatches as u64,
+                latency_ms: LatencySummaryV1 {
+                    count: if k.latency_p99_ms.is_some() {
+                        k.delivered as u64
+                    } else {
+                        0
+                    },
+                    p99: k.latency_p99_ms.unwrap_or_default() as f64,
+                    ..LatencySummaryV1::default()
+                },
+                ..SinkTenantStatsV1::default()
+            };
+            SinkStatsV1 {
+                total: line.clone(),
+                tenants: BTreeMap::from([(TENANT.to_string(), line)]),
+                ..SinkStatsV1::default()
+            }
+        });
+        (proxy, client, sink)
     }
 }
 

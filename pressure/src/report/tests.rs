@@ -172,40 +172,11 @@ fn impossible_throughput_fails() {
 
 /// One client, the proxy and the sink (or none, as with `--smtp`) reporting these counts at `t`.
 fn snap_of(c: &pressure_crds::verdict::cases::Counts, t: f64) -> Snapshot {
-    let client = ClientStatsV1 {
-        messages_generated: c.generated as u64,
-        reports_by_type: BTreeMap::from([("error".into(), c.errors as u64)]),
-        ..ClientStatsV1::default()
-    };
-    let sink = c.sink.map(|k| {
-        let line = SinkTenantStatsV1 {
-            received: k.delivered as u64,
-            duplicates: k.duplicates as u64,
-            attachment_mismatches: k.attachment_mismatches as u64,
-            latency_ms: LatencySummaryV1 {
-                count: if k.latency_p99_ms.is_some() {
-                    k.delivered as u64
-                } else {
-                    0
-                },
-                p99: k.latency_p99_ms.unwrap_or_default() as f64,
-                ..LatencySummaryV1::default()
-            },
-            ..SinkTenantStatsV1::default()
-        };
-        SinkStatsV1 {
-            total: line.clone(),
-            tenants: BTreeMap::from([("t".to_string(), line)]),
-            ..SinkStatsV1::default()
-        }
-    });
+    let (proxy, client, sink) = c.sources();
     Snapshot {
         t,
-        clients: vec![("t".into(), client)],
-        proxy: ProxyMetrics {
-            sent: BTreeMap::from([("t".into(), c.sent as f64)]),
-            ..ProxyMetrics::default()
-        },
+        clients: vec![(pressure_crds::verdict::cases::TENANT.into(), client)],
+        proxy,
         sink,
         sink_buckets: Vec::new(),
     }

@@ -3,52 +3,23 @@
 //! aggregated into readings (the baseline at the warm-up's end, then the load's stop) and fed to
 //! the phase machine, whose `Succeeded` condition and threshold lines must be the case's verdict.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
-use mailproxy_proto::prom::ProxyMetrics;
-use mailproxy_proto::stats::{ClientStatsV1, LatencySummaryV1, SinkStatsV1, SinkTenantStatsV1};
-use pressure_crds::verdict::cases::{Counts, cases};
+use pressure_crds::verdict::cases::{self, Counts};
 use pressure_crds::{ConditionStatus, Phase, PressureTestSpec, PressureTestStatus, TenantSpec};
 
 use super::super::{JobState, Observed, Reading, advance, rfc3339};
 use super::*;
 use crate::figures::aggregate;
 
-/// What the proxy, one client and the sink report for these counts.
+/// What the proxy, one client and the sink report for these counts, aggregated.
 fn reading(c: &Counts, at: i64) -> Reading {
-    let proxy = ProxyMetrics {
-        sent: BTreeMap::from([("t".to_string(), c.sent as f64)]),
-        ..ProxyMetrics::default()
-    };
-    let client = ClientStatsV1 {
-        messages_generated: c.generated as u64,
-        reports_by_type: BTreeMap::from([("error".to_string(), c.errors as u64)]),
-        ..ClientStatsV1::default()
-    };
-    let sink = c.sink.map(|k| {
-        let line = SinkTenantStatsV1 {
-            received: k.delivered as u64,
-            duplicates: k.duplicates as u64,
-            attachment_mismatches: k.attachment_mismatches as u64,
-            latency_ms: LatencySummaryV1 {
-                count: if k.latency_p99_ms.is_some() {
-                    k.delivered as u64
-                } else {
-                    0
-                },
-                p99: k.latency_p99_ms.unwrap_or_default() as f64,
-                ..LatencySummaryV1::default()
-            },
-            ..SinkTenantStatsV1::default()
-        };
-        SinkStatsV1 {
-            total: line.clone(),
-            tenants: BTreeMap::from([("t".to_string(), line)]),
-            ..SinkStatsV1::default()
-        }
-    });
-    aggregate(&[proxy], &[("t".into(), client)], sink.as_ref(), at)
+    let (proxy, client, sink) = c.sources();
+    aggregate(
+        &[proxy],
+        &[(cases::TENANT.into(), client)],
+        sink.as_ref(),
+        at,
+    )
 }
 
 fn t0() -> DateTime<Utc> {
@@ -57,7 +28,7 @@ fn t0() -> DateTime<Utc> {
 
 #[test]
 fn the_shared_table_gives_the_same_succeeded_condition() {
-    for case in cases() {
+    for case in cases::cases() {
         let mut spec = PressureTestSpec::with_tenants(vec![TenantSpec::from_profile(
             "t",
             pressure_crds::Profile::Standard,
