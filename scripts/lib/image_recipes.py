@@ -11,8 +11,11 @@ modules that repeat the upstream replace/exclude lines, as `go install pkg@versi
 those).
 """
 
+import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 
 from dockerfile import DockerfileError, final_stage  # noqa: F401 (DockerfileError re-exported)
@@ -89,6 +92,9 @@ GO_IMAGES = {
             "exclude github.com/grpc-ecosystem/grpc-gateway v1.14.7",
             "exclude google.golang.org/api v0.30.0",
         ],
+        # Only the service discoveries our configurations use (upstream's plugins.yml way; see
+        # the file's header): the module's plugins/plugins.go is replaced in a copy of v0.53.0.
+        "patch": {"plugins/plugins.go": "scripts/lib/prometheus/plugins.go"},
         "reference": "localhost/mail-pressure/prometheus:v2.53.0",
     },
     "metrics-server": {
@@ -323,13 +329,49 @@ def pause(scratch):
     return entries, config
 
 
+def _patch_stamp(g):
+    """The patch files' contents, for the stamp: changing one rebuilds the binary."""
+    return " ".join(f"{target}={hashlib.sha256(_read(source).encode()).hexdigest()[:16]}"
+                    for target, source in sorted(g.get("patch", {}).items()))
+
+
+def _patched_module(g, src, env):
+    """Copies the pinned module out of the module cache into src/module with the repo's files
+    in place (g["patch"]: path in the module -> path in this repo) and returns the `replace`
+    line for go.mod, or None when the recipe replaces nothing. `go build -overlay` would be
+    lighter but refuses files beneath GOMODCACHE; a copy of the pinned version is the next
+    least: the module's own go.mod and every other file stay upstream's."""
+    if not g.get("patch"):
+        return None
+    spec = f"{g['module']}@{g['version']}"
+    for stale in ("go.mod", "go.sum"):  # a previous go.mod may name a copy that is gone
+        if os.path.exists(os.path.join(src, stale)):
+            os.remove(os.path.join(src, stale))
+    out = subprocess.run(["go", "mod", "download", "-json", spec], cwd=src, env=env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{spec}: go mod download failed:\n{(out.stderr or out.stdout).strip()[-2000:]}")
+    moddir = json.loads(out.stdout)["Dir"]
+    copy = os.path.join(src, "module")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(moddir, copy)
+    for dirpath, dirnames, filenames in os.walk(copy):  # the module cache's files are read-only
+        for entry in dirnames + filenames:
+            os.chmod(os.path.join(dirpath, entry), 0o755 if entry in dirnames else 0o644)
+    for target, source in g["patch"].items():
+        if not os.path.isfile(os.path.join(copy, target)):
+            raise RecipeError(f"{spec} has no {target} to replace")
+        shutil.copyfile(os.path.join(ROOT, source), os.path.join(copy, target))
+    return f"replace {g['module']} => ./module"
+
+
 def go_binary(name, cache):
     """Builds (once per version) the static binary of GO_IMAGES[name] in `cache`; returns its path."""
     g = GO_IMAGES[name]
     src = os.path.join(cache, name)
     binary = os.path.join(src, name)
     stamp = os.path.join(src, "stamp")
-    want = f"{g['module']}@{g['version']} {g['ldflags']}"
+    want = f"{g['module']}@{g['version']} {g['ldflags']} {_patch_stamp(g)}".rstrip()
     try:
         with open(stamp) as f:
             if f.read() == want and os.path.isfile(binary):
@@ -337,17 +379,23 @@ def go_binary(name, cache):
     except OSError:
         pass
     os.makedirs(src, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    replace = _patched_module(g, src, env)
     with open(os.path.join(src, "go.mod"), "w") as f:
         f.write("\n".join([f"module local/{name}-image", "", f"go {g['go']}", "",
-                           f"require {g['module']} {g['version']}", "", *g["directives"], ""]))
+                           f"require {g['module']} {g['version']}", "", *g["directives"],
+                           *([replace] if replace else []), ""]))
     with open(os.path.join(src, "tools.go"), "w") as f:
         f.write(f'//go:build tools\n\npackage tools\n\nimport _ "{g["package"]}"\n')
-    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
-    for cmd in (["go", "mod", "tidy"],
-                ["go", "build", "-trimpath", "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"]]):
-        out = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RecipeError(f"{name}: {' '.join(cmd)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+    tidy = ["go", "mod", "tidy"]
+    out = subprocess.run(tidy, cwd=src, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{name}: {' '.join(tidy)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+    build = ["go", "build", "-trimpath",
+             "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"]]
+    out = subprocess.run(build, cwd=src, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{name}: {' '.join(build)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
     with open(stamp, "w") as f:
         f.write(want)
     return binary
