@@ -9,7 +9,11 @@
 #   - every pod of the test ran on the real node, containerd held its containers, none restarted;
 #   - the stored report gives the throughput by proxy replica count (with --proxy-replicas N,
 #     a line for N);
-#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume.
+#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume;
+#   - with --prometheus, the PressureTest's own Prometheus (the image build-images.sh made) scrapes
+#     every proxy replica, client and sink (each target `up`), and every PromQL expression of the
+#     shipped dashboards answers with data while the load runs (e2e/dashboard_queries.py, through
+#     `kubectl port-forward`).
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
 #   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
@@ -22,9 +26,10 @@
 #                                deleted proxy pod may resend what it had sent but not recorded)
 #     --max-p99-ms N             spec.thresholds.maxP99LatencyMs (a run that deletes its database
 #                                on purpose holds messages for as long as the database is away)
+#     --prometheus               Prometheus on (else off), checked as above
 #
-# Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
-# is another issue's business: both are switched off in the run. Needs the project's images on
+# Grafana cannot run here (no image: its source is AGPL and nothing can be pulled): it is switched
+# off in the run; so is Prometheus unless --prometheus. Needs the project's images on
 # the node (scripts/build-images.sh, run by `up --real-node`) and helm (on PATH or in
 # $PRESSURE_CACHE_DIR/bin: scripts/check-packaging.sh installs it). Starts the cluster in DIR if
 # none runs there and stops it again at the end. Exit status 0 = passed.
@@ -36,15 +41,16 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '15,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '19,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
-DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
+DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99='' PROMETHEUS=0
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == --prometheus ]]; then PROMETHEUS=1; shift; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
     --duration) DURATION=$2 ;;
@@ -62,6 +68,7 @@ NS=rn-op-$$
 RELEASE=pressure
 STARTED=0
 PV=''
+PORT_FORWARD=''
 
 say() { printf 'real-node-operator: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
@@ -87,6 +94,7 @@ cleanup() {
     done
     k -n "$OP_NS" logs "deploy/$RELEASE-pressure-operator" --tail=40 >&2 || true
   fi
+  if [[ -n $PORT_FORWARD ]]; then kill "$PORT_FORWARD" 2>/dev/null || true; fi
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   if [[ -n $PV ]]; then
     k delete pv "$PV" --wait=false >/dev/null 2>&1 || true
@@ -123,9 +131,9 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" "$PROMETHEUS" <<'EOF'
 import sys, yaml
-example_path, images_path, out_path, duration, replicas, max_dup, max_p99 = sys.argv[1:8]
+example_path, images_path, out_path, duration, replicas, max_dup, max_p99, prometheus = sys.argv[1:9]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -136,9 +144,14 @@ def merge(base, extra):
             base[key] = value
 spec = example.setdefault("spec", {})
 merge(spec, images)
-# No Grafana image can exist here; Prometheus in the cluster is the next issue's proof.
+# No Grafana image can exist here. Prometheus only with the image build-images.sh made.
 spec["grafana"] = {"enabled": False}
-spec["prometheus"] = {"enabled": False}
+if prometheus == "1":
+    if not images.get("prometheus", {}).get("image"):
+        sys.exit("--prometheus: no prometheus image on the node (scripts/build-images.sh prometheus)")
+    spec["prometheus"]["enabled"] = True
+else:
+    spec["prometheus"] = {"enabled": False}
 if duration:
     spec["durationSeconds"] = int(duration)
     spec["warmupSeconds"] = max(5, int(duration) // 6)
@@ -177,6 +190,30 @@ k -n "$NS" apply -f "$DIR/pt-$NS.yaml" >/dev/null
 applied=$SECONDS
 say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
 
+# With --prometheus: once the test's Prometheus is ready, a port-forward to it, and the dashboard
+# check (targets up, every expression answers) every 10 s while Running until it passes once.
+prom_passed=0 prom_last=-100 prom_port=''
+sink_job=()
+[[ $(field "$name" '{.spec.sink.kind}') != Verifying ]] || sink_job=(--job sink)
+prometheus_check() {
+  if [[ -z $prom_port ]]; then
+    [[ $(k -n "$NS" get deploy "$name-prometheus" -o jsonpath='{.status.readyReplicas}' 2>/dev/null) == 1 ]] || return 0
+    k -n "$NS" port-forward "svc/$name-prometheus" :9090 >"$seen/port-forward" 2>&1 &
+    PORT_FORWARD=$!
+    for _ in $(seq 1 40); do
+      prom_port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) .*/\1/p' "$seen/port-forward")
+      [[ -z $prom_port ]] || break
+      kill -0 "$PORT_FORWARD" 2>/dev/null || break
+      sleep 0.5
+    done
+    [[ -n $prom_port ]] || fail "kubectl port-forward to svc/$name-prometheus: $(cat "$seen/port-forward")"
+    say "Prometheus of the test at http://127.0.0.1:$prom_port (kubectl port-forward svc/$name-prometheus)"
+  fi
+  "$REPO/e2e/dashboard_queries.py" --url "http://127.0.0.1:$prom_port" --job mailproxy \
+    "${sink_job[@]}" --job 'client-*' >"$seen/prometheus" 2>&1 && prom_passed=1
+  return 0
+}
+
 # Until the run completes, every 2 s: the test's pods (node, restarts, container ids), the
 # containers containerd holds, the node's memory, and `kubectl get pt` as a user watches it.
 sock=$DIR/node/containerd/containerd.sock
@@ -210,6 +247,10 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       delete_one postgres; KILL_PG_AT=''
     fi
     k -n "$NS" get pt "$name" -o wide --no-headers >>"$seen/live" || true
+    if ((PROMETHEUS && !prom_passed && SECONDS - prom_last >= 10)); then
+      prom_last=$SECONDS
+      prometheus_check
+    fi
     if [[ -n $disk_cache ]]; then
       for uid in $(k -n "$NS" get pods -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=proxy" \
         -o jsonpath='{.items[*].metadata.uid}'); do
@@ -237,6 +278,15 @@ say "ok: pt/$name Complete=True, Succeeded=True, $((SECONDS - applied)) s after 
 live=$(awk '$5 ~ /^[0-9]+$/ && $5 > 0 && $6 ~ /^[0-9]+$/' "$seen/live" | wc -l)
 ((live > 0)) || fail "kubectl get pressuretests never showed live Sent and Msg/s while Running: $(tail -3 "$seen/live")"
 say "ok: kubectl get pressuretests showed live figures in $live of $(wc -l <"$seen/live") polls while Running, e.g.: $(awk '$5 > 0' "$seen/live" | tail -1)"
+
+# The test's Prometheus scraped every part, and the dashboards' queries answered during the load.
+if ((PROMETHEUS)); then
+  [[ -s $seen/prometheus ]] || fail "--prometheus: the dashboard check never ran while Running (Prometheus not ready?)"
+  ((prom_passed)) || fail "the dashboards' queries or the scrape targets failed (last check while Running):
+$(cat "$seen/prometheus")"
+  sed 's/^/  /' "$seen/prometheus" >&2
+  say "ok: Prometheus scraped the proxy, the clients${sink_job:+ and the sink}; every dashboard expression answered with data"
+fi
 
 # The status figures are the sink's: nothing lost, duplicates bounded, attachments intact.
 read -r generated delivered duplicates mismatches < <(field "$name" \
