@@ -27,6 +27,10 @@
 #     --max-p99-ms N             spec.thresholds.maxP99LatencyMs (a run that deletes its database
 #                                on purpose holds messages for as long as the database is away)
 #     --prometheus               Prometheus on (else off), checked as above
+#     --sink mailpit             the sink is Mailpit (kind Mailpit, the image build-images.sh made):
+#                                delivered is its message count; the thresholds it cannot measure
+#                                (latency, duplicates, attachments) are disabled, and the status
+#                                must leave them unmeasured
 #
 # Grafana cannot run here (no image: its source is AGPL and nothing can be pulled): it is switched
 # off in the run; so is Prometheus unless --prometheus. Needs the project's images on
@@ -41,7 +45,7 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '19,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '19,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
@@ -49,8 +53,10 @@ shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
 DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99='' PROMETHEUS=0
+SINK=''
 while [[ $# -gt 0 ]]; do
   if [[ $1 == --prometheus ]]; then PROMETHEUS=1; shift; continue; fi
+  if [[ $1 == --sink && ${2:-} == mailpit ]]; then SINK=mailpit; shift 2; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
     --duration) DURATION=$2 ;;
@@ -131,9 +137,9 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" "$PROMETHEUS" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" "$PROMETHEUS" "$SINK" "$REPO" <<'EOF'
 import sys, yaml
-example_path, images_path, out_path, duration, replicas, max_dup, max_p99, prometheus = sys.argv[1:9]
+example_path, images_path, out_path, duration, replicas, max_dup, max_p99, prometheus, sink, repo = sys.argv[1:11]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -162,11 +168,23 @@ if int(max_dup) > 0:
     spec.setdefault("thresholds", {})["maxDuplicates"] = int(max_dup)
 if max_p99:
     spec.setdefault("thresholds", {})["maxP99LatencyMs"] = int(max_p99)
+if sink == "mailpit":
+    # The reference scripts/build-images.sh tags (localhost/..., never pulled).
+    sys.path.insert(0, repo + "/scripts/lib")
+    import image_recipes
+    spec["sink"] = {"kind": "Mailpit", "image": image_recipes.GO_IMAGES["mailpit"]["reference"]}
+    disabled = spec.setdefault("thresholds", {}).setdefault("disabled", [])
+    disabled += [n for n in ("maxP99LatencyMs", "maxDuplicates", "maxAttachmentMismatches") if n not in disabled]
 yaml.safe_dump(example, open(out_path, "w"))
 print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
 EOF
 )
 [[ -n ${name:-} ]] || fail "could not prepare $EXAMPLE"
+if [[ $SINK == mailpit ]]; then
+  ref=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import image_recipes; print(image_recipes.GO_IMAGES["mailpit"]["reference"])' "$REPO/scripts/lib")
+  ctr --address "$DIR/node/containerd/containerd.sock" -n k8s.io images ls -q | grep -qxF "$ref" ||
+    fail "--sink mailpit: the node holds no $ref (scripts/build-images.sh mailpit, before up --real-node)"
+fi
 # A claim needs a volume: this node has no provisioner, so the test makes one PersistentVolume for
 # exactly this claim (the StatefulSet's "data" template), a folder owned by PostgreSQL's user.
 if [[ $volume == PersistentVolumeClaim ]]; then
@@ -192,7 +210,7 @@ say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
 
 # With --prometheus: once the test's Prometheus is ready, a port-forward to it, and the dashboard
 # check (targets up, every expression answers) every 10 s while Running until it passes once.
-prom_passed=0 prom_last=-100 prom_port=''
+prom_passed=0 prom_last=-100 prom_port='' sink_image=''
 sink_job=()
 [[ $(field "$name" '{.spec.sink.kind}') != Verifying ]] || sink_job=(--job sink)
 prometheus_check() {
@@ -258,6 +276,8 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       done | wc -l >>"$seen/cache"
     fi
   fi
+  # The sink's image while it runs (the Deployment goes with the run).
+  [[ -n $sink_image ]] || sink_image=$(k -n "$NS" get deploy "$name-sink" -o jsonpath='{.spec.template.spec.containers[0].image}' 2>/dev/null || true)
   k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' >>"$seen/pods"
   ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
   # shellcheck disable=SC2009 # the shims are found by the socket of this node's containerd
@@ -299,6 +319,14 @@ say "figures: generated=$generated delivered=$delivered duplicates=$duplicates a
   fail "lost messages: generated $generated, the sink received $delivered of which ${duplicates:-0} duplicates"
 ((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
 ((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
+if [[ $SINK == mailpit ]]; then
+  # Mailpit counts messages; what it cannot check must not look measured.
+  [[ -z $duplicates && -z $mismatches ]] ||
+    fail "with Mailpit, duplicates ($duplicates) and attachment mismatches ($mismatches) must stay unmeasured"
+  [[ $sink_image == "$ref" ]] || fail "the sink ran ${sink_image:-no image seen}, not $ref"
+  outcomes=$(field "$name" '{range .status.thresholds[*]}{.name}={.outcome} {end}')
+  say "ok: the sink was Mailpit ($sink_image): delivered $delivered = generated $generated, read from its API; thresholds: $outcomes"
+fi
 
 # The stored report gives the throughput by the number of proxy replicas that answered each
 # reading (the question an autoscaling test asks); a fixed count must appear in it.

@@ -330,6 +330,44 @@ mod tests {
     }
 
     #[test]
+    fn a_catchers_count_measures_delivery_but_not_duplicates_attachments_or_latency() {
+        // Mailpit counted every message (its `total`): what it cannot check stays not measured.
+        let mut reading = crate::aggregate::Reading::default();
+        reading.figures.generated = 50;
+        crate::aggregate::add_catcher_count(&mut reading, 50);
+        let fig = reading.figures;
+        let w = Window {
+            start: None,
+            end: &fig,
+            seconds: 10.0,
+        };
+        let v = evaluate(&ThresholdsSpec::default(), &Measured::from_figures(&fig, w));
+        let outcome = |name: ThresholdName| {
+            let line = v.results.iter().find(|r| r.name == name.as_str());
+            line.map(|r| r.outcome)
+        };
+        for name in [
+            ThresholdName::MinDeliveredRatioPermille,
+            ThresholdName::MaxLostMessages,
+            ThresholdName::MinThroughputPerSecond,
+        ] {
+            assert_eq!(outcome(name), Some(ThresholdOutcome::Passed), "{name:?}");
+        }
+        for name in [
+            ThresholdName::MaxDuplicates,
+            ThresholdName::MaxAttachmentMismatches,
+            ThresholdName::MaxP99LatencyMs,
+        ] {
+            assert_eq!(
+                outcome(name),
+                Some(ThresholdOutcome::NotMeasured),
+                "{name:?}"
+            );
+        }
+        assert_eq!(v.reason, NOT_MEASURED);
+    }
+
+    #[test]
     fn a_duplicate_does_not_hide_a_loss() {
         // 10 generated, 10 received of which 1 is a duplicate: one message never arrived.
         let fig = Figures {
