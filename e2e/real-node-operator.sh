@@ -9,7 +9,11 @@
 #   - every pod of the test ran on the real node, containerd held its containers, none restarted;
 #   - the stored report gives the throughput by proxy replica count (with --proxy-replicas N,
 #     a line for N);
-#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume.
+#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume;
+#   - with --prometheus, the PressureTest's own Prometheus (the image build-images.sh made) scrapes
+#     every proxy replica, client and sink (each target `up`), and every PromQL expression of the
+#     shipped dashboards answers with data while the load runs (e2e/dashboard_queries.py, through
+#     `kubectl port-forward`).
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
 #   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
@@ -24,9 +28,14 @@
 #                                on purpose holds messages for as long as the database is away)
 #     --check-network-policies   e2e/real-node-netpol.sh while the load runs: the test's policies
 #                                hold against a probe pod and admit the proxy (the node's agent)
+#     --prometheus               Prometheus on (else off), checked as above
+#     --sink mailpit             the sink is Mailpit (kind Mailpit, the image build-images.sh made):
+#                                delivered is its message count; the thresholds it cannot measure
+#                                (latency, duplicates, attachments) are disabled, and the status
+#                                must leave them unmeasured
 #
-# Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
-# is another issue's business: both are switched off in the run. Needs the project's images on
+# Grafana cannot run here (no image: its source is AGPL and nothing can be pulled): it is switched
+# off in the run; so is Prometheus unless --prometheus. Needs the project's images on
 # the node (scripts/build-images.sh, run by `up --real-node`) and helm (on PATH or in
 # $PRESSURE_CACHE_DIR/bin: scripts/check-packaging.sh installs it). Starts the cluster in DIR if
 # none runs there and stops it again at the end. Exit status 0 = passed.
@@ -38,16 +47,18 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '15,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '19,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
-DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
-NETPOL=0
+DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99='' PROMETHEUS=0
+SINK='' NETPOL=0
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == --prometheus ]]; then PROMETHEUS=1; shift; continue; fi
+  if [[ $1 == --sink && ${2:-} == mailpit ]]; then SINK=mailpit; shift 2; continue; fi
   if [[ $1 == --check-network-policies ]]; then NETPOL=1; shift; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
@@ -66,6 +77,7 @@ NS=rn-op-$$
 RELEASE=pressure
 STARTED=0
 PV=''
+PORT_FORWARD=''
 
 say() { printf 'real-node-operator: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
@@ -91,6 +103,7 @@ cleanup() {
     done
     k -n "$OP_NS" logs "deploy/$RELEASE-pressure-operator" --tail=40 >&2 || true
   fi
+  if [[ -n $PORT_FORWARD ]]; then kill "$PORT_FORWARD" 2>/dev/null || true; fi
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   if [[ -n $PV ]]; then
     k delete pv "$PV" --wait=false >/dev/null 2>&1 || true
@@ -127,9 +140,9 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" "$PROMETHEUS" "$SINK" "$REPO" <<'EOF'
 import sys, yaml
-example_path, images_path, out_path, duration, replicas, max_dup, max_p99 = sys.argv[1:8]
+example_path, images_path, out_path, duration, replicas, max_dup, max_p99, prometheus, sink, repo = sys.argv[1:11]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -140,9 +153,14 @@ def merge(base, extra):
             base[key] = value
 spec = example.setdefault("spec", {})
 merge(spec, images)
-# No Grafana image can exist here; Prometheus in the cluster is the next issue's proof.
+# No Grafana image can exist here. Prometheus only with the image build-images.sh made.
 spec["grafana"] = {"enabled": False}
-spec["prometheus"] = {"enabled": False}
+if prometheus == "1":
+    if not images.get("prometheus", {}).get("image"):
+        sys.exit("--prometheus: no prometheus image on the node (scripts/build-images.sh prometheus)")
+    spec["prometheus"]["enabled"] = True
+else:
+    spec["prometheus"] = {"enabled": False}
 if duration:
     spec["durationSeconds"] = int(duration)
     spec["warmupSeconds"] = max(5, int(duration) // 6)
@@ -153,11 +171,23 @@ if int(max_dup) > 0:
     spec.setdefault("thresholds", {})["maxDuplicates"] = int(max_dup)
 if max_p99:
     spec.setdefault("thresholds", {})["maxP99LatencyMs"] = int(max_p99)
+if sink == "mailpit":
+    # The reference scripts/build-images.sh tags (localhost/..., never pulled).
+    sys.path.insert(0, repo + "/scripts/lib")
+    import image_recipes
+    spec["sink"] = {"kind": "Mailpit", "image": image_recipes.GO_IMAGES["mailpit"]["reference"]}
+    disabled = spec.setdefault("thresholds", {}).setdefault("disabled", [])
+    disabled += [n for n in ("maxP99LatencyMs", "maxDuplicates", "maxAttachmentMismatches") if n not in disabled]
 yaml.safe_dump(example, open(out_path, "w"))
 print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
 EOF
 )
 [[ -n ${name:-} ]] || fail "could not prepare $EXAMPLE"
+if [[ $SINK == mailpit ]]; then
+  ref=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import image_recipes; print(image_recipes.GO_IMAGES["mailpit"]["reference"])' "$REPO/scripts/lib")
+  ctr --address "$DIR/node/containerd/containerd.sock" -n k8s.io images ls -q | grep -qxF "$ref" ||
+    fail "--sink mailpit: the node holds no $ref (scripts/build-images.sh mailpit, before up --real-node)"
+fi
 # A claim needs a volume: this node has no provisioner, so the test makes one PersistentVolume for
 # exactly this claim (the StatefulSet's "data" template), a folder owned by PostgreSQL's user.
 if [[ $volume == PersistentVolumeClaim ]]; then
@@ -180,6 +210,30 @@ fi
 k -n "$NS" apply -f "$DIR/pt-$NS.yaml" >/dev/null
 applied=$SECONDS
 say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
+
+# With --prometheus: once the test's Prometheus is ready, a port-forward to it, and the dashboard
+# check (targets up, every expression answers) every 10 s while Running until it passes once.
+prom_passed=0 prom_last=-100 prom_port='' sink_image=''
+sink_job=()
+[[ $(field "$name" '{.spec.sink.kind}') != Verifying ]] || sink_job=(--job sink)
+prometheus_check() {
+  if [[ -z $prom_port ]]; then
+    [[ $(k -n "$NS" get deploy "$name-prometheus" -o jsonpath='{.status.readyReplicas}' 2>/dev/null) == 1 ]] || return 0
+    k -n "$NS" port-forward "svc/$name-prometheus" :9090 >"$seen/port-forward" 2>&1 &
+    PORT_FORWARD=$!
+    for _ in $(seq 1 40); do
+      prom_port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) .*/\1/p' "$seen/port-forward")
+      [[ -z $prom_port ]] || break
+      kill -0 "$PORT_FORWARD" 2>/dev/null || break
+      sleep 0.5
+    done
+    [[ -n $prom_port ]] || fail "kubectl port-forward to svc/$name-prometheus: $(cat "$seen/port-forward")"
+    say "Prometheus of the test at http://127.0.0.1:$prom_port (kubectl port-forward svc/$name-prometheus)"
+  fi
+  "$REPO/e2e/dashboard_queries.py" --url "http://127.0.0.1:$prom_port" --job mailproxy \
+    "${sink_job[@]}" --job 'client-*' >"$seen/prometheus" 2>&1 && prom_passed=1
+  return 0
+}
 
 # Until the run completes, every 2 s: the test's pods (node, restarts, container ids), the
 # containers containerd holds, the node's memory, and `kubectl get pt` as a user watches it.
@@ -220,6 +274,10 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       netpol_pid=$!
     fi
     k -n "$NS" get pt "$name" -o wide --no-headers >>"$seen/live" || true
+    if ((PROMETHEUS && !prom_passed && SECONDS - prom_last >= 10)); then
+      prom_last=$SECONDS
+      prometheus_check
+    fi
     if [[ -n $disk_cache ]]; then
       for uid in $(k -n "$NS" get pods -l "app.kubernetes.io/instance=$name,app.kubernetes.io/component=proxy" \
         -o jsonpath='{.items[*].metadata.uid}'); do
@@ -227,6 +285,8 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
       done | wc -l >>"$seen/cache"
     fi
   fi
+  # The sink's image while it runs (the Deployment goes with the run).
+  [[ -n $sink_image ]] || sink_image=$(k -n "$NS" get deploy "$name-sink" -o jsonpath='{.spec.template.spec.containers[0].image}' 2>/dev/null || true)
   # (the policy probes' one-shot pods, np-*, are not the test's)
   k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' |
     { grep -v '^np-' || true; } >>"$seen/pods"
@@ -250,6 +310,15 @@ live=$(awk '$5 ~ /^[0-9]+$/ && $5 > 0 && $6 ~ /^[0-9]+$/' "$seen/live" | wc -l)
 ((live > 0)) || fail "kubectl get pressuretests never showed live Sent and Msg/s while Running: $(tail -3 "$seen/live")"
 say "ok: kubectl get pressuretests showed live figures in $live of $(wc -l <"$seen/live") polls while Running, e.g.: $(awk '$5 > 0' "$seen/live" | tail -1)"
 
+# The test's Prometheus scraped every part, and the dashboards' queries answered during the load.
+if ((PROMETHEUS)); then
+  [[ -s $seen/prometheus ]] || fail "--prometheus: the dashboard check never ran while Running (Prometheus not ready?)"
+  ((prom_passed)) || fail "the dashboards' queries or the scrape targets failed (last check while Running):
+$(cat "$seen/prometheus")"
+  sed 's/^/  /' "$seen/prometheus" >&2
+  say "ok: Prometheus scraped the proxy, the clients${sink_job:+ and the sink}; every dashboard expression answered with data"
+fi
+
 # The status figures are the sink's: nothing lost, duplicates bounded, attachments intact.
 read -r generated delivered duplicates mismatches < <(field "$name" \
   '{.status.figures.generated} {.status.figures.delivered} {.status.figures.duplicates} {.status.figures.attachmentMismatches}{"\n"}')
@@ -261,6 +330,14 @@ say "figures: generated=$generated delivered=$delivered duplicates=$duplicates a
   fail "lost messages: generated $generated, the sink received $delivered of which ${duplicates:-0} duplicates"
 ((${duplicates:-0} <= MAX_DUPLICATES)) || fail "$duplicates duplicate deliveries (at most $MAX_DUPLICATES allowed)"
 ((${mismatches:-0} == 0)) || fail "$mismatches attachments did not match their MD5"
+if [[ $SINK == mailpit ]]; then
+  # Mailpit counts messages; what it cannot check must not look measured.
+  [[ -z $duplicates && -z $mismatches ]] ||
+    fail "with Mailpit, duplicates ($duplicates) and attachment mismatches ($mismatches) must stay unmeasured"
+  [[ $sink_image == "$ref" ]] || fail "the sink ran ${sink_image:-no image seen}, not $ref"
+  outcomes=$(field "$name" '{range .status.thresholds[*]}{.name}={.outcome} {end}')
+  say "ok: the sink was Mailpit ($sink_image): delivered $delivered = generated $generated, read from its API; thresholds: $outcomes"
+fi
 
 # The stored report gives the throughput by the number of proxy replicas that answered each
 # reading (the question an autoscaling test asks); a fixed count must appear in it.

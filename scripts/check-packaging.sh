@@ -338,6 +338,71 @@ PY
 }
 check "dashboard uid/title/refresh, seed panels, latency and client/sink panels" "fix $dashboard" dashboard_shape
 
+# Grafana cannot run here (AGPL source, no image to pull; the kind workflow runs it): what can be
+# checked without it is that the compose provisioning fits together. The operator's own
+# provisioning is checked by operator/src/reconcile/tests.rs (grafana_is_provisioned_...).
+grafana_provisioning() {
+  "$py" - deploy/compose/docker-compose.pressure.yml deploy/observability <<'PY'
+import glob, json, os, sys, yaml
+compose_path, obs = sys.argv[1:3]
+compose = yaml.safe_load(open(compose_path))
+errors = []
+svc = compose["services"]["grafana"]
+mounts = {}
+for v in svc.get("volumes", []):
+    src, dst = v.split(":")[:2]
+    mounts[os.path.normpath(os.path.join(os.path.dirname(compose_path), src))] = dst
+prov_dir = os.path.join(obs, "grafana", "provisioning")
+dash_dir = os.path.join(obs, "dashboards")
+if mounts.get(os.path.normpath(prov_dir)) != "/etc/grafana/provisioning":
+    errors.append(f"{prov_dir} is not mounted at /etc/grafana/provisioning (mounts: {mounts})")
+dash_mount = mounts.get(os.path.normpath(dash_dir))
+uids = set()
+for f in glob.glob(os.path.join(dash_dir, "*.json")):
+    def panels(ps):
+        for p in ps:
+            yield p
+            yield from panels(p.get("panels", []))
+    for p in panels(json.load(open(f))["panels"]):
+        for t in p.get("targets", []):
+            uids.add(t.get("datasource", p.get("datasource", {})).get("uid"))
+sources = []
+for f in glob.glob(os.path.join(prov_dir, "datasources", "*.y*ml")):
+    d = yaml.safe_load(open(f))
+    if d.get("apiVersion") != 1:
+        errors.append(f"{f}: apiVersion must be 1")
+    sources += d.get("datasources", [])
+by_uid = {s.get("uid"): s for s in sources}
+for uid in sorted(uids, key=str):
+    s = by_uid.get(uid)
+    if not s:
+        errors.append(f"the dashboards use datasource uid {uid!r}, which no provisioned datasource has")
+    elif s.get("type") != "prometheus" or s.get("url") != "http://prometheus:9090":
+        errors.append(f"datasource {uid!r}: type prometheus at http://prometheus:9090 (the compose service) expected, got {s}")
+if "prometheus" not in compose["services"]:
+    errors.append("no compose service 'prometheus' for the datasource's URL")
+paths = []
+for f in glob.glob(os.path.join(prov_dir, "dashboards", "*.y*ml")):
+    d = yaml.safe_load(open(f))
+    if d.get("apiVersion") != 1:
+        errors.append(f"{f}: apiVersion must be 1")
+    for prov in d.get("providers", []):
+        if prov.get("type") != "file":
+            errors.append(f"{f}: provider {prov.get('name')} is not of type file")
+        paths.append((prov.get("options") or {}).get("path"))
+if dash_mount not in paths:
+    errors.append(f"no dashboard provider reads {dash_mount}, where {dash_dir} is mounted (providers: {paths})")
+home = svc.get("environment", {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH", "")
+if home and (os.path.dirname(home) != dash_mount or not os.path.exists(os.path.join(dash_dir, os.path.basename(home)))):
+    errors.append(f"GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH {home} is not a dashboard of {dash_dir}")
+print("\n".join(errors))
+sys.exit(1 if errors else 0)
+PY
+}
+check "Grafana provisioning (compose): datasource uid and URL, dashboard provider path, home dashboard" \
+  "fix deploy/observability/grafana/provisioning or the grafana service of deploy/compose/docker-compose.pressure.yml" \
+  grafana_provisioning
+
 # ---------------------------------------------------------------------------------------------
 step "Metric names used by the dashboard exist on the real components"
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -54,11 +54,11 @@ scripts/check-packaging.sh
 
 step "Images without a Docker engine (scripts/build-images.sh, each proven under containerd)"
 # Debug binaries (the ones the tests already built; a release build of the workspace does not fit
-# the 75-minute cold budget), and only the images the real-node run uses: Mailpit and Prometheus
-# are built from their Go modules (cold about 4 and 13 minutes) when a test needs them. The real
-# node's NetworkPolicy agent, kube-network-policies, is built from its Go module too.
+# the 75-minute cold budget), and only the images the real-node run uses. Prometheus (DNS service
+# discovery only), Mailpit and the real node's NetworkPolicy agent (kube-network-policies) are
+# built from their Go modules: cold about 2.5, 6 and 3 minutes (deploy/README.md).
 scripts/build-images.sh --profile debug mailproxy client-sim pressure-operator postgres pause \
-  kube-network-policies
+  prometheus mailpit kube-network-policies
 scripts/check-images.sh
 
 step "Compose quick start with podman (scripts/check-compose.sh)"
@@ -68,7 +68,7 @@ step "Kubernetes control plane and a real node (built once from Go modules, then
 # The real node (kubelet, containerd, kube-proxy, CoreDNS in a network namespace of its own) sits
 # beside kwok's fake nodes: kwok tests never land on it, real-pod tests ask for it (e2e/README.md).
 # It loads the images of the step above (the same list: a warm build-images.sh is a no-op).
-PRESSURE_BUILD_IMAGES_ARGS="--profile debug mailproxy client-sim pressure-operator postgres pause kube-network-policies" \
+PRESSURE_BUILD_IMAGES_ARGS="--profile debug mailproxy client-sim pressure-operator postgres pause prometheus mailpit kube-network-policies" \
   e2e/control-plane.sh up "$work/k8s" --real-node
 e2e/smoke.sh "$work/k8s"
 e2e/real-node-smoke.sh "$work/k8s"
@@ -80,8 +80,12 @@ step "End-to-end: the operator against the API server (e2e/run.sh)"
 e2e/run.sh "$work/k8s"
 
 step "Real node: PressureTests in real pods with the project's images (e2e/real-node-operator.sh)"
-# The smoke example, with the NetworkPolicies checked from probe pods beside the load.
-e2e/real-node-operator.sh "$work/k8s" --check-network-policies
+# The smoke test with its own Prometheus: every target up, every PromQL expression of the shipped
+# dashboard answers while the load runs (e2e/dashboard_queries.py); beside the load, probe pods
+# check that the NetworkPolicies hold (enforced on the node) while Prometheus still scrapes.
+e2e/real-node-operator.sh "$work/k8s" --prometheus --check-network-policies
+# Mailpit as the sink, briefly: its API's message count is the status' delivered, = generated.
+e2e/real-node-operator.sh "$work/k8s" --sink mailpit --duration 30
 # The seed's four tenants, shortened, with two proxy replicas: one proxy pod deleted 30 s into
 # the load and PostgreSQL's pod 70 s in (its data on a volume). Nothing may be lost; a deleted proxy
 # may resend what it sent but had not recorded (bounded); messages wait while the database is away.

@@ -135,6 +135,16 @@ pub fn aggregate(
     }
 }
 
+/// A mail catcher's message count (Mailpit's `total`) as the delivered figure of `reading`, for a
+/// run whose sink is a catcher (no verifying sink's `/stats`): duplicates, attachment mismatches
+/// and end-to-end latency stay unmeasured (`None`), and so do the per-tenant deliveries (a
+/// catcher counts messages, not tenants). The count includes any duplicate delivery.
+pub fn add_catcher_count(reading: &mut Reading, total: i64) {
+    let fig = &mut reading.figures;
+    fig.delivered = Some(total);
+    fig.delivered_ratio_permille = permille(total, fig.generated);
+}
+
 /// Latency from the sink's end-to-end percentiles, else from the proxies' merged `buckets`.
 fn set_latency(fig: &mut Figures, buckets: &[(f64, f64)], sink: Option<&SinkStatsV1>) {
     if let Some(l) = sink.map(|s| s.total.latency_ms).filter(|l| l.count > 0) {

@@ -113,7 +113,8 @@ pub struct Report {
     pub source: String,
     /// `sqlite` or `postgresql`.
     pub database: String,
-    /// `sink` (verified), or `proxy` (external SMTP: the proxy's sent count, unverified).
+    /// `sink` (verified), `mailpit` (a mail catcher's message count: duplicates and attachments
+    /// unverified), or `proxy` (external SMTP: the proxy's sent count, unverified).
     pub delivered_source: String,
     /// What the latency measures: `sink` (client creation to sink acceptance, exact) or `proxy`
     /// (the proxy's own histogram, bucket-interpolated; with `--smtp`).

@@ -260,8 +260,8 @@ pub struct ThresholdsSpec {
     pub max_attachment_mismatches: i32,
     /// Thresholds switched off: listed in the result as `Disabled`, never failing the run, even
     /// when their figure cannot be measured (for example `[maxP99LatencyMs, minThroughputPerSecond,
-    /// minDeliveredRatioPermille, maxLostMessages, maxDuplicates, maxAttachmentMismatches]` with a
-    /// MailHog sink).
+    /// minDeliveredRatioPermille, maxLostMessages, maxDuplicates, maxAttachmentMismatches]` with no
+    /// sink figures; `[maxP99LatencyMs, maxDuplicates, maxAttachmentMismatches]` with Mailpit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 7))]
     #[x_kube(merge_strategy = ListMerge::Set)]
@@ -376,7 +376,7 @@ pub enum Component<'a> {
     Proxy,
     /// PostgreSQL.
     Postgres,
-    /// The SMTP sink (verifying sink or MailHog).
+    /// The SMTP sink (verifying sink or Mailpit).
     Sink,
     /// The bundled Prometheus.
     Prometheus,

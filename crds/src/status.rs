@@ -205,7 +205,8 @@ pub struct Figures {
     /// Unsent messages (`gmp_pending_messages`, max over replicas).
     #[serde(default)]
     pub pending: i64,
-    /// Messages received by the verifying sink (absent with MailHog).
+    /// Messages received by the sink: the verifying sink's count, or Mailpit's message count
+    /// (duplicates included); absent when the sink did not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered: Option<i64>,
     /// Duplicate deliveries seen by the sink.

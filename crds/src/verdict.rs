@@ -9,17 +9,18 @@
 //! |---|---|---|
 //! | `maxErrorRatePermille` | final `error`/`bounce` reports at the clients ÷ (sent by the proxy + those errors), over the measured window | clients, proxy |
 //! | `maxP99LatencyMs` | end-to-end p99: client creation stamp → acceptance at the sink | verifying sink, stamps |
-//! | `minThroughputPerSecond` | delivered per second at the sink over the measured window (floor) | verifying sink |
-//! | `minDeliveredRatioPermille` | distinct deliveries (received − duplicates) ÷ generated, whole run | verifying sink |
-//! | `maxLostMessages` | generated − distinct deliveries − error reports (≥ 0), whole run | verifying sink |
+//! | `minThroughputPerSecond` | delivered per second at the sink over the measured window (floor) | verifying sink or Mailpit |
+//! | `minDeliveredRatioPermille` | distinct deliveries (received − duplicates) ÷ generated, whole run | verifying sink or Mailpit (its count holds duplicates as deliveries) |
+//! | `maxLostMessages` | generated − distinct deliveries − error reports (≥ 0), whole run | verifying sink or Mailpit (idem) |
 //! | `maxDuplicates` | duplicate deliveries at the sink | verifying sink |
 //! | `maxAttachmentMismatches` | attachments whose content did not match their MD5 at the sink | verifying sink |
 //!
 //! The measured window runs from the warm-up's end (`start`) to the load's stop (`end`); loss,
 //! duplicates and the delivered ratio use the last figures, after the drain.
 //!
-//! A figure that cannot be measured (a mail catcher such as MailHog or Mailpit, `pressure run
-//! --smtp`, a sink that saw no latency stamp) is *not measured*: its threshold fails the run
+//! A figure that cannot be measured (`pressure run --smtp`, a sink that saw no latency stamp;
+//! with Mailpit, whose message count gives delivery, throughput and loss, latency, duplicates and
+//! attachments) is *not measured*: its threshold fails the run
 //! with [`NOT_MEASURED`] unless `spec.thresholds.disabled` lists it. A disabled threshold is still
 //! listed, with its observed value when there is one, and never fails the run.
 //!
@@ -265,9 +266,15 @@ pub fn figure_of(name: ThresholdName) -> &'static str {
         ThresholdName::MaxP99LatencyMs => {
             "end-to-end latency: needs the verifying sink and stamped messages"
         }
-        ThresholdName::MinThroughputPerSecond => "delivered per second: needs the verifying sink",
-        ThresholdName::MinDeliveredRatioPermille => "delivered ratio: needs the verifying sink",
-        ThresholdName::MaxLostMessages => "lost messages: needs the verifying sink",
+        ThresholdName::MinThroughputPerSecond => {
+            "delivered per second: needs a sink count (the verifying sink or Mailpit)"
+        }
+        ThresholdName::MinDeliveredRatioPermille => {
+            "delivered ratio: needs a sink count (the verifying sink or Mailpit)"
+        }
+        ThresholdName::MaxLostMessages => {
+            "lost messages: needs a sink count (the verifying sink or Mailpit)"
+        }
         ThresholdName::MaxDuplicates => "duplicates: needs the verifying sink",
         ThresholdName::MaxAttachmentMismatches => "attachment mismatches: needs the verifying sink",
     }
@@ -327,6 +334,44 @@ mod tests {
             seconds: 10.0,
         };
         assert_eq!(Measured::from_figures(&fig, w).latency_p99_ms, None);
+    }
+
+    #[test]
+    fn a_catchers_count_measures_delivery_but_not_duplicates_attachments_or_latency() {
+        // Mailpit counted every message (its `total`): what it cannot check stays not measured.
+        let mut reading = crate::aggregate::Reading::default();
+        reading.figures.generated = 50;
+        crate::aggregate::add_catcher_count(&mut reading, 50);
+        let fig = reading.figures;
+        let w = Window {
+            start: None,
+            end: &fig,
+            seconds: 10.0,
+        };
+        let v = evaluate(&ThresholdsSpec::default(), &Measured::from_figures(&fig, w));
+        let outcome = |name: ThresholdName| {
+            let line = v.results.iter().find(|r| r.name == name.as_str());
+            line.map(|r| r.outcome)
+        };
+        for name in [
+            ThresholdName::MinDeliveredRatioPermille,
+            ThresholdName::MaxLostMessages,
+            ThresholdName::MinThroughputPerSecond,
+        ] {
+            assert_eq!(outcome(name), Some(ThresholdOutcome::Passed), "{name:?}");
+        }
+        for name in [
+            ThresholdName::MaxDuplicates,
+            ThresholdName::MaxAttachmentMismatches,
+            ThresholdName::MaxP99LatencyMs,
+        ] {
+            assert_eq!(
+                outcome(name),
+                Some(ThresholdOutcome::NotMeasured),
+                "{name:?}"
+            );
+        }
+        assert_eq!(v.reason, NOT_MEASURED);
     }
 
     #[test]

@@ -224,9 +224,10 @@ fn forget_after(n: u64) -> impl Fn(String) -> tokio::task::JoinHandle<anyhow::Re
 #[tokio::test]
 async fn a_run_on_a_mail_catcher_is_not_measured_and_fails() -> anyhow::Result<()> {
     with_temp_ns("catcher", |client, ns| async move {
-        // With `kind: MailHog` the operator reads no sink figures (whatever answers on the sink's
-        // address): delivery, loss, duplicates, attachments, throughput and latency cannot be
-        // measured, so the run cannot pass them.
+        // With `kind: MailHog` (an alias of Mailpit) the operator reads only Mailpit's message
+        // count from the sink's address; the verifying sink standing in here has no Mailpit API,
+        // so delivery, loss, duplicates, attachments, throughput and latency cannot be measured,
+        // and the run cannot pass them.
         let thresholds = "{maxErrorRatePermille: 10}";
         let spec = spec("catcher", "{kind: MailHog}", thresholds);
         let (pt, _stack) = run(&client, &ns, "catcher", &spec, &[], None).await?;

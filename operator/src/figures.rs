@@ -1,5 +1,6 @@
 //! Live figures: the proxy's Prometheus text (`/metrics` of every replica), each client pod's
-//! `/stats` and the verifying sink's `/stats`, read over HTTP and folded into one [`Reading`].
+//! `/stats` and the verifying sink's `/stats` (or Mailpit's message count), read over HTTP and
+//! folded into one [`Reading`].
 //!
 //! Endpoints are pod IPs found by label, unless `--endpoint-override` (TEST ONLY) names local
 //! processes: pods under kwok run nothing, so the e2e suite points the readers at real binaries.
@@ -13,7 +14,7 @@ use mailproxy_proto::stats::{ClientStatsV1, SinkStatsV1};
 use crate::status::Reading;
 use crate::{Error, Result};
 use mailproxy_proto::prom::{self, ProxyMetrics};
-pub use pressure_crds::aggregate::aggregate;
+pub use pressure_crds::aggregate::{add_catcher_count, aggregate};
 
 /// Where to read figures for one PressureTest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +25,15 @@ pub struct Endpoints {
     pub clients: Vec<(String, String)>,
     /// Base URL of the verifying sink.
     pub sink: Option<String>,
+    /// Base URL of a mail catcher's API (Mailpit, `sink.kind: Mailpit` or `MailHog`).
+    pub catcher: Option<String>,
+}
+
+/// What Mailpit answers to `GET /api/v1/messages?limit=1`: `total` is every message it holds
+/// (the operator runs it with `MP_MAX_MESSAGES=0`, so none is pruned). Other fields ignored.
+#[derive(Debug, serde::Deserialize)]
+struct CatcherMessages {
+    total: u64,
 }
 
 /// Test-only replacements for the endpoints found from pods.
@@ -113,10 +123,21 @@ pub async fn read(http: &reqwest::Client, ep: &Endpoints, now: i64) -> Reading {
             .inspect_err(|e| tracing::warn!(error = %e, "Sink metrics unavailable."))
             .ok()
     };
-    let (proxies, clients, sink, sink_buckets) = tokio::join!(proxies, clients, sink, sink_buckets);
+    let catcher = async {
+        let url = ep.catcher.as_ref()?;
+        get_json::<CatcherMessages>(http, &format!("{url}/api/v1/messages?limit=1"))
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "Mail catcher count unavailable."))
+            .ok()
+    };
+    let (proxies, clients, sink, sink_buckets, catcher) =
+        tokio::join!(proxies, clients, sink, sink_buckets, catcher);
     let proxies: Vec<ProxyMetrics> = proxies.into_iter().flatten().collect();
     let clients: Vec<(String, ClientStatsV1)> = clients.into_iter().flatten().collect();
     let mut reading = aggregate(&proxies, &clients, sink.as_ref(), now);
+    if let Some(m) = catcher {
+        add_catcher_count(&mut reading, i64::try_from(m.total).unwrap_or(i64::MAX));
+    }
     if ep.sink.is_some() {
         // Never the proxy's histogram in its place: two readings' buckets must be one histogram.
         reading.latency_buckets = sink_buckets.unwrap_or_default();
@@ -221,7 +242,7 @@ mod tests {
         let found = Endpoints {
             proxy: vec!["http://10.0.0.1:8000".into()],
             clients: vec![("std".into(), "http://10.0.0.2:8080".into())],
-            sink: None,
+            ..Endpoints::default()
         };
         let ep = o.apply(found, &["std".to_string()]);
         assert_eq!(ep.proxy, ["http://127.0.0.1:1"]);
@@ -240,6 +261,28 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, router).await });
         format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_catcher_gives_delivered_only() {
+        use axum::routing::get;
+        // Mailpit's answer to GET /api/v1/messages?limit=1 (fields as in v1.33.1).
+        let body = r#"{"total":7,"unread":7,"count":1,"messages_count":7,"messages_unread":7,"start":0,"tags":[],"messages":[]}"#;
+        let catcher =
+            serve(axum::Router::new().route("/api/v1/messages", get(move || async move { body })))
+                .await;
+        let ep = Endpoints {
+            catcher: Some(catcher),
+            ..Endpoints::default()
+        };
+        let f = read(&http_client().expect("client"), &ep, 5).await.figures;
+        assert_eq!(f.delivered, Some(7));
+        assert_eq!(
+            (f.duplicates, f.attachment_mismatches),
+            (None, None),
+            "not measured"
+        );
+        assert_ne!(f.latency_source, Some(pressure_crds::LatencySource::Sink));
     }
 
     #[tokio::test]
@@ -267,6 +310,7 @@ mod tests {
             proxy: vec![proxy, "http://127.0.0.1:1".into()],
             clients: vec![("a".into(), client)],
             sink: Some(sink),
+            catcher: None,
         };
         let r = read(&http_client().expect("client"), &ep, 5).await;
         assert!(r.proxy_seen);

@@ -20,7 +20,6 @@ use pressure_crds::compare::{self, Comparison};
 use pressure_crds::report::{Point, Report};
 use pressure_crds::{
     BaselineSpec, ConditionStatus, Phase, PressureTest, PressureTestStatus, ReportRetention,
-    SinkKind,
 };
 
 use crate::Result;
@@ -117,8 +116,8 @@ impl Target<'_> {
             return Ok(());
         }
         if let (Some(r), Some(start)) = (reading, start_at) {
-            let sink_counts = self.pt.spec.sink.kind == SinkKind::Verifying;
-            tl.record(r, start, sink_counts);
+            // Both sinks count deliveries: the verifying sink, or Mailpit's message count.
+            tl.record(r, start, true);
         }
         let data = if terminal {
             let mut report = build::build(self.pt, next, &tl);

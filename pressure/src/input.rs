@@ -99,9 +99,9 @@ fn positive(flag: &'static str, v: u32, min: u32, max: u32) -> Result<i32, Input
 /// What a local run does differently from the operator for this spec, one sentence each.
 pub fn local_notes(spec: &PressureTestSpec, external_smtp: bool) -> Vec<String> {
     let mut notes = Vec::new();
-    if spec.sink.kind == pressure_crds::SinkKind::MailHog && !external_smtp {
+    if spec.sink.kind.is_catcher() && !external_smtp {
         notes.push(
-            "spec.sink.kind is MailHog: this local run uses the verifying sink; pass --smtp host:port to deliver to a MailHog you run".into(),
+            "spec.sink.kind is a mail catcher (Mailpit): this local run uses the verifying sink; pass --smtp host:port to deliver to a Mailpit you run".into(),
         );
     }
     let replicas = if spec.proxy.hpa.enabled {

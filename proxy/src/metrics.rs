@@ -335,10 +335,35 @@ impl Metrics {
         Arc::new(Metrics { registry: r, ..m })
     }
 
-    /// Creates the zero series of an account (at startup and on account creation).
+    /// Creates the zero series of an account (at startup and on account creation), and of its
+    /// tenant's pending gauge: the dashboard's "Pending Messages by Tenant" shows 0 rather than
+    /// "No data" while nothing waits.
     pub fn touch_account(&self, labels: &AccountLabels) {
         for f in [&self.sent, &self.errors, &self.deferred, &self.rate_limited] {
             let _ = f.get_or_create(labels);
+        }
+        let tenant = TenantLabel {
+            tenant_id: labels.tenant_id.clone(),
+        };
+        let _ = self.pending_by_tenant.get_or_create(&tenant);
+    }
+
+    /// Sets the pending gauge of each tenant in `counts` and zeroes every other tenant's series
+    /// (they keep existing: a tenant's line drops to 0 rather than vanishing).
+    pub fn set_pending_by_tenant(
+        &self,
+        counts: &std::collections::BTreeMap<String, i64>,
+        known: &mut std::collections::BTreeSet<String>,
+    ) {
+        known.extend(counts.keys().cloned());
+        for tenant in known.iter() {
+            let label = TenantLabel {
+                tenant_id: tenant.clone(),
+            };
+            let _ = self
+                .pending_by_tenant
+                .get_or_create(&label)
+                .set(counts.get(tenant).copied().unwrap_or(0));
         }
     }
 
@@ -348,5 +373,38 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    #[test]
+    fn a_tenants_pending_gauge_exists_from_its_account_and_drops_to_zero() {
+        let m = Metrics::new();
+        m.touch_account(&AccountLabels::new("quiet", None, Some("a")));
+        assert!(
+            m.render()
+                .contains("gmp_pending_messages_by_tenant{tenant_id=\"quiet\"} 0")
+        );
+        let mut known = BTreeSet::new();
+        m.set_pending_by_tenant(&BTreeMap::from([("busy".to_string(), 3)]), &mut known);
+        assert!(
+            m.render()
+                .contains("gmp_pending_messages_by_tenant{tenant_id=\"busy\"} 3")
+        );
+        m.set_pending_by_tenant(&BTreeMap::new(), &mut known);
+        let text = m.render();
+        assert!(
+            text.contains("gmp_pending_messages_by_tenant{tenant_id=\"busy\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gmp_pending_messages_by_tenant{tenant_id=\"quiet\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     dispatch::{DispatchSettings, Dispatcher},
     http::{AppState, router},
     mail::{Transport, pool::SmtpPool},
-    metrics::{AccountLabels, Metrics, TenantLabel},
+    metrics::{AccountLabels, Metrics},
     store::{Backend, DbLocation, Store, StoreError, now_ts},
     sync::Scheduler,
 };
@@ -276,6 +276,8 @@ async fn refresh_gauges(
     shutdown: CancellationToken,
 ) {
     let mut tick = 0u64;
+    // Tenants whose pending gauge was ever set here: zeroed, not removed, once their queue empties.
+    let mut pending_tenants = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -286,13 +288,7 @@ async fn refresh_gauges(
             metrics.pending.set(n);
         }
         if let Ok(by_tenant) = store.count_pending_by_tenant().await {
-            metrics.pending_by_tenant.clear();
-            for (tenant, n) in by_tenant {
-                metrics
-                    .pending_by_tenant
-                    .get_or_create(&TenantLabel { tenant_id: tenant })
-                    .set(n);
-            }
+            metrics.set_pending_by_tenant(&by_tenant, &mut pending_tenants);
         }
         if tick.is_multiple_of(5) {
             match store.refresh_planner_stats().await {

@@ -12,6 +12,7 @@ those).
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -91,6 +92,9 @@ GO_IMAGES = {
             "exclude github.com/grpc-ecosystem/grpc-gateway v1.14.7",
             "exclude google.golang.org/api v0.30.0",
         ],
+        # Only the service discoveries our configurations use (upstream's plugins.yml way; see
+        # the file's header): the module's plugins/plugins.go is replaced in a copy of v0.53.0.
+        "patch": {"replace": {"plugins/plugins.go": "scripts/lib/prometheus/plugins.go"}},
         "reference": "localhost/mail-pressure/prometheus:v2.53.0",
     },
     "metrics-server": {
@@ -106,10 +110,10 @@ GO_IMAGES = {
     "kube-network-policies": {
         # The NetworkPolicy agent of the real test node (issue 14): kube-network-policies passes
         # each new connection of a pod that a policy selects to userspace (NFQUEUE) for a verdict.
-        # One change to upstream, applied to a copy of the module: the queue rule goes through nft_compat's xtables
-        # NFQUEUE target instead of nftables' native `queue`, which needs a kernel module
-        # (nft_queue) that kernels built without CONFIG_NFT_QUEUE, such as this machine's, lack;
-        # see deploy/local/kube-network-policies/nfqueue_compat.go.
+        # One change to upstream: the queue rule goes through nft_compat's xtables NFQUEUE target
+        # instead of nftables' native `queue`, which needs a kernel module (nft_queue) that
+        # kernels built without CONFIG_NFT_QUEUE, such as this machine's, lack; see
+        # deploy/local/kube-network-policies/nfqueue_compat.go.
         "module": "sigs.k8s.io/kube-network-policies", "version": "v0.8.0",
         "package": "sigs.k8s.io/kube-network-policies/cmd", "go": "1.23.0",
         "ldflags": "",
@@ -117,7 +121,7 @@ GO_IMAGES = {
         "patch": {
             "add": {"pkg/networkpolicy/nfqueue_compat.go":
                     "deploy/local/kube-network-policies/nfqueue_compat.go"},
-            # (file, upstream text, replacement): each upstream text must occur exactly `count` times.
+            # (file, upstream text, replacement, how often the text must occur)
             "edit": [("pkg/networkpolicy/controller.go",
                       "queue := &expr.Queue{Num: uint16(c.config.QueueID)}\n"
                       "\tif c.config.FailOpen {\n"
@@ -356,13 +360,68 @@ def pause(scratch):
     return entries, config
 
 
+def _patch_stamp(g):
+    """What the patch changes, for the stamp: changing a file or an edit rebuilds the binary."""
+    patch = g.get("patch")
+    if not patch:
+        return ""
+    h = hashlib.sha256(repr(patch.get("edit", [])).encode())
+    for kind in ("replace", "add"):
+        for target, source in sorted(patch.get(kind, {}).items()):
+            h.update(f"{kind} {target} ".encode() + _read(source).encode())
+    return "patch=" + h.hexdigest()[:16]
+
+
+def _patched_module(g, src, env):
+    """Copies the pinned module out of the module cache into src/module with the repo's files
+    in place (g["patch"]: "replace" and "add", path in the module -> path in this repo, and
+    "edit", texts replaced in the module's files) and returns the `replace`
+    line for go.mod, or None when the recipe replaces nothing. `go build -overlay` would be
+    lighter but refuses files beneath GOMODCACHE; a copy of the pinned version is the next
+    least: the module's own go.mod and every other file stay upstream's."""
+    if not g.get("patch"):
+        return None
+    spec = f"{g['module']}@{g['version']}"
+    for stale in ("go.mod", "go.sum"):  # a previous go.mod may name a copy that is gone
+        if os.path.exists(os.path.join(src, stale)):
+            os.remove(os.path.join(src, stale))
+    out = subprocess.run(["go", "mod", "download", "-json", spec], cwd=src, env=env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{spec}: go mod download failed:\n{(out.stderr or out.stdout).strip()[-2000:]}")
+    moddir = json.loads(out.stdout)["Dir"]
+    copy = os.path.join(src, "module")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(moddir, copy)
+    for dirpath, dirnames, filenames in os.walk(copy):  # the module cache's files are read-only
+        for entry in dirnames + filenames:
+            os.chmod(os.path.join(dirpath, entry), 0o755 if entry in dirnames else 0o644)
+    patch = g["patch"]
+    for kind in ("replace", "add"):
+        for target, source in patch.get(kind, {}).items():
+            if os.path.isfile(os.path.join(copy, target)) != (kind == "replace"):
+                raise RecipeError(f"{spec}: cannot {kind} {target} (it is "
+                                  f"{'missing' if kind == 'replace' else 'there already'})")
+            shutil.copyfile(os.path.join(ROOT, source), os.path.join(copy, target))
+    for target, old, new, count in patch.get("edit", []):
+        path = os.path.join(copy, target)
+        with open(path) as f:
+            text = f.read()
+        if text.count(old) != count:  # the pinned version changed under the edit
+            raise RecipeError(f"{spec}: {target} holds the text to edit {text.count(old)} times, "
+                              f"not {count}: {old.splitlines()[0]!r}")
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+    return f"replace {g['module']} => ./module"
+
+
 def go_binary(name, cache):
     """Builds (once per version) the static binary of GO_IMAGES[name] in `cache`; returns its path."""
     g = GO_IMAGES[name]
     src = os.path.join(cache, name)
     binary = os.path.join(src, name)
     stamp = os.path.join(src, "stamp")
-    want = f"{g['module']}@{g['version']} {g['ldflags']} {_patch_fingerprint(g)}"
+    want = f"{g['module']}@{g['version']} {g['ldflags']} {_patch_stamp(g)}".rstrip()
     try:
         with open(stamp) as f:
             if f.read() == want and os.path.isfile(binary):
@@ -370,61 +429,26 @@ def go_binary(name, cache):
     except OSError:
         pass
     os.makedirs(src, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    replace = _patched_module(g, src, env)
     with open(os.path.join(src, "go.mod"), "w") as f:
         f.write("\n".join([f"module local/{name}-image", "", f"go {g['go']}", "",
-                           f"require {g['module']} {g['version']}", "", *g["directives"], ""]))
+                           f"require {g['module']} {g['version']}", "", *g["directives"],
+                           *([replace] if replace else []), ""]))
     with open(os.path.join(src, "tools.go"), "w") as f:
         f.write(f'//go:build tools\n\npackage tools\n\nimport _ "{g["package"]}"\n')
-    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
-
-    def go(*cmd):
-        out = subprocess.run(["go", *cmd], cwd=src, env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RecipeError(f"{name}: go {' '.join(cmd)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
-        return out.stdout
-
-    go("mod", "tidy")
-    if "patch" in g:
-        # Go refuses overlays of module-cache files: build a patched copy through `replace`.
-        moddir = go("list", "-m", "-f", "{{.Dir}}", g["module"]).strip()
-        _patched_copy(name, g["patch"], moddir, os.path.join(src, "upstream"))
-        with open(os.path.join(src, "go.mod"), "a") as f:
-            f.write(f"\nreplace {g['module']} => ./upstream\n")
-        go("mod", "tidy")
-    go("build", "-trimpath", "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"])
+    tidy = ["go", "mod", "tidy"]
+    out = subprocess.run(tidy, cwd=src, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{name}: {' '.join(tidy)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
+    build = ["go", "build", "-trimpath",
+             "-ldflags", f"-s -w {g['ldflags']}", "-o", binary, g["package"]]
+    out = subprocess.run(build, cwd=src, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RecipeError(f"{name}: {' '.join(build)} failed in {src}:\n{out.stderr.strip()[-3000:]}")
     with open(stamp, "w") as f:
         f.write(want)
     return binary
-
-
-def _patch_fingerprint(g):
-    """What the patch of a GO_IMAGES entry changes, so a new patch rebuilds the binary."""
-    if "patch" not in g:
-        return ""
-    h = hashlib.sha256(repr(g["patch"]["edit"]).encode())
-    for rel in sorted(g["patch"]["add"].values()):
-        h.update(_read(rel).encode())
-    return "patch:" + h.hexdigest()[:16]
-
-
-def _patched_copy(name, patch, moddir, dest):
-    """Copies the module at `moddir` to `dest` with the entry's files added and texts replaced.
-    An upstream text not found the expected number of times stops the build (the pinned
-    version changed under the patch)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(moddir, dest, copy_function=shutil.copyfile)  # the cache's copies are read-only
-    for rel, repo_file in patch["add"].items():
-        with open(os.path.join(dest, rel), "w") as f:
-            f.write(_read(repo_file))
-    for rel, old, new, count in patch["edit"]:
-        path = os.path.join(dest, rel)
-        with open(path) as f:
-            text = f.read()
-        if text.count(old) != count:
-            raise RecipeError(f"{name}: {rel} holds the text to patch {text.count(old)} times, "
-                              f"not {count}: {old.splitlines()[0]!r}")
-        with open(path, "w") as f:
-            f.write(text.replace(old, new))
 
 
 def _static(binary, dest, entries):

@@ -133,6 +133,23 @@ class GoImageTest(unittest.TestCase):
         self.assertIn("nobody:x:65534:65534:", paths["etc/passwd"].data.decode())
         self.assertEqual(paths["tmp"].mode, 0o1777)
 
+    def test_prometheus_keeps_the_discoveries_our_configs_use_and_the_stamp_follows_the_patch(self):
+        g = image_recipes.GO_IMAGES["prometheus"]
+        source = g["patch"]["plugins/plugins.go"]
+        with open(os.path.join(image_recipes.ROOT, source)) as f:
+            imports = re.findall(r'^\t_ "([^"]+)"', f.read(), re.M)
+        self.assertEqual(imports, ["github.com/prometheus/prometheus/discovery/dns"])
+        configs = [os.path.join(image_recipes.ROOT, p) for p in
+                   ("operator/src/reconcile/observability.rs", "deploy/observability/prometheus/prometheus.yml")]
+        used = set()
+        for path in configs:
+            with open(path) as f:
+                used |= set(re.findall(r"([a-z]+)_sd_configs", f.read()))
+        self.assertEqual(used, {"dns"}, "a new *_sd_configs needs its plugin in " + source)
+        stamp = image_recipes._patch_stamp(g)
+        with mock.patch.object(image_recipes, "_read", return_value="changed"):
+            self.assertNotEqual(image_recipes._patch_stamp(g), stamp)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -229,8 +229,11 @@ impl SinkStats {
             .mismatches
             .get_or_create(&labels)
             .inc_by(v.mismatches);
+        // A zero series from a tenant's first message on, as for mismatches: the dashboard's
+        // "Sink Verification Failures" panel shows 0, not "No data", in a run without duplicates.
+        let duplicates = self.metrics.duplicates.get_or_create(&labels);
         if duplicate {
-            self.metrics.duplicates.get_or_create(&labels).inc();
+            duplicates.inc();
         }
         if let Some(l) = latency_us {
             self.metrics
@@ -325,6 +328,33 @@ mod tests {
         assert!(
             labels.iter().all(|l| l.len() <= 7),
             "round labels: {labels:?}"
+        );
+    }
+
+    #[test]
+    fn a_tenant_has_zero_duplicate_and_mismatch_series_from_its_first_message() {
+        let stats = SinkStats::new();
+        let v = Verdict {
+            tenant: "t".into(),
+            bytes: 10,
+            verified: 0,
+            mismatches: 0,
+            created_us: None,
+            message_id: Some("<1@x>".into()),
+        };
+        stats.record(&v, 1);
+        let text = stats.encode_metrics();
+        for series in [
+            "sink_duplicates_total{tenant=\"t\"} 0",
+            "sink_attachment_mismatches_total{tenant=\"t\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing in\n{text}");
+        }
+        stats.record(&v, 2);
+        assert!(
+            stats
+                .encode_metrics()
+                .contains("sink_duplicates_total{tenant=\"t\"} 1")
         );
     }
 

@@ -22,10 +22,10 @@ pub fn human(r: &Report) -> String {
         r.run_id,
         r.source,
         r.database,
-        if r.delivered_source == "sink" {
-            "verifying sink"
-        } else {
-            "proxy: external SMTP, NOT verified by a sink"
+        match r.delivered_source.as_str() {
+            "sink" => "verifying sink",
+            "mailpit" => "Mailpit's message count: duplicates and attachments NOT verified",
+            _ => "proxy: external SMTP, NOT verified by a sink",
         }
     );
     let _ = writeln!(

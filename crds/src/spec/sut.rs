@@ -16,8 +16,9 @@ pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:16-alpine";
 pub const DEFAULT_PROMETHEUS_IMAGE: &str = "prom/prometheus:v2.53.0";
 /// Default image of Grafana.
 pub const DEFAULT_GRAFANA_IMAGE: &str = "grafana/grafana:11.1.0";
-/// Default image of MailHog.
-pub const DEFAULT_MAILHOG_IMAGE: &str = "mailhog/mailhog:v1.0.1";
+/// Default image of the mail catcher (`sink.kind: Mailpit`, and its alias `MailHog`): Mailpit,
+/// the maintained, API-compatible successor of MailHog (SMTP 1025, web and API 8025).
+pub const DEFAULT_MAILPIT_IMAGE: &str = "axllent/mailpit:v1.33.1";
 
 /// The proxy container's default requests and limits: cpu and memory requests, cpu and memory
 /// limits (the seed's).
@@ -271,10 +272,13 @@ pub struct PostgresTuning {
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SinkSpec {
-    /// Which sink.
+    /// Which sink: `Verifying` (our sink: counts, duplicates, attachments, latency), `Mailpit`
+    /// (a mail catcher: its message count only), or `MailHog`, an alias of `Mailpit` kept so that
+    /// existing specs still work (the same Mailpit deployment; MailHog is unmaintained).
     #[serde(default)]
     pub kind: SinkKind,
-    /// Image override (default: `clientImage` for Verifying, `mailhog/mailhog:v1.0.1` for MailHog).
+    /// Image override (default: `clientImage` for Verifying, `axllent/mailpit:v1.33.1` for
+    /// Mailpit and its alias MailHog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub image: Option<String>,
@@ -292,8 +296,21 @@ pub enum SinkKind {
     /// `client-sim sink`: verifies content and measures end-to-end latency per tenant.
     #[default]
     Verifying,
-    /// MailHog as in the seed; no delivery figures.
+    /// Mailpit, a mail catcher: delivered is its message count (`GET /api/v1/messages`, `total`);
+    /// it cannot check attachments, tell duplicates apart or time delivery, so duplicates,
+    /// attachment mismatches and latency are not measured (and the delivered count includes any
+    /// duplicate).
+    Mailpit,
+    /// Alias of `Mailpit`, kept so that specs written for the seed's MailHog still work: the
+    /// same Mailpit deployment (MailHog is unmaintained). Prefer `Mailpit`.
     MailHog,
+}
+
+impl SinkKind {
+    /// A mail catcher (Mailpit, or its alias MailHog) rather than the verifying sink.
+    pub fn is_catcher(self) -> bool {
+        matches!(self, SinkKind::Mailpit | SinkKind::MailHog)
+    }
 }
 
 /// The bundled Prometheus.

@@ -27,7 +27,8 @@ pub struct Counts {
     pub sent: i64,
     /// Final `error`/`bounce` reports the clients received.
     pub errors: i64,
-    /// The verifying sink's figures; `None` with a mail catcher (MailHog, Mailpit) or `--smtp`.
+    /// The verifying sink's figures; `None` without them (`--smtp`; a Mailpit count is covered by
+    /// `verdict::tests` instead).
     pub sink: Option<SinkCounts>,
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use pressure_crds::{Phase, PressureTest, PressureTestStatus, SinkKind};
+use pressure_crds::{Phase, PressureTest, PressureTestStatus};
 
 use super::Context;
 use super::ownership::ours;
@@ -86,12 +86,12 @@ pub async fn observe(
     let reading = matches!(phase, Phase::Running | Phase::Analyzing);
     let aborting = pt.spec.abort && prev.load_start_at.is_some();
     if reading || aborting {
-        let found = endpoints(pt, &pods);
+        let found = endpoints(&pods);
         let tenants: Vec<String> = pt.spec.tenants.iter().map(|t| t.name.clone()).collect();
         let mut ep = ctx.overrides.apply(found, &tenants);
-        if pt.spec.sink.kind != SinkKind::Verifying {
-            // A mail catcher counts nothing the verdict can use, whatever an override names.
-            ep.sink = None;
+        if pt.spec.sink.kind.is_catcher() {
+            // A mail catcher answers its message count only, on its own API.
+            ep.catcher = ep.sink.take();
         }
         if aborting {
             // Before the reading, so that the reading after this one closes the window.
@@ -179,7 +179,7 @@ fn ready_pods(pods: &[Pod], key: &str, value: &str) -> usize {
 }
 
 /// Figure endpoints from running pods with an IP.
-pub fn endpoints(pt: &PressureTest, pods: &[Pod]) -> Endpoints {
+pub fn endpoints(pods: &[Pod]) -> Endpoints {
     let mut ep = Endpoints::default();
     for pod in pods {
         let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
@@ -198,7 +198,7 @@ pub fn endpoints(pt: &PressureTest, pods: &[Pod]) -> Endpoints {
                     ));
                 }
             }
-            Some("sink") if pt.spec.sink.kind == SinkKind::Verifying => {
+            Some("sink") => {
                 ep.sink = Some(format!("http://{ip}:{}", crate::reconcile::sink::HTTP_PORT));
             }
             _ => {}

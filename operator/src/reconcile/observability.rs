@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount,
 };
 use kube::ResourceExt;
-use pressure_crds::{PressureTest, SinkKind};
+use pressure_crds::PressureTest;
 use serde_json::json;
 
 use super::secret::GRAFANA_PASSWORD;
@@ -43,9 +43,8 @@ pub fn scrape_config(pt: &PressureTest, name: &str) -> Result<String> {
         json!({ "job_name": "prometheus", "static_configs": [{ "targets": [format!("localhost:{PROMETHEUS_PORT}")] }] }),
         json!({ "job_name": "mailproxy", "dns_sd_configs": dns(names::proxy(name), super::proxy::PORT) }),
     ];
-    if pt.spec.sink.kind == SinkKind::Verifying {
-        jobs.push(json!({ "job_name": "sink", "dns_sd_configs": dns(names::sink(name), super::sink::HTTP_PORT) }));
-    }
+    // The verifying sink and Mailpit both serve `/metrics` on the sink's HTTP port.
+    jobs.push(json!({ "job_name": "sink", "dns_sd_configs": dns(names::sink(name), super::sink::HTTP_PORT) }));
     for t in &pt.spec.tenants {
         jobs.push(json!({
             "job_name": format!("client-{}", t.name),

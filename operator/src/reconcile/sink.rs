@@ -1,22 +1,23 @@
 //! The SMTP sink: our verifying sink (`client-sim sink`, SMTP 1025, HTTP 8025 with `/stats`) or
-//! MailHog, as a Deployment and headless Service.
+//! Mailpit (`kind: Mailpit`, or its alias `MailHog`: SMTP 1025, web and API 8025, `/metrics`
+//! there too), as a Deployment and headless Service.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, Probe, TCPSocketAction};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use pressure_crds::spec::sut::DEFAULT_MAILHOG_IMAGE;
+use pressure_crds::spec::sut::DEFAULT_MAILPIT_IMAGE;
 use pressure_crds::{PressureTest, SinkKind};
 
 use super::{
-    Child, container, env, exec_probe, labels, meta, names, pod_security, port, pt_name, resources,
-    scratch, selector, service,
+    Child, container, env, exec_probe, http_probe, labels, meta, names, pod_security, port,
+    pt_name, resources, scratch, selector, service,
 };
 use crate::Result;
 
 /// SMTP port.
 pub const SMTP_PORT: i32 = 1025;
-/// HTTP port (stats or MailHog's UI).
+/// HTTP port (the verifying sink's `/stats` and `/metrics`, or Mailpit's web UI, API and
+/// `/metrics`).
 pub const HTTP_PORT: i32 = 8025;
 /// `app.kubernetes.io/component` of the sink's pods.
 pub const COMPONENT: &str = "sink";
@@ -37,7 +38,7 @@ pub fn children(pt: &PressureTest) -> Result<Vec<Child>> {
 fn app(kind: SinkKind) -> &'static str {
     match kind {
         SinkKind::Verifying => "client-sim",
-        SinkKind::MailHog => "mailhog",
+        SinkKind::Mailpit | SinkKind::MailHog => "mailpit",
     }
 }
 
@@ -62,25 +63,7 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
             c.liveness_probe = Some(probe);
             (c, 10001)
         }
-        SinkKind::MailHog => {
-            let image = spec
-                .image
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MAILHOG_IMAGE.into());
-            let mut c = container("mailhog", &image, res);
-            c.env = Some(vec![env("MH_STORAGE", "memory")]);
-            let probe = Probe {
-                tcp_socket: Some(TCPSocketAction {
-                    port: IntOrString::Int(SMTP_PORT),
-                    ..Default::default()
-                }),
-                period_seconds: Some(10),
-                ..Probe::default()
-            };
-            c.readiness_probe = Some(probe.clone());
-            c.liveness_probe = Some(probe);
-            (c, 1000)
-        }
+        SinkKind::Mailpit | SinkKind::MailHog => (mailpit(spec.image.as_deref(), res), 1000),
     };
     let mut c = c;
     c.ports = Some(vec![port(SMTP_PORT), port(HTTP_PORT)]);
@@ -112,4 +95,27 @@ fn deployment(pt: &PressureTest, name: &str) -> Result<Deployment> {
         }),
         ..Deployment::default()
     })
+}
+
+/// Mailpit's container: every message kept (its default prunes beyond 500) and none refused for
+/// its size (its default limit, 50 MiB, is below a 50 MiB attachment once encoded), its database
+/// in `/tmp` (the scratch volume; the root file system is read-only), any SMTP login accepted
+/// (the proxy may log in over plain SMTP), metrics on the HTTP port, no version check (no
+/// egress). Runs as uid 1000, the user of Mailpit's images.
+fn mailpit(image: Option<&str>, res: ResourceRequirements) -> Container {
+    let mut c = container("mailpit", image.unwrap_or(DEFAULT_MAILPIT_IMAGE), res);
+    c.env = Some(vec![
+        env("MP_SMTP_BIND_ADDR", format!("0.0.0.0:{SMTP_PORT}")),
+        env("MP_UI_BIND_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        env("MP_MAX_MESSAGES", "0"),
+        env("MP_MAX_MESSAGE_SIZE", "0"),
+        env("MP_DATABASE", "/tmp/mailpit.db"),
+        env("MP_SMTP_AUTH_ACCEPT_ANY", "true"),
+        env("MP_SMTP_AUTH_ALLOW_INSECURE", "true"),
+        env("MP_ENABLE_PROMETHEUS", "true"),
+        env("MP_DISABLE_VERSION_CHECK", "true"),
+    ]);
+    c.readiness_probe = Some(http_probe("/readyz", HTTP_PORT));
+    c.liveness_probe = Some(http_probe("/livez", HTTP_PORT));
+    c
 }

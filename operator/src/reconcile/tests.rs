@@ -414,16 +414,31 @@ fn setup_plan_registers_each_tenant_against_the_sink() {
 }
 
 #[test]
-fn mailhog_sink_and_disabled_observability() {
+fn mailhog_is_an_alias_of_mailpit_and_observability_can_be_off() {
     let mut pt = running();
     pt.spec.sink.kind = SinkKind::MailHog;
     pt.spec.prometheus.enabled = false;
     pt.spec.grafana.enabled = false;
     let children = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
+    let c = container(&children, "t-sink");
+    assert_eq!(c.image.as_deref(), Some("axllent/mailpit:v1.33.1"));
+    assert_eq!(c.name, "mailpit");
+    pt.spec.sink.kind = SinkKind::Mailpit;
+    let again = desired(&pt, &secrets(), &OperatorPeer::default()).expect("builds");
     assert_eq!(
-        container(&children, "t-sink").image.as_deref(),
-        Some("mailhog/mailhog:v1.0.1")
+        container(&again, "t-sink"),
+        c,
+        "MailHog and Mailpit give the same container"
     );
+    // Every message kept and none refused for its size: Mailpit's defaults would prune beyond
+    // 500 and refuse a 50 MiB attachment, and the delivered count is its message count.
+    assert_eq!(env_of(&c, "MP_MAX_MESSAGES").as_deref(), Some("0"));
+    assert_eq!(env_of(&c, "MP_MAX_MESSAGE_SIZE").as_deref(), Some("0"));
+    let probe = c
+        .readiness_probe
+        .and_then(|p| p.http_get)
+        .expect("an HTTP readiness probe");
+    assert_eq!(probe.path.as_deref(), Some("/readyz"));
     assert!(
         !children
             .iter()

@@ -18,7 +18,10 @@ pub const MAX_REPORT_BYTES: usize = 900 * 1024;
 /// The report of the finished run `s` of `pt`.
 pub fn build(pt: &PressureTest, s: &PressureTestStatus, tl: &RunTimeline) -> Report {
     let spec = &pt.spec;
-    let sink_counts = spec.sink.kind == SinkKind::Verifying;
+    // Both sinks count deliveries (the verifying sink, or Mailpit's message count, duplicates
+    // included); only the verifying sink times them end to end.
+    let sink_counts = true;
+    let sink_times = spec.sink.kind == SinkKind::Verifying;
     let figures = s.figures.clone().unwrap_or_default();
     let succeeded = s.condition(SUCCEEDED);
     let reason = succeeded.map_or("Unknown", |c| c.reason.as_str());
@@ -52,8 +55,8 @@ pub fn build(pt: &PressureTest, s: &PressureTestStatus, tl: &RunTimeline) -> Rep
             pt.metadata.name.as_deref().unwrap_or_default()
         ),
         database: "postgresql".into(),
-        delivered_source: if sink_counts { "sink" } else { "proxy" }.into(),
-        latency_source: if sink_counts { "sink" } else { "proxy" }.into(),
+        delivered_source: if sink_times { "sink" } else { "mailpit" }.into(),
+        latency_source: if sink_times { "sink" } else { "proxy" }.into(),
         duration_seconds: spec.duration_seconds,
         warmup_seconds: spec.warmup_seconds,
         measured_seconds: measured,

@@ -349,7 +349,8 @@ fn record(
         return;
     };
     let mut fig: Figures = r.figures.clone();
-    // With the verifying sink, a reading it did not answer cannot bound the window.
+    // With the verifying sink, a reading it did not answer cannot bound the window. (A mail
+    // catcher's count is best effort: a reading without it leaves throughput unmeasured.)
     let complete = spec.sink.kind != SinkKind::Verifying || fig.delivered.is_some();
     let warm_end = s.load_start_at.unwrap_or(now) + i64::from(spec.warmup_seconds);
     if s.baseline.is_none() && now >= warm_end && complete {
