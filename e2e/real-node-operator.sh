@@ -364,7 +364,9 @@ fi
 # Every pod of the test ran on the real node, containerd held its containers, none restarted.
 pods=$(awk '{ print $1 }' "$seen/pods" | sort -u | wc -l)
 ((pods > 0)) || fail "no pod of the test was ever seen in $NS"
-awk '$2 != "real-node" { print "not on real-node: " $0; bad = 1 } END { exit bad }' "$seen/pods" ||
+# A pod polled before the scheduler placed it has no node yet: it ran nowhere (a busy node and
+# new client pods made this race real on 2026-12-05).
+awk '$2 != "" && $2 != "real-node" { print "not on real-node: " $0; bad = 1 } END { exit bad }' "$seen/pods" ||
   fail "a pod of the test ran elsewhere"
 for pod in "${deleted[@]}"; do
   grep -q "^$pod " "$seen/pods" || fail "the deleted pod $pod was never seen"
