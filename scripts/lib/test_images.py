@@ -135,7 +135,7 @@ class GoImageTest(unittest.TestCase):
 
     def test_prometheus_keeps_the_discoveries_our_configs_use_and_the_stamp_follows_the_patch(self):
         g = image_recipes.GO_IMAGES["prometheus"]
-        source = g["patch"]["plugins/plugins.go"]
+        source = g["patch"]["replace"]["plugins/plugins.go"]
         with open(os.path.join(image_recipes.ROOT, source)) as f:
             imports = re.findall(r'^\t_ "([^"]+)"', f.read(), re.M)
         self.assertEqual(imports, ["github.com/prometheus/prometheus/discovery/dns"])
@@ -149,6 +149,14 @@ class GoImageTest(unittest.TestCase):
         stamp = image_recipes._patch_stamp(g)
         with mock.patch.object(image_recipes, "_read", return_value="changed"):
             self.assertNotEqual(image_recipes._patch_stamp(g), stamp)
+
+    def test_kube_network_policies_stamp_follows_its_added_file_and_edits(self):
+        g = image_recipes.GO_IMAGES["kube-network-policies"]
+        stamp = image_recipes._patch_stamp(g)
+        with mock.patch.object(image_recipes, "_read", return_value="changed"):
+            self.assertNotEqual(image_recipes._patch_stamp(g), stamp)
+        edited = dict(g, patch=dict(g["patch"], edit=[("a.go", "x", "y", 1)]))
+        self.assertNotEqual(image_recipes._patch_stamp(edited), stamp)
 
 
 if __name__ == "__main__":
