@@ -15,9 +15,10 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are built
 # from k8s.io/kubernetes (deploy/local/k8s-testbin), etcd from
 # go.etcd.io/etcd/server/v3 (deploy/local/etcd-bin), kwok and kwokctl from
-# sigs.k8s.io/kwok (deploy/local/kwok-bin), and for the real node kubelet,
-# kube-proxy and metrics-server from deploy/local/k8s-testbin, CoreDNS from
-# deploy/local/coredns-bin; the pinned versions are the ones in
+# sigs.k8s.io/kwok (deploy/local/kwok-bin), and for the real node kubelet and
+# kube-proxy from deploy/local/k8s-testbin, metrics-server from
+# deploy/local/metrics-server-bin, CoreDNS from deploy/local/coredns-bin; the
+# pinned versions are the ones in
 # those go.mod files. Binaries are cached per version under
 # ${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}. kwokctl (runtime "binary")
 # runs the cluster; kwok fakes two nodes with the stages in e2e/kwok/.
@@ -33,11 +34,12 @@ K8S_MOD=$REPO/deploy/local/k8s-testbin
 ETCD_MOD=$REPO/deploy/local/etcd-bin
 KWOK_MOD=$REPO/deploy/local/kwok-bin
 COREDNS_MOD=$REPO/deploy/local/coredns-bin
+METRICS_SERVER_MOD=$REPO/deploy/local/metrics-server-bin
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # Built only for `up DIR --real-node`, from the same module (same version).
 NODE_BINS=(kubelet kube-proxy)
-# Also from that module (its k8s.io packages are the control plane's), for the
-# real node's resource metrics (kubectl top, the HorizontalPodAutoscaler).
+# The real node's resource metrics (kubectl top, the HorizontalPodAutoscaler),
+# from a copy of that module's requirements (so the same compiled k8s.io packages).
 METRICS_SERVER_PKG=sigs.k8s.io/metrics-server/cmd/metrics-server
 REAL_NODE=0
 
@@ -57,7 +59,7 @@ load_versions() {
   ETCD_VERSION=$(modver "$ETCD_MOD/go.mod" go.etcd.io/etcd/server/v3)
   KWOK_VERSION=$(modver "$KWOK_MOD/go.mod" sigs.k8s.io/kwok)
   COREDNS_VERSION=$(modver "$COREDNS_MOD/go.mod" github.com/coredns/coredns)
-  METRICS_SERVER_VERSION=$(modver "$K8S_MOD/go.mod" sigs.k8s.io/metrics-server)
+  METRICS_SERVER_VERSION=$(modver "$METRICS_SERVER_MOD/go.mod" sigs.k8s.io/metrics-server)
   [[ -n $K8S_VERSION && -n $ETCD_VERSION && -n $KWOK_VERSION ]] ||
     die "cannot read the pinned versions from deploy/local/*/go.mod"
   CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd -P)
@@ -176,14 +178,15 @@ ensure_k8s_node() {
     die "the built kubelet and kube-proxy in $NODE_DIR do not report $K8S_VERSION"
 }
 
-# metrics-server for the real node, from the Kubernetes wrapper module: built
-# after kube-apiserver and the kubelet, only its own packages are left to compile.
-# upstream's Makefile sets client-go's gitVersion to its own tag, as here.
+# metrics-server for the real node (deploy/local/metrics-server-bin: the
+# Kubernetes wrapper's requirements plus metrics-server). Built after
+# kube-apiserver and the kubelet, most of its packages are in the Go build
+# cache. Upstream's Makefile sets client-go's gitVersion to its own tag, as here.
 ensure_metrics_server() {
   local ld="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" want
-  want=$(stamp "$K8S_MOD" "$ld")
+  want=$(stamp "$METRICS_SERVER_MOD" "$ld")
   cached "$METRICS_SERVER_DIR" "$want" "$METRICS_SERVER_VERSION" metrics-server && return 0
-  go_build "metrics-server-$METRICS_SERVER_VERSION" "$K8S_MOD" "$METRICS_SERVER_DIR" "$want" "$ld" "$METRICS_SERVER_PKG"
+  go_build "metrics-server-$METRICS_SERVER_VERSION" "$METRICS_SERVER_MOD" "$METRICS_SERVER_DIR" "$want" "$ld" "$METRICS_SERVER_PKG"
   cached "$METRICS_SERVER_DIR" "$want" "$METRICS_SERVER_VERSION" metrics-server ||
     die "the built metrics-server in $METRICS_SERVER_DIR does not report $METRICS_SERVER_VERSION"
 }
