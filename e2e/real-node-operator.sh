@@ -9,11 +9,16 @@
 #   - every pod of the test ran on the real node, containerd held its containers, none restarted;
 #   - the stored report gives the throughput by proxy replica count (with --proxy-replicas N,
 #     a line for N);
-#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume.
+#   - with spec.proxy.settings.diskCache, the proxy's disk tier wrote files on its cache volume;
+#   - with --expect-scale-out: the HPA (fed by the node's metrics-server) wanted more than one
+#     proxy replica while the load ran, the report's throughput by replica count has more than
+#     one count, its timeline carries the HPA's desired replicas and CPU, and once the load is
+#     over the HPA comes back to one replica.
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
 #   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
-#     --duration S               spec.durationSeconds (warm-up becomes S/6)
+#     --duration S               spec.durationSeconds (warm-up becomes S/6, at least 5)
+#     --warmup S                 spec.warmupSeconds (over the one --duration sets)
 #     --proxy-replicas N         a fixed number of proxy replicas (the HPA off)
 #     --delete-proxy-pod-at S    delete one proxy pod S seconds into the Running phase
 #     --delete-postgres-pod-at S delete PostgreSQL's pod S seconds into the Running phase; the
@@ -22,6 +27,14 @@
 #                                deleted proxy pod may resend what it had sent but not recorded)
 #     --max-p99-ms N             spec.thresholds.maxP99LatencyMs (a run that deletes its database
 #                                on purpose holds messages for as long as the database is away)
+#     --clients N                client pods per tenant (more load)
+#     --low-load-for S           the first S seconds of the load at 10 % of the rates, then the full
+#                                rates within 5 s (spec.stages): the HPA starts at one replica
+#     --hpa-max N                the HPA on, from 1 to N proxy replicas
+#     --hpa-target-cpu P         spec.proxy.hpa.targetCpuPercent
+#     --scale-down-seconds S     spec.proxy.hpa.scaleDownStabilizationSeconds
+#     --proxy-cpu-request M      the proxy's CPU request, millicores (what the HPA's percent is of)
+#     --expect-scale-out         require the scale-out and the scale-in described above
 #
 # Grafana cannot run here (no image: its source is AGPL and nothing can be pulled) and Prometheus
 # is another issue's business: both are switched off in the run. Needs the project's images on
@@ -36,23 +49,32 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '15,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '19,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
-DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
+DURATION='' WARMUP='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
+CLIENTS='' LOW_LOAD='' HPA_MAX='' HPA_CPU='' SCALE_DOWN='' PROXY_CPU='' EXPECT_SCALE_OUT=0
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == --expect-scale-out ]]; then EXPECT_SCALE_OUT=1; shift; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
     --duration) DURATION=$2 ;;
+    --warmup) WARMUP=$2 ;;
     --proxy-replicas) REPLICAS=$2 ;;
     --delete-proxy-pod-at) KILL_PROXY_AT=$2 ;;
     --delete-postgres-pod-at) KILL_PG_AT=$2 ;;
     --max-duplicates) MAX_DUPLICATES=$2 ;;
     --max-p99-ms) MAX_P99=$2 ;;
+    --clients) CLIENTS=$2 ;;
+    --low-load-for) LOW_LOAD=$2 ;;
+    --hpa-max) HPA_MAX=$2 ;;
+    --hpa-target-cpu) HPA_CPU=$2 ;;
+    --scale-down-seconds) SCALE_DOWN=$2 ;;
+    --proxy-cpu-request) PROXY_CPU=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -65,6 +87,9 @@ PV=''
 
 say() { printf 'real-node-operator: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
+if ((EXPECT_SCALE_OUT)) && [[ -n $REPLICAS || -z $HPA_MAX ]]; then
+  say "--expect-scale-out needs --hpa-max N (and no --proxy-replicas)"; usage
+fi
 k() { "$DIR/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 # field NAME JSONPATH: one field of pt/NAME in $NS.
 field() { k -n "$NS" get pt "$1" -o jsonpath="$2"; }
@@ -123,9 +148,11 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" \
+  "$CLIENTS" "$HPA_MAX" "$HPA_CPU" "$SCALE_DOWN" "$PROXY_CPU" "$WARMUP" "$LOW_LOAD" <<'EOF'
 import sys, yaml
 example_path, images_path, out_path, duration, replicas, max_dup, max_p99 = sys.argv[1:8]
+clients, hpa_max, hpa_cpu, scale_down, proxy_cpu, warmup, low_load = sys.argv[8:15]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -142,6 +169,8 @@ spec["prometheus"] = {"enabled": False}
 if duration:
     spec["durationSeconds"] = int(duration)
     spec["warmupSeconds"] = max(5, int(duration) // 6)
+if warmup:
+    spec["warmupSeconds"] = int(warmup)
 if replicas:
     spec.setdefault("proxy", {})["replicas"] = int(replicas)
     spec["proxy"]["hpa"] = {"enabled": False}
@@ -149,6 +178,25 @@ if int(max_dup) > 0:
     spec.setdefault("thresholds", {})["maxDuplicates"] = int(max_dup)
 if max_p99:
     spec.setdefault("thresholds", {})["maxP99LatencyMs"] = int(max_p99)
+if low_load:
+    spec["stages"] = [{"durationSeconds": 1, "ratePercent": 10},
+                      {"durationSeconds": max(1, int(low_load) - 1), "ratePercent": 10},
+                      {"durationSeconds": 5, "ratePercent": 100}]
+if clients:
+    for tenant in spec["tenants"]:
+        tenant["clients"] = int(clients)
+proxy = spec.setdefault("proxy", {})
+if hpa_max:
+    proxy["hpa"] = {**proxy.get("hpa", {}), "enabled": True, "minReplicas": 1, "maxReplicas": int(hpa_max)}
+if hpa_cpu:
+    proxy.setdefault("hpa", {})["targetCpuPercent"] = int(hpa_cpu)
+if scale_down:
+    proxy.setdefault("hpa", {})["scaleDownStabilizationSeconds"] = int(scale_down)
+if proxy_cpu:
+    proxy.setdefault("resources", {})["cpuRequest"] = f"{int(proxy_cpu)}m"
+if hpa_max or hpa_cpu or scale_down:
+    # The HPA is watched after the run: its objects must stay.
+    spec["keepOnFinish"] = "Everything"
 yaml.safe_dump(example, open(out_path, "w"))
 print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
 EOF
@@ -182,6 +230,16 @@ say "applied $(basename "$EXAMPLE") as pt/$name in $NS"
 sock=$DIR/node/containerd/containerd.sock
 seen=$DIR/node/operator-run-$NS
 mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" && : >"$seen/live" && : >"$seen/cache"
+: >"$seen/hpa"
+# hpa_poll: seconds since apply, the HPA's desired and current replicas, the proxy
+# Deployment's ready replicas and the HPA's CPU (percent of the request; - before metrics).
+hpa_poll() {
+  local h
+  h=$(k -n "$NS" get hpa "$name-proxy" -o jsonpath='{.status.desiredReplicas} {.status.currentReplicas} {.status.currentMetrics[0].resource.current.averageUtilization}' 2>/dev/null) || return 0
+  read -r desired current cpu <<<"$h"
+  printf '%s %s %s %s %s\n' "$((SECONDS - applied))" "${desired:--}" "${current:--}" \
+    "$(k -n "$NS" get deploy "$name-proxy" -o jsonpath='{.status.readyReplicas}' 2>/dev/null || true)" "${cpu:--}"
+}
 # With spec.proxy.settings.diskCache the proxy's disk tier lives on the pod's "cache" emptyDir,
 # which the kubelet keeps under its root directory on this host: its files are counted each poll.
 disk_cache=$(field "$name" '{.spec.proxy.settings.diskCache}')
@@ -219,12 +277,14 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
   fi
   k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' >>"$seen/pods"
   ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
+  if [[ -n $HPA_MAX ]]; then hpa_poll >>"$seen/hpa"; fi
   # shellcheck disable=SC2009 # the shims are found by the socket of this node's containerd
   { cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns}.pid | xargs ps -o rss= -p
     ps -eo rss=,args= | grep -F -- "-address $sock" | grep -v grep | awk '{ print $1 }'; } |
     awk '{ s += $1 } END { print int(s / 1024) }' >>"$seen/rss"
   sleep 2
 done
+completed=$SECONDS
 [[ -z $KILL_PROXY_AT && -z $KILL_PG_AT ]] || fail "the run ended before the requested pod deletion"
 k -n "$NS" get pt "$name" -o wide >&2
 [[ $(field "$name" '{.status.conditions[?(@.type=="Succeeded")].status}') == True ]] ||
@@ -263,6 +323,40 @@ say "ok: throughput by proxy replicas (replicas:msg/s:seconds): $by_replicas"
 if [[ -n $REPLICAS ]]; then
   [[ " $by_replicas" == *" $REPLICAS:"* ]] ||
     fail "the report has no line for the $REPLICAS proxy replicas the run had: $by_replicas"
+fi
+
+# The HPA on the real node's metrics-server: more than one replica wanted under the load, the
+# report's throughput by more than one replica count and its timeline of the proxy's scale, then
+# one replica again once the load is over.
+if ((EXPECT_SCALE_OUT)); then
+  # What `kubectl get hpa -w` would have shown, one line per change (s after apply).
+  say "HPA during the run (s after apply: desired/current replicas, ready, CPU % of request):"
+  awk '{ key = $2 " " $3 " " $4 " " $5 } key != last { printf "  %4ss  desired %s current %s ready %s cpu %s%%\n", $1, $2, $3, $4, $5; last = key }' "$seen/hpa" >&2
+  peak=$(awk '$2 ~ /^[0-9]+$/ && $2 > m { m = $2 } END { print m + 0 }' "$seen/hpa")
+  ((peak > 1)) || fail "the HPA never wanted more than one proxy replica during the run (CPU readings: $(awk '{ print $5 }' "$seen/hpa" | sort -u | tr '\n' ' '))"
+  say "ok: the HPA wanted up to $peak proxy replicas during the run"
+  counts=$(wc -w <<<"$by_replicas")
+  ((counts > 1)) || fail "the report's throughput by replica count has one count only: $by_replicas"
+  say "ok: the report gives the throughput for $counts replica counts"
+  timeline=$(k -n "$NS" get configmap "$report" -o jsonpath='{.data.report\.json}' | python3 -c '
+import json, sys
+points = json.load(sys.stdin).get("timeline", [])
+for p in points:
+    print("%.0f %s %s %s %s %.1f" % (p["t"], p.get("desiredReplicas", "-"), p.get("readyReplicas", "-"),
+          p.get("proxyReplicas", "-"), p.get("cpuPercent", "-"), p["deliveredPerSecond"]))')
+  say "the report's timeline (s since the load started: desired, ready, answering replicas, CPU %, msg/s):"
+  awk '{ printf "  %4ss  desired %s ready %s answering %s cpu %s%%  %s msg/s\n", $1, $2, $3, $4, $5, $6 }' <<<"$timeline" >&2
+  awk '$2 ~ /^[0-9]+$/ && $2 > 1 { d = 1 } $5 ~ /^[0-9]+$/ { c = 1 } END { exit !(d && c) }' <<<"$timeline" ||
+    fail "the report's timeline does not show the HPA's desired replicas above 1 and its CPU"
+  say "ok: the report's timeline records the desired and ready replicas and the CPU"
+  # The scale-in: after the stabilization window, with the load gone, one replica is enough.
+  deadline=$((completed + ${WAIT%s}))
+  until [[ $(k -n "$NS" get hpa "$name-proxy" -o jsonpath='{.status.desiredReplicas}/{.status.currentReplicas}') == 1/1 ]]; do
+    ((SECONDS < deadline)) || fail "the HPA did not come back to one proxy replica after the load: $(k -n "$NS" get hpa "$name-proxy" --no-headers)"
+    hpa_poll >>"$seen/hpa"
+    sleep 2
+  done
+  say "ok: the HPA came back to 1 replica $((SECONDS - completed)) s after the run completed: $(k -n "$NS" get hpa "$name-proxy" --no-headers)"
 fi
 
 # The settings reached the proxy in its pod: its disk tier filled the cache volume.
