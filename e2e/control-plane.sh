@@ -15,7 +15,10 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are built
 # from k8s.io/kubernetes (deploy/local/k8s-testbin), etcd from
 # go.etcd.io/etcd/server/v3 (deploy/local/etcd-bin), kwok and kwokctl from
-# sigs.k8s.io/kwok (deploy/local/kwok-bin); the pinned versions are the ones in
+# sigs.k8s.io/kwok (deploy/local/kwok-bin), and for the real node kubelet and
+# kube-proxy from deploy/local/k8s-testbin, metrics-server from
+# deploy/local/metrics-server-bin, CoreDNS from deploy/local/coredns-bin; the
+# pinned versions are the ones in
 # those go.mod files. Binaries are cached per version under
 # ${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}. kwokctl (runtime "binary")
 # runs the cluster; kwok fakes two nodes with the stages in e2e/kwok/.
@@ -31,9 +34,13 @@ K8S_MOD=$REPO/deploy/local/k8s-testbin
 ETCD_MOD=$REPO/deploy/local/etcd-bin
 KWOK_MOD=$REPO/deploy/local/kwok-bin
 COREDNS_MOD=$REPO/deploy/local/coredns-bin
+METRICS_SERVER_MOD=$REPO/deploy/local/metrics-server-bin
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # Built only for `up DIR --real-node`, from the same module (same version).
 NODE_BINS=(kubelet kube-proxy)
+# The real node's resource metrics (kubectl top, the HorizontalPodAutoscaler),
+# from a copy of that module's requirements (so the same compiled k8s.io packages).
+METRICS_SERVER_PKG=sigs.k8s.io/metrics-server/cmd/metrics-server
 REAL_NODE=0
 
 # shellcheck source=e2e/real-node/node.sh
@@ -52,6 +59,7 @@ load_versions() {
   ETCD_VERSION=$(modver "$ETCD_MOD/go.mod" go.etcd.io/etcd/server/v3)
   KWOK_VERSION=$(modver "$KWOK_MOD/go.mod" sigs.k8s.io/kwok)
   COREDNS_VERSION=$(modver "$COREDNS_MOD/go.mod" github.com/coredns/coredns)
+  METRICS_SERVER_VERSION=$(modver "$METRICS_SERVER_MOD/go.mod" sigs.k8s.io/metrics-server)
   [[ -n $K8S_VERSION && -n $ETCD_VERSION && -n $KWOK_VERSION ]] ||
     die "cannot read the pinned versions from deploy/local/*/go.mod"
   CACHE_ROOT=$(mkdir -p "$CACHE_ROOT" && cd "$CACHE_ROOT" && pwd -P)
@@ -60,6 +68,7 @@ load_versions() {
   ETCD_DIR=$CACHE_ROOT/etcd/$ETCD_VERSION
   KWOK_DIR=$CACHE_ROOT/kwok/$KWOK_VERSION
   COREDNS_DIR=$CACHE_ROOT/coredns/$COREDNS_VERSION
+  METRICS_SERVER_DIR=$CACHE_ROOT/metrics-server/$METRICS_SERVER_VERSION
 }
 
 # stamp MODDIR LDFLAGS: identifies a build (go.mod, go.sum, flags, Go version).
@@ -169,6 +178,19 @@ ensure_k8s_node() {
     die "the built kubelet and kube-proxy in $NODE_DIR do not report $K8S_VERSION"
 }
 
+# metrics-server for the real node (deploy/local/metrics-server-bin: the
+# Kubernetes wrapper's requirements plus metrics-server). Built after
+# kube-apiserver and the kubelet, most of its packages are in the Go build
+# cache. Upstream's Makefile sets client-go's gitVersion to its own tag, as here.
+ensure_metrics_server() {
+  local ld="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" want
+  want=$(stamp "$METRICS_SERVER_MOD" "$ld")
+  cached "$METRICS_SERVER_DIR" "$want" "$METRICS_SERVER_VERSION" metrics-server && return 0
+  go_build "metrics-server-$METRICS_SERVER_VERSION" "$METRICS_SERVER_MOD" "$METRICS_SERVER_DIR" "$want" "$ld" "$METRICS_SERVER_PKG"
+  cached "$METRICS_SERVER_DIR" "$want" "$METRICS_SERVER_VERSION" metrics-server ||
+    die "the built metrics-server in $METRICS_SERVER_DIR does not report $METRICS_SERVER_VERSION"
+}
+
 # CoreDNS for the real node's cluster DNS (its own wrapper module: its
 # k8s.io/client-go pin differs from the Kubernetes module's).
 ensure_coredns() {
@@ -190,7 +212,7 @@ cmd_build() {
   ensure_etcd
   ensure_kwok
   ensure_k8s
-  if ((REAL_NODE)); then ensure_k8s_node; ensure_coredns; fi
+  if ((REAL_NODE)); then ensure_k8s_node; ensure_metrics_server; ensure_coredns; fi
   exec 8>&-
   note "binaries ready: $K8S_DIR ($K8S_VERSION), $ETCD_DIR, $KWOK_DIR"
 }

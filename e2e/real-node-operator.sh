@@ -14,10 +14,15 @@
 #     every proxy replica, client and sink (each target `up`), and every PromQL expression of the
 #     shipped dashboards answers with data while the load runs (e2e/dashboard_queries.py, through
 #     `kubectl port-forward`).
+#   - with --expect-scale-out: the HPA (fed by the node's metrics-server) wanted more than one
+#     proxy replica while the load ran, the report's throughput by replica count has more than
+#     one count, its timeline carries the HPA's desired replicas and CPU, and once the load is
+#     over the HPA comes back to one replica.
 # Faults on request: a proxy pod or PostgreSQL's pod deleted while the load runs.
 #
 #   e2e/real-node-operator.sh DIR [EXAMPLE.yaml] [options]
-#     --duration S               spec.durationSeconds (warm-up becomes S/6)
+#     --duration S               spec.durationSeconds (warm-up becomes S/6, at least 5)
+#     --warmup S                 spec.warmupSeconds (over the one --duration sets)
 #     --proxy-replicas N         a fixed number of proxy replicas (the HPA off)
 #     --delete-proxy-pod-at S    delete one proxy pod S seconds into the Running phase
 #     --delete-postgres-pod-at S delete PostgreSQL's pod S seconds into the Running phase; the
@@ -33,6 +38,14 @@
 #                                delivered is its message count; the thresholds it cannot measure
 #                                (latency, duplicates, attachments) are disabled, and the status
 #                                must leave them unmeasured
+#     --clients N                client pods per tenant (more load)
+#     --low-load-for S           the first S seconds of the load at 10 % of the rates, then the full
+#                                rates within 5 s (spec.stages): the HPA starts at one replica
+#     --hpa-max N                the HPA on, from 1 to N proxy replicas
+#     --hpa-target-cpu P         spec.proxy.hpa.targetCpuPercent
+#     --scale-down-seconds S     spec.proxy.hpa.scaleDownStabilizationSeconds
+#     --proxy-cpu-request M      the proxy's CPU request, millicores (what the HPA's percent is of)
+#     --expect-scale-out         require the scale-out and the scale-in described above
 #
 # Grafana cannot run here (no image: its source is AGPL and nothing can be pulled): it is switched
 # off in the run; so is Prometheus unless --prometheus. Needs the project's images on
@@ -47,27 +60,36 @@ CACHE=${PRESSURE_CACHE_DIR:-$HOME/.cache/mail-pressure}
 WAIT=${PRESSURE_OPERATOR_WAIT:-600s}
 export PATH=$CACHE/bin:$PATH
 
-usage() { sed -n '19,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '19,48p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 && -n $1 && $1 != -* ]] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd -P)
 shift
 EXAMPLE=$REPO/deploy/examples/smoke.yaml
 if [[ $# -gt 0 && $1 != -* ]]; then EXAMPLE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift; fi
-DURATION='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99='' PROMETHEUS=0
-SINK='' NETPOL=0
+DURATION='' WARMUP='' REPLICAS='' KILL_PROXY_AT='' KILL_PG_AT='' MAX_DUPLICATES=0 MAX_P99=''
+CLIENTS='' LOW_LOAD='' HPA_MAX='' HPA_CPU='' SCALE_DOWN='' PROXY_CPU='' EXPECT_SCALE_OUT=0
+PROMETHEUS=0 SINK='' NETPOL=0
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == --expect-scale-out ]]; then EXPECT_SCALE_OUT=1; shift; continue; fi
   if [[ $1 == --prometheus ]]; then PROMETHEUS=1; shift; continue; fi
   if [[ $1 == --sink && ${2:-} == mailpit ]]; then SINK=mailpit; shift 2; continue; fi
   if [[ $1 == --check-network-policies ]]; then NETPOL=1; shift; continue; fi
   [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
   case $1 in
     --duration) DURATION=$2 ;;
+    --warmup) WARMUP=$2 ;;
     --proxy-replicas) REPLICAS=$2 ;;
     --delete-proxy-pod-at) KILL_PROXY_AT=$2 ;;
     --delete-postgres-pod-at) KILL_PG_AT=$2 ;;
     --max-duplicates) MAX_DUPLICATES=$2 ;;
     --max-p99-ms) MAX_P99=$2 ;;
+    --clients) CLIENTS=$2 ;;
+    --low-load-for) LOW_LOAD=$2 ;;
+    --hpa-max) HPA_MAX=$2 ;;
+    --hpa-target-cpu) HPA_CPU=$2 ;;
+    --scale-down-seconds) SCALE_DOWN=$2 ;;
+    --proxy-cpu-request) PROXY_CPU=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -81,6 +103,9 @@ PORT_FORWARD=''
 
 say() { printf 'real-node-operator: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
+if ((EXPECT_SCALE_OUT)) && [[ -n $REPLICAS || -z $HPA_MAX ]]; then
+  say "--expect-scale-out needs --hpa-max N (and no --proxy-replicas)"; usage
+fi
 k() { "$DIR/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 # field NAME JSONPATH: one field of pt/NAME in $NS.
 field() { k -n "$NS" get pt "$1" -o jsonpath="$2"; }
@@ -140,9 +165,13 @@ say "operator installed with the chart and Available after $((SECONDS - start)) 
 # The example with the node's images and the options above, in a namespace on the real node.
 "$CP" node-namespace "$DIR" "$NS"
 read -r name volume < <(python3 - "$EXAMPLE" "$DIR/images.yaml" "$DIR/pt-$NS.yaml" \
-  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" "$PROMETHEUS" "$SINK" "$REPO" <<'EOF'
+  "$DURATION" "$REPLICAS" "$MAX_DUPLICATES" "$MAX_P99" \
+  "$CLIENTS" "$HPA_MAX" "$HPA_CPU" "$SCALE_DOWN" "$PROXY_CPU" "$WARMUP" "$LOW_LOAD" \
+  "$PROMETHEUS" "$SINK" "$REPO" <<'EOF'
 import sys, yaml
-example_path, images_path, out_path, duration, replicas, max_dup, max_p99, prometheus, sink, repo = sys.argv[1:11]
+example_path, images_path, out_path, duration, replicas, max_dup, max_p99 = sys.argv[1:8]
+clients, hpa_max, hpa_cpu, scale_down, proxy_cpu, warmup, low_load = sys.argv[8:15]
+prometheus, sink, repo = sys.argv[15:18]
 example = yaml.safe_load(open(example_path))
 images = yaml.safe_load(open(images_path)) or {}
 def merge(base, extra):
@@ -164,6 +193,8 @@ else:
 if duration:
     spec["durationSeconds"] = int(duration)
     spec["warmupSeconds"] = max(5, int(duration) // 6)
+if warmup:
+    spec["warmupSeconds"] = int(warmup)
 if replicas:
     spec.setdefault("proxy", {})["replicas"] = int(replicas)
     spec["proxy"]["hpa"] = {"enabled": False}
@@ -178,6 +209,25 @@ if sink == "mailpit":
     spec["sink"] = {"kind": "Mailpit", "image": image_recipes.GO_IMAGES["mailpit"]["reference"]}
     disabled = spec.setdefault("thresholds", {}).setdefault("disabled", [])
     disabled += [n for n in ("maxP99LatencyMs", "maxDuplicates", "maxAttachmentMismatches") if n not in disabled]
+if low_load:
+    spec["stages"] = [{"durationSeconds": 1, "ratePercent": 10},
+                      {"durationSeconds": max(1, int(low_load) - 1), "ratePercent": 10},
+                      {"durationSeconds": 5, "ratePercent": 100}]
+if clients:
+    for tenant in spec["tenants"]:
+        tenant["clients"] = int(clients)
+proxy = spec.setdefault("proxy", {})
+if hpa_max:
+    proxy["hpa"] = {**proxy.get("hpa", {}), "enabled": True, "minReplicas": 1, "maxReplicas": int(hpa_max)}
+if hpa_cpu:
+    proxy.setdefault("hpa", {})["targetCpuPercent"] = int(hpa_cpu)
+if scale_down:
+    proxy.setdefault("hpa", {})["scaleDownStabilizationSeconds"] = int(scale_down)
+if proxy_cpu:
+    proxy.setdefault("resources", {})["cpuRequest"] = f"{int(proxy_cpu)}m"
+if hpa_max or hpa_cpu or scale_down:
+    # The HPA is watched after the run: its objects must stay.
+    spec["keepOnFinish"] = "Everything"
 yaml.safe_dump(example, open(out_path, "w"))
 print(example["metadata"]["name"], spec.get("postgres", {}).get("volume", "PersistentVolumeClaim"))
 EOF
@@ -240,6 +290,16 @@ prometheus_check() {
 sock=$DIR/node/containerd/containerd.sock
 seen=$DIR/node/operator-run-$NS
 mkdir -p "$seen" && : >"$seen/pods" && : >"$seen/containers" && : >"$seen/rss" && : >"$seen/live" && : >"$seen/cache"
+: >"$seen/hpa"
+# hpa_poll: seconds since apply, the HPA's desired and current replicas, the proxy
+# Deployment's ready replicas and the HPA's CPU (percent of the request; - before metrics).
+hpa_poll() {
+  local h
+  h=$(k -n "$NS" get hpa "$name-proxy" -o jsonpath='{.status.desiredReplicas} {.status.currentReplicas} {.status.currentMetrics[0].resource.current.averageUtilization}' 2>/dev/null) || return 0
+  read -r desired current cpu <<<"$h"
+  printf '%s %s %s %s %s\n' "$((SECONDS - applied))" "${desired:--}" "${current:--}" \
+    "$(k -n "$NS" get deploy "$name-proxy" -o jsonpath='{.status.readyReplicas}' 2>/dev/null || true)" "${cpu:--}"
+}
 # With spec.proxy.settings.diskCache the proxy's disk tier lives on the pod's "cache" emptyDir,
 # which the kubelet keeps under its root directory on this host: its files are counted each poll.
 disk_cache=$(field "$name" '{.spec.proxy.settings.diskCache}')
@@ -291,12 +351,14 @@ until [[ $(field "$name" '{.status.conditions[?(@.type=="Complete")].status}') =
   k -n "$NS" get pods -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {range .status.containerStatuses[*]}{.restartCount}={.containerID} {end}{"\n"}{end}' |
     { grep -v '^np-' || true; } >>"$seen/pods"
   ctr --address "$sock" -n k8s.io containers ls -q >>"$seen/containers"
+  if [[ -n $HPA_MAX ]]; then hpa_poll >>"$seen/hpa"; fi
   # shellcheck disable=SC2009 # the shims are found by the socket of this node's containerd
   { cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns}.pid | xargs ps -o rss= -p
     ps -eo rss=,args= | grep -F -- "-address $sock" | grep -v grep | awk '{ print $1 }'; } |
     awk '{ s += $1 } END { print int(s / 1024) }' >>"$seen/rss"
   sleep 2
 done
+completed=$SECONDS
 [[ -z $KILL_PROXY_AT && -z $KILL_PG_AT ]] || fail "the run ended before the requested pod deletion"
 k -n "$NS" get pt "$name" -o wide >&2
 [[ $(field "$name" '{.status.conditions[?(@.type=="Succeeded")].status}') == True ]] ||
@@ -352,6 +414,40 @@ say "ok: throughput by proxy replicas (replicas:msg/s:seconds): $by_replicas"
 if [[ -n $REPLICAS ]]; then
   [[ " $by_replicas" == *" $REPLICAS:"* ]] ||
     fail "the report has no line for the $REPLICAS proxy replicas the run had: $by_replicas"
+fi
+
+# The HPA on the real node's metrics-server: more than one replica wanted under the load, the
+# report's throughput by more than one replica count and its timeline of the proxy's scale, then
+# one replica again once the load is over.
+if ((EXPECT_SCALE_OUT)); then
+  # What `kubectl get hpa -w` would have shown, one line per change (s after apply).
+  say "HPA during the run (s after apply: desired/current replicas, ready, CPU % of request):"
+  awk '{ key = $2 " " $3 " " $4 " " $5 } key != last { printf "  %4ss  desired %s current %s ready %s cpu %s%%\n", $1, $2, $3, $4, $5; last = key }' "$seen/hpa" >&2
+  peak=$(awk '$2 ~ /^[0-9]+$/ && $2 > m { m = $2 } END { print m + 0 }' "$seen/hpa")
+  ((peak > 1)) || fail "the HPA never wanted more than one proxy replica during the run (CPU readings: $(awk '{ print $5 }' "$seen/hpa" | sort -u | tr '\n' ' '))"
+  say "ok: the HPA wanted up to $peak proxy replicas during the run"
+  counts=$(wc -w <<<"$by_replicas")
+  ((counts > 1)) || fail "the report's throughput by replica count has one count only: $by_replicas"
+  say "ok: the report gives the throughput for $counts replica counts"
+  timeline=$(k -n "$NS" get configmap "$report" -o jsonpath='{.data.report\.json}' | python3 -c '
+import json, sys
+points = json.load(sys.stdin).get("timeline", [])
+for p in points:
+    print("%.0f %s %s %s %s %.1f" % (p["t"], p.get("desiredReplicas", "-"), p.get("readyReplicas", "-"),
+          p.get("proxyReplicas", "-"), p.get("cpuPercent", "-"), p["deliveredPerSecond"]))')
+  say "the report's timeline (s since the load started: desired, ready, answering replicas, CPU %, msg/s):"
+  awk '{ printf "  %4ss  desired %s ready %s answering %s cpu %s%%  %s msg/s\n", $1, $2, $3, $4, $5, $6 }' <<<"$timeline" >&2
+  awk '$2 ~ /^[0-9]+$/ && $2 > 1 { d = 1 } $5 ~ /^[0-9]+$/ { c = 1 } END { exit !(d && c) }' <<<"$timeline" ||
+    fail "the report's timeline does not show the HPA's desired replicas above 1 and its CPU"
+  say "ok: the report's timeline records the desired and ready replicas and the CPU"
+  # The scale-in: after the stabilization window, with the load gone, one replica is enough.
+  deadline=$((completed + ${WAIT%s}))
+  until [[ $(k -n "$NS" get hpa "$name-proxy" -o jsonpath='{.status.desiredReplicas}/{.status.currentReplicas}') == 1/1 ]]; do
+    ((SECONDS < deadline)) || fail "the HPA did not come back to one proxy replica after the load: $(k -n "$NS" get hpa "$name-proxy" --no-headers)"
+    hpa_poll >>"$seen/hpa"
+    sleep 2
+  done
+  say "ok: the HPA came back to 1 replica $((SECONDS - completed)) s after the run completed: $(k -n "$NS" get hpa "$name-proxy" --no-headers)"
 fi
 
 # The settings reached the proxy in its pod: its disk tier filled the cache volume.

@@ -5,7 +5,9 @@
 #   3. a pod reaches the kube-apiserver through the kubernetes Service with its
 #      ServiceAccount token (SelfSubjectReview names the ServiceAccount);
 #   4. nothing in a pod reaches past the node: no default route, no connection to an
-#      address off the machine, nor to the host outside the API server port.
+#      address off the machine, nor to the host outside the API server port;
+#   5. resource metrics: `kubectl top pods -A` (metrics-server through the API server's
+#      aggregation layer) gives the CPU and memory of the pod web on the real node.
 # Usage: e2e/real-node-smoke.sh DIR   (starts the cluster with a real node in DIR if none
 # runs there, and stops it again at the end). Exit status 0 = passed. See e2e/README.md.
 set -euo pipefail
@@ -161,5 +163,15 @@ grep -q control-reached <<<"$out" || fail "the egress probe could not even reach
 ! grep -q REACHED <<<"$out" || fail "a pod reached an address past the node: $out"
 say "ok: pods have no default route and reach nothing past the node (tried 192.0.2.1, 1.1.1.1, $host_ip:22, $veth_host:22)"
 
-mem=$(ps -o rss= -p "$(cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns}.pid | paste -sd,)" | awk '{ s += $1 } END { printf "%d", s / 1024 }')
-say "passed in $((SECONDS - start)) s; node daemons (containerd, kubelet, kube-proxy, CoreDNS) RSS ${mem} MiB"
+# 5. Resource metrics of a pod on the real node, as the HPA reads them. metrics-server
+# reports a pod after two scrapes of the kubelet (15 s apart): ask until it does.
+top_web() { k top pods -A --no-headers | awk -v ns="$NS" '$1 == ns && $2 == "web" && $3 ~ /m$/ && $4 ~ /Mi$/' | grep .; }
+deadline=$((SECONDS + ${WAIT%s}))
+until top=$(top_web 2>/dev/null); do
+  ((SECONDS < deadline)) || fail "kubectl top pods -A never listed pod web: $(k top pods -A 2>&1 | tail -5)"
+  sleep 2
+done
+say "ok: kubectl top pods -A (metrics-server, aggregation layer) lists pod web on $NODE: $top"
+
+mem=$(ps -o rss= -p "$(cat "$DIR"/node/pids/{containerd,kubelet,kube-proxy,coredns,metrics-server}.pid | paste -sd,)" | awk '{ s += $1 } END { printf "%d", s / 1024 }')
+say "passed in $((SECONDS - start)) s; node daemons (containerd, kubelet, kube-proxy, CoreDNS, metrics-server) RSS ${mem} MiB"

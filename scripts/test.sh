@@ -92,5 +92,15 @@ e2e/real-node-operator.sh "$work/k8s" --sink mailpit --duration 30
 e2e/real-node-operator.sh "$work/k8s" deploy/examples/seed-four-tenants.yaml --duration 120 \
   --proxy-replicas 2 --delete-proxy-pod-at 30 --delete-postgres-pod-at 70 \
   --max-duplicates 50 --max-p99-ms 150000
+# The HPA on the node's metrics-server: the seed's four tenants against a proxy with a 200m CPU
+# request, HPA 1-3 at 50 %. The HPA must add replicas under the load (the report's throughput by
+# replica count then has more than one line, its timeline the desired replicas and CPU), nothing may
+# be lost, and with a 30 s scale-down window it must be back at one replica after the run. The
+# first 45 s at 10 % of the rates and a 5 s warm-up keep one replica in the measured window (the
+# debug proxy peaked at 139m even then: with a 100m request the HPA acted 30 s into the load); then
+# the full rates (one debug proxy took about 190m).
+e2e/real-node-operator.sh "$work/k8s" deploy/examples/seed-four-tenants.yaml --duration 120 --warmup 5 \
+  --low-load-for 45 --hpa-max 3 --hpa-target-cpu 50 --proxy-cpu-request 200 --scale-down-seconds 30 \
+  --max-duplicates 50 --max-p99-ms 150000 --expect-scale-out
 
 step "All checks passed"

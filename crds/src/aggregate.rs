@@ -34,6 +34,21 @@ pub struct Reading {
     pub proxy_cache: (u64, u64),
     /// Proxy replicas that answered this reading.
     pub proxy_replicas: u32,
+    /// What Kubernetes says of the proxy's scale at this reading (the operator fills it in; a
+    /// local run has none).
+    pub proxy_scale: ProxyScale,
+}
+
+/// The proxy's scale as Kubernetes sees it: the HorizontalPodAutoscaler's status and the
+/// Deployment's ready replicas. Each is unset when not known (no HPA, not reported yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProxyScale {
+    /// The HPA's `status.desiredReplicas`.
+    pub desired_replicas: Option<u32>,
+    /// The Deployment's `status.readyReplicas`.
+    pub ready_replicas: Option<u32>,
+    /// The HPA's current average CPU utilisation, percent of the request (from metrics-server).
+    pub cpu_percent: Option<u32>,
 }
 
 /// One [`Reading`] from the parts that answered.
@@ -120,6 +135,7 @@ pub fn aggregate(
         per_tenant,
         proxy_seen: !proxies.is_empty(),
         proxy_replicas: u32::try_from(proxies.len()).unwrap_or(u32::MAX),
+        proxy_scale: ProxyScale::default(),
         latency_buckets: buckets,
         proxy_cache: (
             cache(|p| p.cache_hits) as u64,

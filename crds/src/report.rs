@@ -100,6 +100,16 @@ pub struct Point {
     /// proxy and leaves it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_replicas: Option<u32>,
+    /// The HPA's desired proxy replicas at this reading (the operator's timeline, with the HPA
+    /// on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<u32>,
+    /// The proxy Deployment's ready replicas at this reading (the operator's timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<u32>,
+    /// The HPA's average CPU utilisation of the proxy, percent of its request, at this reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<u32>,
 }
 
 /// The whole report (printed, written as JSON, charted). Read back (a baseline), a field the

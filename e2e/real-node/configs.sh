@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The configuration files of the real node (containerd, CNI, kubelet,
-# kube-proxy, CoreDNS, kwokctl) and the kube-dns Service, written into DIR/node.
+# kube-proxy, CoreDNS, kwokctl), the aggregation layer's certificates, and the
+# kube-dns and metrics-server Services, written into DIR/node.
 # Sourced by e2e/real-node/node.sh, whose node_env sets the names and addresses
 # used here. Every setting that differs from a default says why.
 
@@ -105,6 +106,10 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: "$ca"}
 authorization: {mode: Webhook}
+# Made by node_aggregation_pki for the node IP, so metrics-server verifies it
+# (the kubelet's own self-signed one names only the host name).
+tlsCertFile: "$NDIR/pki/kubelet.crt"
+tlsPrivateKeyFile: "$NDIR/pki/kubelet.key"
 clusterDNS: [$SERVICE_DNS_IP]
 clusterDomain: cluster.local
 resolvConf: "$NDIR/resolv.conf"
@@ -187,6 +192,21 @@ componentsPatches:
       - {key: kubelet-client-key, value: "$CLUSTER_DIR/pki/admin.key"}
       # The node's name means nothing to the host's resolver: use its address.
       - {key: kubelet-preferred-address-types, value: "InternalIP"}
+      # The aggregation layer, for metrics-server's metrics.k8s.io (the HPA's
+      # CPU figures): the API server proxies to it as front-proxy-client, and
+      # metrics-server believes the user named in these headers only from a
+      # certificate of the front-proxy CA (node_aggregation_pki). kwokctl's
+      # own proxy client certificate is the admin one: replaced.
+      - {key: requestheader-client-ca-file, value: "$NDIR/pki/front-proxy-ca.crt"}
+      - {key: requestheader-allowed-names, value: "front-proxy-client"}
+      - {key: requestheader-username-headers, value: "X-Remote-User"}
+      - {key: requestheader-group-headers, value: "X-Remote-Group"}
+      - {key: requestheader-extra-headers-prefix, value: "X-Remote-Extra-"}
+      - {key: proxy-client-cert-file, value: "$NDIR/pki/front-proxy-client.crt", override: true}
+      - {key: proxy-client-key-file, value: "$NDIR/pki/front-proxy-client.key", override: true}
+      # No kube-proxy rules on the host: dial the Service's endpoint (the
+      # node IP), not its ClusterIP.
+      - {key: enable-aggregator-routing, value: "true"}
   - name: kwok-controller
     extraArgs:
       # kwok must not fake the real node: only nodes kwokctl made (annotated).
@@ -300,3 +320,76 @@ ports:
 EOF
 }
 
+
+# node_aggregation_pki: the front-proxy CA and the API server's client
+# certificate for the aggregation layer; metrics-server's serving certificate
+# (self-signed, named for its Service; the APIService's caBundle) and the
+# kubelet's (self-signed, for the node IP; metrics-server's trust for it).
+node_aggregation_pki() {
+  local pki=$NDIR/pki
+  mkdir -p "$pki" "$NDIR/logs" && chmod 700 "$pki"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=front-proxy-ca \
+      -keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt" &&
+      openssl req -newkey rsa:2048 -nodes -subj /CN=front-proxy-client \
+        -keyout "$pki/front-proxy-client.key" -out "$pki/front-proxy-client.csr" &&
+      openssl x509 -req -in "$pki/front-proxy-client.csr" -days 30 -CA "$pki/front-proxy-ca.crt" \
+        -CAkey "$pki/front-proxy-ca.key" -CAcreateserial -out "$pki/front-proxy-client.crt" \
+        -extfile <(printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n') &&
+      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=metrics-server.kube-system.svc \
+        -addext "subjectAltName=DNS:metrics-server.kube-system.svc,IP:$NODE_IP" \
+        -keyout "$pki/metrics-server.key" -out "$pki/metrics-server.crt" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$NODE_NAME" \
+        -addext "subjectAltName=DNS:$NODE_NAME,IP:$NODE_IP" \
+        -keyout "$pki/kubelet.key" -out "$pki/kubelet.crt"
+  } >"$NDIR/logs/pki.log" 2>&1 || { cat "$NDIR/logs/pki.log" >&2; note "ERROR: openssl failed"; return 1; }
+}
+
+# node_metrics_service: metrics-server (a process in the node netns on
+# NODE_IP:METRICS_SERVER_PORT) behind a selector-less Service and the
+# APIService v1beta1.metrics.k8s.io, as CoreDNS is behind kube-dns. The API
+# server dials the EndpointSlice's address (--enable-aggregator-routing).
+node_metrics_service() {
+  local bundle
+  bundle=$(base64 -w0 "$NDIR/pki/metrics-server.crt")
+  "${KUBECTL[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata:
+  name: metrics-server
+  namespace: kube-system
+  labels: {k8s-app: metrics-server}
+spec:
+  ports:
+    - {name: https, port: 443, protocol: TCP, targetPort: $METRICS_SERVER_PORT}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-real-node
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: metrics-server
+    endpointslice.kubernetes.io/managed-by: pressure.mailproxy.dev-real-node
+addressType: IPv4
+endpoints:
+  - addresses: [$NODE_IP]
+    conditions: {ready: true}
+    nodeName: $NODE_NAME
+ports:
+  - {name: https, port: $METRICS_SERVER_PORT, protocol: TCP}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta1.metrics.k8s.io
+  labels: {k8s-app: metrics-server}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  caBundle: $bundle
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+}

@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # The real node of `e2e/control-plane.sh up DIR --real-node`: containerd + runc,
-# a kubelet, kube-proxy and CoreDNS, all inside a network namespace of its own,
+# a kubelet, kube-proxy, CoreDNS and metrics-server, all inside a network namespace of its own,
 # registered with the control plane in DIR. Sourced by e2e/control-plane.sh
 # (which provides note, die, retry, REPO, CACHE_ROOT, K8S_DIR, NODE_DIR,
-# COREDNS_DIR, KUBECTL); see e2e/README.md "The real node" for the why.
+# COREDNS_DIR, METRICS_SERVER_DIR, KUBECTL); see e2e/README.md "The real node" for the why.
 #
 # Network layout (I = a per-DIR slot 0..255, so several clusters coexist):
 #
@@ -31,6 +31,10 @@ SERVICE_CIDR=10.96.0.0/16
 SERVICE_KUBERNETES_IP=10.96.0.1
 SERVICE_DNS_IP=10.96.0.10
 PAUSE_REF=localhost/mail-pressure/pause:1
+# metrics-server's port on the node IP (the kubelet has 10250, its usual one).
+METRICS_SERVER_PORT=4443
+# The node's daemons, as node_start names them (their pid files, their logs).
+NODE_DAEMONS=(kubelet kube-proxy coredns metrics-server)
 PROBE_REF=localhost/mail-pressure/probe:1
 # The NetworkPolicy agent (node_netpol_agent), its NFQUEUE number and metrics port (node netns).
 NETPOL_REF=localhost/mail-pressure/kube-network-policies:v0.8.0
@@ -259,6 +263,10 @@ node_start() {
 
 in_node() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
+metrics_available() {
+  [[ $("${KUBECTL[@]}" get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) == True ]]
+}
+
 node_ready() {
   [[ $("${KUBECTL[@]}" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
@@ -322,6 +330,7 @@ node_pre_up() {
   node_preflight
   node_env "$1"
   node_net_up || return 1
+  node_aggregation_pki || return 1
   node_kwokctl_config "$NDIR/kwokctl.yaml"
 }
 
@@ -347,6 +356,16 @@ node_up() {
   node_start kube-proxy "$NODE_DIR/kube-proxy" --config "$NDIR/kube-proxy.yaml" --v 2
   node_start coredns "$COREDNS_DIR/coredns" -conf "$NDIR/Corefile"
   node_dns_service
+  # Resource metrics (kubectl top, the HPA) from the kubelet's /metrics/resource,
+  # whose serving certificate node_aggregation_pki made for the node IP; only the
+  # real node (kwok's fake nodes have no kubelet to ask).
+  node_start metrics-server "$METRICS_SERVER_DIR/metrics-server" --kubeconfig "$NDIR/kubeconfig" \
+    --authentication-kubeconfig "$NDIR/kubeconfig" --authorization-kubeconfig "$NDIR/kubeconfig" \
+    --bind-address "$NODE_IP" --secure-port "$METRICS_SERVER_PORT" \
+    --tls-cert-file "$NDIR/pki/metrics-server.crt" --tls-private-key-file "$NDIR/pki/metrics-server.key" \
+    --kubelet-preferred-address-types InternalIP --kubelet-certificate-authority "$NDIR/pki/kubelet.crt" \
+    --node-selector "$NODE_LABEL_KEY=$NODE_LABEL_VALUE" --metric-resolution 15s --v 2
+  node_metrics_service
   retry "$UP_TIMEOUT" "the real node $NODE_NAME Ready" node_ready ||
     { tail -30 "$NDIR/logs/kubelet.log" >&2; return 1; }
   retry "$UP_TIMEOUT" "CoreDNS ready" in_node curl -fsS http://127.0.0.1:8181/ready ||
@@ -354,6 +373,8 @@ node_up() {
   retry "$UP_TIMEOUT" "kube-proxy healthy" in_node curl -fsS http://127.0.0.1:10256/healthz ||
     { tail -30 "$NDIR/logs/kube-proxy.log" >&2; return 1; }
   node_netpol_up || return 1
+  retry "$UP_TIMEOUT" "the APIService v1beta1.metrics.k8s.io Available" metrics_available ||
+    { tail -30 "$NDIR/logs/metrics-server.log" >&2; "${KUBECTL[@]}" get apiservice v1beta1.metrics.k8s.io -o yaml >&2; return 1; }
   note "real node $NODE_NAME up in $((SECONDS - start)) s (node IP $NODE_IP, pods $POD_CIDR, netns $NETNS)"
 }
 
@@ -407,7 +428,7 @@ node_down() {
   # Every container and sandbox id containerd ran, for the host paths keyed by id.
   mapfile -t ids < <(ls "$NDIR/containerd/state/io.containerd.runtime.v2.task/k8s.io" 2>/dev/null)
   # Kubelet first (it would restart containers), then containers, then the rest.
-  for name in kubelet kube-proxy coredns; do
+  for name in "${NODE_DAEMONS[@]}"; do
     pid=$(cat "$NDIR/pids/$name.pid" 2>/dev/null || true)
     if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
@@ -421,7 +442,7 @@ node_down() {
   local deadline=$((SECONDS + 10)) daemons
   while :; do
     daemons=()
-    for name in kubelet kube-proxy coredns containerd; do
+    for name in "${NODE_DAEMONS[@]}" containerd; do
       pid=$(cat "$NDIR/pids/$name.pid" 2>/dev/null || true)
       [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && daemons+=("$pid")
     done

@@ -317,7 +317,7 @@ pub fn point(t: f64, dt: f64, delivered: (u64, u64), generated: u64, p99_ms: Opt
         latency_p99_ms: p99_ms,
         generated,
         delivered: now,
-        proxy_replicas: None,
+        ..Point::default()
     }
 }
 

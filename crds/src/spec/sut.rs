@@ -156,6 +156,12 @@ pub struct HpaSpec {
     #[serde(default = "d_cpu")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_percent: i32,
+    /// How long the HPA waits, with the load lower, before it removes replicas
+    /// (`behavior.scaleDown.stabilizationWindowSeconds`). Unset keeps Kubernetes' default of
+    /// 300 s, longer than many runs: a run that wants to see the scale-in sets it shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: Option<i32>,
 }
 
 /// The proxy's dispatch and sync tuning (`GMP_*` variables).
@@ -411,6 +417,7 @@ impl Default for HpaSpec {
             min_replicas: 1,
             max_replicas: d_four(),
             target_cpu_percent: d_cpu(),
+            scale_down_stabilization_seconds: None,
         }
     }
 }
@@ -560,6 +567,23 @@ mod tests {
         assert!(
             db.contains(&format!("+ {POSTGRES_SPARE_CONNECTIONS} <=")),
             "{db}"
+        );
+    }
+
+    #[test]
+    fn the_scale_down_window_is_optional_and_bounded_in_the_schema() {
+        let hpa: HpaSpec =
+            serde_json::from_str(r#"{"scaleDownStabilizationSeconds": 30}"#).expect("parses");
+        assert_eq!(hpa.scale_down_stabilization_seconds, Some(30));
+        assert_eq!((hpa.min_replicas, hpa.max_replicas), (1, 4));
+        let unset: HpaSpec = serde_json::from_str("{}").expect("parses");
+        assert_eq!(unset, HpaSpec::default());
+        assert!(!serde_json::to_string(&unset).unwrap().contains("scaleDown"));
+        let schema = serde_json::to_value(schemars::schema_for!(HpaSpec)).unwrap();
+        let field = &schema["properties"]["scaleDownStabilizationSeconds"];
+        assert_eq!(
+            (field["minimum"].as_i64(), field["maximum"].as_i64()),
+            (Some(0), Some(3600))
         );
     }
 }

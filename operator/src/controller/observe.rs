@@ -2,13 +2,16 @@
 //! pods, pod health and (while the load runs or drains) the live figures. Only objects this
 //! PressureTest controls count: another object with a child's name is not its readiness. Only
 //! pods of the current run count (`reconcile::run_scope`): a new run's proxy, sink and clients
-//! are ready when pods of that run are.
+//! are ready when pods of that run are. Each reading also notes the proxy's scale (the HPA's
+//! desired replicas and CPU, the Deployment's ready replicas) for the report's timeline.
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use pressure_crds::aggregate::ProxyScale;
 use pressure_crds::{Phase, PressureTest, PressureTestStatus};
 
 use super::Context;
@@ -103,10 +106,45 @@ pub async fn observe(
             );
         }
         if reading {
-            obs.reading = Some(figures::read(&ctx.http, &ep, now.timestamp()).await);
+            let mut r = figures::read(&ctx.http, &ep, now.timestamp()).await;
+            let deployment = ours(deployments.get_opt(&names::proxy(name)).await?, uid);
+            let hpa = if pt.spec.proxy.hpa.enabled {
+                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
+                ours(api.get_opt(&names::proxy(name)).await?, uid)
+            } else {
+                None
+            };
+            r.proxy_scale = proxy_scale(deployment.as_ref(), hpa.as_ref());
+            obs.reading = Some(r);
         }
     }
     Ok(obs)
+}
+
+/// The proxy's scale from its Deployment and HPA (either may be absent).
+fn proxy_scale(
+    deployment: Option<&Deployment>,
+    hpa: Option<&HorizontalPodAutoscaler>,
+) -> ProxyScale {
+    let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
+    let status = hpa.and_then(|h| h.status.as_ref());
+    let cpu = status
+        .and_then(|s| s.current_metrics.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .find(|r| r.name == "cpu")
+        .and_then(|r| r.current.average_utilization);
+    ProxyScale {
+        // An HPA that has not acted yet reports 0 desired replicas: not known yet.
+        desired_replicas: count(status.map(|s| s.desired_replicas)).filter(|&n| n > 0),
+        ready_replicas: count(
+            deployment
+                .and_then(|d| d.status.as_ref())
+                .map(|s| s.ready_replicas.unwrap_or(0)),
+        ),
+        cpu_percent: count(cpu),
+    }
 }
 
 async fn env_waiting(
@@ -205,4 +243,66 @@ pub fn endpoints(pods: &[Pod]) -> Endpoints {
         }
     }
     ep
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::api::autoscaling::v2::{
+        HorizontalPodAutoscalerStatus, MetricStatus, MetricValueStatus, ResourceMetricStatus,
+    };
+
+    use super::*;
+
+    fn hpa(desired: i32, cpu: Option<i32>) -> HorizontalPodAutoscaler {
+        HorizontalPodAutoscaler {
+            status: Some(HorizontalPodAutoscalerStatus {
+                desired_replicas: desired,
+                current_metrics: cpu.map(|c| {
+                    vec![MetricStatus {
+                        type_: "Resource".into(),
+                        resource: Some(ResourceMetricStatus {
+                            name: "cpu".into(),
+                            current: MetricValueStatus {
+                                average_utilization: Some(c),
+                                ..MetricValueStatus::default()
+                            },
+                        }),
+                        ..MetricStatus::default()
+                    }]
+                }),
+                ..HorizontalPodAutoscalerStatus::default()
+            }),
+            ..HorizontalPodAutoscaler::default()
+        }
+    }
+
+    #[test]
+    fn the_scale_comes_from_the_hpa_status_and_the_deployment() {
+        let d = Deployment {
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(2),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
+        let scale = proxy_scale(Some(&d), Some(&hpa(3, Some(84))));
+        assert_eq!(
+            scale,
+            ProxyScale {
+                desired_replicas: Some(3),
+                ready_replicas: Some(2),
+                cpu_percent: Some(84),
+            }
+        );
+        // No metrics yet (metrics-server has not answered) and no decision yet: unknown.
+        let early = proxy_scale(None, Some(&hpa(0, None)));
+        assert_eq!(early, ProxyScale::default());
+        // A Deployment without ready pods reports none: zero ready, not unknown.
+        let none_ready = Deployment {
+            status: Some(DeploymentStatus::default()),
+            ..Deployment::default()
+        };
+        assert_eq!(proxy_scale(Some(&none_ready), None).ready_replicas, Some(0));
+    }
 }

@@ -3,8 +3,9 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, Volume, VolumeMount,
@@ -222,7 +223,15 @@ fn hpa(pt: &PressureTest, name: &str) -> Result<HorizontalPodAutoscaler> {
                 }),
                 ..Default::default()
             }]),
-            ..Default::default()
+            behavior: h.scale_down_stabilization_seconds.map(|seconds| {
+                HorizontalPodAutoscalerBehavior {
+                    scale_down: Some(HPAScalingRules {
+                        stabilization_window_seconds: Some(seconds),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            }),
         },
         ..HorizontalPodAutoscaler::default()
     })

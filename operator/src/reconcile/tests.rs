@@ -316,6 +316,38 @@ fn spec_changes_change_the_objects() {
     assert_eq!(replicas(&base, "t-client-high-volume"), Some(1));
 }
 
+/// The proxy's HPA, from `desired`.
+fn hpa_of(pt: &PressureTest) -> HorizontalPodAutoscaler {
+    desired(pt, &secrets(), &OperatorPeer::default())
+        .expect("builds")
+        .into_iter()
+        .find_map(|c| match c {
+            Child::Hpa(h) => Some(h),
+            _ => None,
+        })
+        .expect("an HPA")
+}
+
+#[test]
+fn hpa_scales_on_cpu_and_takes_the_scale_down_window_only_when_set() {
+    let mut pt = running();
+    let spec = hpa_of(&pt).spec;
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 4));
+    let target = &spec.metrics.as_ref().expect("metrics")[0];
+    assert_eq!(
+        target.resource.as_ref().map(|r| r.name.as_str()),
+        Some("cpu")
+    );
+    // Unset: no behavior, so Kubernetes' 300 s default applies.
+    assert_eq!(spec.behavior, None);
+
+    pt.spec.proxy.hpa.scale_down_stabilization_seconds = Some(30);
+    let behavior = hpa_of(&pt).spec.behavior.expect("behavior");
+    let down = behavior.scale_down.expect("scaleDown");
+    assert_eq!(down.stabilization_window_seconds, Some(30));
+    assert_eq!(behavior.scale_up, None, "scale-up keeps its defaults");
+}
+
 #[test]
 fn clients_carry_rates_and_the_load_window() {
     let children = desired(&running(), &secrets(), &OperatorPeer::default()).expect("builds");

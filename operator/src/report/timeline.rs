@@ -85,6 +85,9 @@ impl RunTimeline {
             let mut point = chart::point(t, dt, (d0, delivered), generated, p99);
             // No replica answering means the count is unknown, not that none was delivering.
             point.proxy_replicas = (r.proxy_replicas > 0).then_some(r.proxy_replicas);
+            point.desired_replicas = r.proxy_scale.desired_replicas;
+            point.ready_replicas = r.proxy_scale.ready_replicas;
+            point.cpu_percent = r.proxy_scale.cpu_percent;
             self.points.push(point);
         }
     }
@@ -121,6 +124,7 @@ impl Timelines {
 mod tests {
     use super::*;
     use pressure_crds::Figures;
+    use pressure_crds::aggregate::ProxyScale;
 
     fn reading(at: i64, delivered: i64, sent: i64, buckets: &[(f64, f64)]) -> Reading {
         Reading {
@@ -170,6 +174,36 @@ mod tests {
         assert!(b.latency_p99_ms.is_some_and(|ms| ms > 900.0));
         assert_eq!(t.proxy_cache, (3, 1));
         assert_eq!((a.proxy_replicas, b.proxy_replicas), (Some(2), Some(2)));
+    }
+
+    #[test]
+    fn points_carry_the_proxy_scale_the_reading_saw() {
+        let mut t = RunTimeline::resume("r1", Vec::new(), 1_000);
+        let mut r = reading(1_010, 100, 90, &[]);
+        r.proxy_scale = ProxyScale {
+            desired_replicas: Some(3),
+            ready_replicas: Some(2),
+            cpu_percent: Some(140),
+        };
+        t.record(&r, 1_000, true);
+        t.record(&reading(1_020, 200, 190, &[]), 1_000, true);
+        let (a, b) = (t.points[0], t.points[1]);
+        assert_eq!(
+            (a.desired_replicas, a.ready_replicas, a.cpu_percent),
+            (Some(3), Some(2), Some(140))
+        );
+        // A reading without them (no HPA) leaves them out of the point and of its JSON.
+        assert_eq!((b.desired_replicas, b.cpu_percent), (None, None));
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(
+            !json.contains("desiredReplicas") && !json.contains("cpuPercent"),
+            "{json}"
+        );
+        assert!(
+            serde_json::to_string(&a)
+                .unwrap()
+                .contains("\"desiredReplicas\":3")
+        );
     }
 
     #[test]
