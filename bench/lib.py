@@ -83,6 +83,53 @@ def postgres_cpu_seconds(data_dir):
     return total
 
 
+# What PostgreSQL wrote, read from its statistics views: WAL bytes and full-page images (a page's
+# first change after a checkpoint logs the whole 8 KiB page), commits, and rows written, of which
+# updates kept on their page without index entries (HOT).
+WRITES_SQL = """SELECT w.wal_bytes, w.wal_fpi, d.xact_commit, d.tup_inserted, d.tup_updated, d.tup_deleted,
+  (SELECT COALESCE(SUM(n_tup_hot_upd), 0) FROM pg_stat_user_tables)
+  FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"""
+WRITES_KEYS = ("wal_bytes", "wal_fpi", "commits", "rows_inserted", "rows_updated", "rows_deleted", "hot_updates")
+
+
+def postgres_writes(db_url):
+    """The counters of WRITES_SQL for the database at `db_url`; {} when psql fails. WAL counts the
+    whole cluster (autovacuum included). A busy backend flushes its counts about once a second,
+    an idle one within 10 s: over a minute's window the lag at both ends about cancels."""
+    out = subprocess.run(["psql", db_url, "-XAtF,", "-c", WRITES_SQL],
+                         capture_output=True, text=True)
+    line = out.stdout.strip().splitlines()[-1:] if out.returncode == 0 else []
+    try:
+        return dict(zip(WRITES_KEYS, (float(v) for v in line[0].split(","))))
+    except (IndexError, ValueError):
+        return {}
+
+
+def print_statements(db_url, top=12):
+    """With PG_EXTRA_SETTINGS="-c shared_preload_libraries=pg_stat_statements": the statements
+    PostgreSQL spent the most time on over the whole run, with calls and rows."""
+    if "pg_stat_statements" not in os.environ.get("PG_EXTRA_SETTINGS", ""):
+        return
+    sql = ("SELECT round(total_exec_time)::bigint, round(total_plan_time)::bigint, calls, rows, "
+           "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
+           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+           f"ORDER BY total_exec_time + total_plan_time DESC LIMIT {top}")
+    out = subprocess.run(["psql", db_url, "-XAtF|", "-c", sql], capture_output=True, text=True)
+    print("pg_stat_statements, whole run: exec ms | plan ms | calls | rows | statement")
+    print(out.stdout.rstrip() or out.stderr.rstrip())
+
+
+def writes_per_message(a, b, messages):
+    """Per-message differences of two `postgres_writes` readings (empty when either failed)."""
+    if not a.get("pg_writes") or not b.get("pg_writes") or messages <= 0:
+        return {}
+    d = {k: b["pg_writes"][k] - a["pg_writes"][k] for k in WRITES_KEYS}
+    out = {k: round(d[k] / messages, 3) for k in ("wal_fpi", "commits", "rows_inserted", "rows_updated", "rows_deleted")}
+    out["wal_bytes"] = round(d["wal_bytes"] / messages)
+    out["hot_update_share"] = round(d["hot_updates"] / d["rows_updated"], 3) if d["rows_updated"] else None
+    return out
+
+
 def metric_sum(text, name, label=None):
     """Sum of the samples of `name` (optionally only those whose labels contain `label`)."""
     total = 0.0
@@ -113,11 +160,12 @@ class Stack:
     `proxy_env` overrides the proxy's settings (e.g. GMP_SCHEDULER_ACTIVE=true for the sync path);
     `concurrency` sets the send, per-account and pool limits together."""
 
-    def __init__(self, store, bins, concurrency=16, proxy_env=None):
+    def __init__(self, store, bins, concurrency=16, proxy_env=None, replicas=1):
         self.store, self.bins, self.concurrency, self.proxy_env = store, bins, concurrency, proxy_env or {}
+        self.replicas = replicas  # proxy processes on the one database (PostgreSQL only beyond 1)
         self.procs, self.tmp = [], tempfile.mkdtemp(prefix="mail-bench.")
         os.chmod(self.tmp, 0o755)
-        self.pg_port = None
+        self.pg_port, self.pg_db = None, None
 
     def start(self, account=True):
         env = dict(os.environ)
@@ -130,22 +178,31 @@ class Stack:
             admin = out.stdout.strip(); self.pg_port = int(admin.rsplit(":", 1)[1].split("/")[0])
             subprocess.run(["psql", admin, "-qc", "CREATE DATABASE bench"], check=True)
             db = admin.rsplit("/", 1)[0] + "/bench"
+            self.pg_db = db
+            if "pg_stat_statements" in os.environ.get("PG_EXTRA_SETTINGS", ""):
+                subprocess.run(["psql", db, "-qc", "CREATE EXTENSION pg_stat_statements"], check=True)
         else:
             db = os.path.join(self.tmp, "mail.db")
-        self.smtp, self.sink_http, self.proxy_port = free_port(), free_port(), free_port()
+        self.smtp, self.sink_http = free_port(), free_port()
         self.sink = self.spawn([self.bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{self.smtp}", "--http-listen", f"127.0.0.1:{self.sink_http}", "--allow-reset"], env)
         c = str(self.concurrency)
-        penv = dict(env, GMP_DB_PATH=db, GMP_HOST="127.0.0.1", GMP_PORT=str(self.proxy_port), GMP_API_TOKEN=TOKEN,
+        penv = dict(env, GMP_DB_PATH=db, GMP_HOST="127.0.0.1", GMP_API_TOKEN=TOKEN,
                     MAIL_PROXY_ENCRYPTION_KEY=KEY, GMP_LOG_LEVEL="WARNING", GMP_SCHEDULER_ACTIVE="false",
                     GMP_MAX_CONCURRENT_SENDS=c, GMP_MAX_SENDS_PER_ACCOUNT=c,
                     GMP_BATCH_SIZE_PER_ACCOUNT="500", GMP_CLAIM_BATCH_SIZE="500", GMP_POOL_SIZE=c,
                     GMP_SEND_LOOP_INTERVAL="0.05",
                     GMP_ATTACHMENT_ALLOWED_HOSTS="127.0.0.1")  # the clients run on loopback, refused unless listed
         penv.update(self.proxy_env)
-        self.proxy = self.spawn([self.bins["mailproxy"]], penv)
-        self.base = f"http://127.0.0.1:{self.proxy_port}"
+        self.proxies, self.bases = [], []
+        for i in range(self.replicas):
+            port = free_port()
+            # The first replica creates the schema; the others start once it answers.
+            self.proxies.append(self.spawn([self.bins["mailproxy"]], dict(penv, GMP_PORT=str(port), HOSTNAME=f"bench-{i}")))
+            self.bases.append(f"http://127.0.0.1:{port}")
+            wait_http(self.bases[-1] + "/health")
+        self.proxy, self.base = self.proxies[0], self.bases[0]
         self.sink_url = f"http://127.0.0.1:{self.sink_http}"
-        wait_http(self.base + "/health"); wait_http(self.sink_url + "/health")
+        wait_http(self.sink_url + "/health")
         if account:
             self.add_tenant("bench")
 
@@ -173,6 +230,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 p.kill()
         if self.pg_port:
+            print_statements(self.pg_db)
             subprocess.run(["bash", "-c", f"source {ROOT}/scripts/lib/postgres.sh && pg_down {self.tmp}/pg"])
         if os.environ.get("BENCH_KEEP") == "1":
             print(f"kept {self.tmp} (logs, database)")
@@ -191,11 +249,17 @@ class Stack:
     def sample(self):
         sink = self.sink_stats()
         metrics = self.metrics()
+        # Counters add up over the replicas; the pending gauge is the database's count, the same
+        # on every replica.
+        every = [metrics] + [http("GET", b + "/metrics") for b in self.bases[1:]]
         pg = postgres_cpu_seconds(os.path.join(self.tmp, "pg", "data")) if self.pg_port else 0.0
         return {"t": time.time(), "delivered": sink["total"]["received"], "latency": sink["total"]["latency_ms"], "sink": sink,
-                "pending": metric_sum(metrics, "gmp_pending_messages"), "sent": metric_sum(metrics, "gmp_sent_total"),
-                "round_trips": metric_sum(metrics, "gmp_db_round_trips_total"), "proxy_cpu": cpu_seconds([self.proxy.pid]),
-                "sink_cpu": cpu_seconds([self.sink.pid]), "pg_cpu": pg, "metrics": metrics}
+                "pending": metric_sum(metrics, "gmp_pending_messages"), "sent": sum(metric_sum(m, "gmp_sent_total") for m in every),
+                "sent_by_replica": [metric_sum(m, "gmp_sent_total") for m in every],
+                "round_trips": sum(metric_sum(m, "gmp_db_round_trips_total") for m in every),
+                "proxy_cpu": cpu_seconds([p.pid for p in self.proxies]),
+                "sink_cpu": cpu_seconds([self.sink.pid]), "pg_cpu": pg, "metrics": metrics,
+                "pg_writes": postgres_writes(self.pg_db) if self.pg_port else {}}
 
     def failures(self):
         """Deferred plus failed sends so far (a benchmark that waits for delivery stops on these)."""

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use hdrhistogram::Histogram;
-use md5::{Digest, Md5};
+use mailproxy_proto::md5::Md5;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

@@ -284,10 +284,9 @@ async fn refresh_gauges(
             _ = shutdown.cancelled() => return,
         }
         tick += 1;
-        if let Ok(n) = store.count_pending().await {
-            metrics.pending.set(n);
-        }
+        // One scan of the pending rows for both gauges: the total is the tenants' sum.
         if let Ok(by_tenant) = store.count_pending_by_tenant().await {
+            metrics.pending.set(by_tenant.values().sum());
             metrics.set_pending_by_tenant(&by_tenant, &mut pending_tenants);
         }
         if tick.is_multiple_of(5) {

@@ -11,7 +11,7 @@
 
 use base64::Engine;
 use mail_parser::{MessageParser, MimeHeaders};
-use md5::{Digest, Md5};
+use mailproxy_proto::md5::Md5;
 use memchr::memmem;
 
 const MAX_DEPTH: u32 = 8;
@@ -58,7 +58,7 @@ fn walk(entity: &[u8], depth: u32, out: &mut Vec<[u8; 16]>) -> Option<()> {
         .to_ascii_lowercase();
     let digest = match encoding.as_str() {
         "base64" => md5_base64(body)?,
-        "7bit" | "8bit" | "binary" => Md5::digest(body).into(),
+        "7bit" | "8bit" | "binary" => Md5::digest(body),
         _ => return None,
     };
     out.push(digest);
@@ -140,7 +140,7 @@ fn md5_base64(body: &[u8]) -> Option<[u8; 16]> {
         let n = engine.decode_slice(&pending, &mut decoded).ok()?;
         hasher.update(&decoded[..n]);
     }
-    Some(hasher.finalize().into())
+    hasher.finalize()
 }
 
 #[cfg(test)]
@@ -157,7 +157,7 @@ mod tests {
             Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n\
             xyz\r\n--out--\r\nepilogue";
         let digests = attachment_digests(raw).expect("walk");
-        let want: Vec<[u8; 16]> = vec![Md5::digest(b"abc").into(), Md5::digest(b"xyz").into()];
+        let want: Vec<[u8; 16]> = vec![Md5::digest(b"abc"), Md5::digest(b"xyz")];
         assert_eq!(digests, want);
     }
 
@@ -183,7 +183,7 @@ mod tests {
             raw.extend_from_slice(line);
             raw.extend_from_slice(b"\r\n");
         }
-        let want: [u8; 16] = Md5::digest(&content).into();
+        let want: [u8; 16] = Md5::digest(&content);
         assert_eq!(attachment_digests(&raw), Some(vec![want]));
     }
 }

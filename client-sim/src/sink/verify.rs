@@ -5,7 +5,7 @@
 
 use mail_parser::MessageParser;
 use mailproxy_proto::headers;
-use md5::{Digest, Md5};
+use mailproxy_proto::md5::Md5;
 
 /// Tenant label of messages without an `X-Pressure-Tenant` header.
 pub const UNKNOWN_TENANT: &str = "unknown";
@@ -86,7 +86,7 @@ fn full_parse_digests(raw: &[u8]) -> Option<Vec<[u8; 16]>> {
     Some(
         message
             .attachments()
-            .map(|part| Md5::digest(part.contents()).into())
+            .map(|part| Md5::digest(part.contents()))
             .collect(),
     )
 }

@@ -13,12 +13,16 @@
 //!   histogram quantiles.
 //!
 //! - `signals` (feature `signals`): the SIGINT/SIGTERM stop signal of every binary.
+//! - `md5` (feature `md5`): MD5 of attachment content, for the proxy's download spool and the
+//!   client simulator's content and sink.
 //!
 //! Without features this crate depends on serde alone, so the client simulator compiles neither
 //! axum, sqlx nor kube.
 
 pub mod admin;
 pub mod headers;
+#[cfg(feature = "md5")]
+pub mod md5;
 pub mod message;
 pub mod patch;
 pub mod prom;

@@ -6,7 +6,7 @@
 use std::{fs::File, io, os::unix::fs::FileExt, path::PathBuf, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
-use md5::{Digest, Md5};
+use mailproxy_proto::md5::Md5;
 use tokio::io::AsyncWriteExt;
 
 /// Bytes kept in memory per download before it spills to a file.
@@ -147,7 +147,11 @@ impl SpoolWriter {
 
     /// Finishes the download: the content and its MD5.
     pub async fn finish(self) -> io::Result<Fetched> {
-        let md5 = hex::encode(self.hasher.finalize());
+        let md5 = hex::encode(
+            self.hasher
+                .finalize()
+                .ok_or_else(|| io::Error::other("MD5 of the download failed (OpenSSL)"))?,
+        );
         let spool = match self.file {
             None => Spool::Memory(self.buf.freeze()),
             Some((mut f, temp)) => {

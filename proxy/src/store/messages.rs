@@ -66,7 +66,7 @@ impl Store {
                 let mut payload = m.payload.clone();
                 self.seal_attachment_auth(&mut payload);
                 [
-                    SqlVal::text(uuid::Uuid::new_v4().to_string()),
+                    SqlVal::text(message_pk()),
                     SqlVal::text(&m.id),
                     SqlVal::text(&m.tenant_id),
                     SqlVal::text(&m.account.id),
@@ -103,7 +103,7 @@ impl Store {
             q.execute(&mut **tx).await?;
         }
         for refused in &plan.refused_rows {
-            let pk = uuid::Uuid::new_v4().to_string();
+            let pk = message_pk();
             let stored = sqlx::query(
                 "INSERT INTO messages (pk, id, tenant_id, priority, payload, smtp_ts, queued_us, created_at, updated_at) \
                  SELECT $1, $2, $3, 2, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $3) \
@@ -167,32 +167,48 @@ impl Store {
     }
 }
 
+/// A new message's primary key: a time-ordered UUID (version 7), so that new keys land at the
+/// right edge of the `messages` and `message_events` indexes on it. Random (version 4) keys landed
+/// anywhere: each insert dirtied another index page, and after every checkpoint each page's first
+/// change wrote the whole page to the WAL.
+fn message_pk() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// The rows that exist under the given `(tenant, id)` keys: whether each was sent, and until
-/// when a replica holds it.
+/// when a replica holds it. One statement per tenant and 500 ids (`tenant_id = $1 AND id IN
+/// (…)`, a single scan of the `(tenant_id, id)` index); an `OR` of one condition per key made
+/// PostgreSQL plan one index scan per message.
 async fn existing_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     keys: &[(&str, &str)],
 ) -> Result<HashMap<(String, String), Existing>> {
+    let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (t, i) in keys {
+        by_tenant.entry(t).or_default().push(i);
+    }
     let mut existing = HashMap::new();
-    for chunk in keys.chunks(400) {
-        let mut sql =
-            String::from("SELECT tenant_id, id, smtp_ts, claimed_until FROM messages WHERE ");
-        let conds: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(tenant_id = ${} AND id = ${})", 2 * i + 1, 2 * i + 2))
-            .collect();
-        sql.push_str(&conds.join(" OR "));
-        let mut q = sqlx::query(&sql);
-        for (t, i) in chunk {
-            q = q.bind(*t).bind(*i);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            existing.insert(
-                (row.try_get("tenant_id")?, row.try_get("id")?),
-                Existing {
-                    smtp_ts: row.try_get("smtp_ts")?,
-                    claimed_until: row.try_get("claimed_until")?,
-                },
+    for (tenant, ids) in by_tenant {
+        for chunk in ids.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT tenant_id, id, smtp_ts, claimed_until FROM messages \
+                 WHERE tenant_id = $1 AND id IN ({})",
+                params.join(", ")
             );
+            let mut q = sqlx::query(&sql).bind(tenant);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                existing.insert(
+                    (row.try_get("tenant_id")?, row.try_get("id")?),
+                    Existing {
+                        smtp_ts: row.try_get("smtp_ts")?,
+                        claimed_until: row.try_get("claimed_until")?,
+                    },
+                );
+            }
         }
     }
     Ok(existing)

@@ -276,3 +276,83 @@ async fn sqlite_needs_no_planner_statistics() {
             .is_empty()
     );
 }
+
+/// An intake that names rows of two tenants, more than one lookup's worth (500 ids) of one of
+/// them: each existing row is found under its own tenant (`already sent` for a sent one, a
+/// replacement for an unsent one, never a second row), and the same ids under another tenant
+/// are other messages.
+async fn intake_finds_the_existing_rows_of_each_tenant(location: DbLocation) {
+    use super::{Outcome, OutcomeKind};
+    let store = seeded(&location).await;
+    store
+        .upsert_tenant("t2", TenantPatchV1::default(), false)
+        .await
+        .expect("db")
+        .expect("tenant");
+    store
+        .upsert_account(
+            "t2",
+            "a2",
+            AccountPatchV1::from_json(&obj(json!({"host": "127.0.0.1", "port": 1})))
+                .expect("valid"),
+        )
+        .await
+        .expect("db")
+        .expect("account");
+    // t1's m0 is sent; the other three stay queued, unclaimed.
+    let now = chrono_now();
+    let claimed = store
+        .claim_with(&Blocked::default(), "r1", 100, 100, now, 60)
+        .await
+        .expect("claim");
+    let m0 = claimed.iter().find(|c| c.id == "m0").expect("m0 claimed");
+    let sent = Outcome {
+        pk: m0.pk.clone(),
+        tenant_id: "t1".into(),
+        ts: now,
+        kind: OutcomeKind::Sent { metadata: None },
+    };
+    assert!(
+        store
+            .record_outcomes("r1", &[sent])
+            .await
+            .expect("write")
+            .is_empty()
+    );
+    let others: Vec<String> = claimed
+        .iter()
+        .filter(|c| c.id != "m0")
+        .map(|c| c.pk.clone())
+        .collect();
+    store.release_claims("r1", &others).await.expect("release");
+
+    let admin = Scope {
+        default_tenant: None,
+        ..intake_t1()
+    };
+    let message = |tenant: &str, id: String| json!({"id": id, "tenant_id": tenant, "from": "s@x.io", "to": ["r@x.io"], "subject": "s"});
+    // t2 gets ids m0..m599 (t1's ids among them), then t1's m0 and m1 again.
+    let mut batch: Vec<Value> = (0..600).map(|i| message("t2", format!("m{i}"))).collect();
+    batch.push(message("t1", "m0".into()));
+    batch.push(message("t1", "m1".into()));
+    let first = store.enqueue(&batch, admin).await.expect("enqueue");
+    assert_eq!(first.queued, 601, "{:?}", first.rejected);
+    assert_eq!(first.rejected.len(), 1);
+    assert_eq!(first.rejected[0].reason, crate::intake::Reason::AlreadySent);
+    // The same batch again: every t2 row and t1's m1 are replaced, none added.
+    let again = store.enqueue(&batch, admin).await.expect("enqueue");
+    assert_eq!(again.queued, 601);
+    let pending = store.count_pending_by_tenant().await.expect("count");
+    assert_eq!(pending.get("t1"), Some(&3), "m1, m2, m3 queued once");
+    assert_eq!(pending.get("t2"), Some(&600), "each t2 id queued once");
+}
+
+#[tokio::test]
+async fn sqlite_intake_finds_the_existing_rows_of_each_tenant() {
+    intake_finds_the_existing_rows_of_each_tenant(DbLocation::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn postgres_intake_finds_the_existing_rows_of_each_tenant() {
+    intake_finds_the_existing_rows_of_each_tenant(postgres().await).await;
+}
