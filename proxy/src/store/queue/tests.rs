@@ -26,26 +26,31 @@ fn intake_t1() -> Scope<'static> {
     }
 }
 
-/// A store with tenant `t1`, account `a1` and one message per batch code (`None` = no batch).
-async fn seeded(location: &DbLocation) -> Store {
-    let store = Store::open(location, 2, Cipher::random())
-        .await
-        .expect("store opens");
+/// Adds a tenant with one SMTP account.
+async fn tenant_with_account(store: &Store, tenant: &str, account: &str) {
     store
-        .upsert_tenant("t1", TenantPatchV1::default(), false)
+        .upsert_tenant(tenant, TenantPatchV1::default(), false)
         .await
         .expect("db")
         .expect("tenant");
     store
         .upsert_account(
-            "t1",
-            "a1",
+            tenant,
+            account,
             AccountPatchV1::from_json(&obj(json!({"host": "127.0.0.1", "port": 1})))
                 .expect("valid"),
         )
         .await
         .expect("db")
         .expect("account");
+}
+
+/// A store with tenant `t1`, account `a1` and one message per batch code (`None` = no batch).
+async fn seeded(location: &DbLocation) -> Store {
+    let store = Store::open(location, 2, Cipher::random())
+        .await
+        .expect("store opens");
+    tenant_with_account(&store, "t1", "a1").await;
     let messages: Vec<Value> = [None, Some("b_1"), Some("B_1"), Some("bx1")]
         .iter()
         .enumerate()
@@ -284,21 +289,7 @@ async fn sqlite_needs_no_planner_statistics() {
 async fn intake_finds_the_existing_rows_of_each_tenant(location: DbLocation) {
     use super::{Outcome, OutcomeKind};
     let store = seeded(&location).await;
-    store
-        .upsert_tenant("t2", TenantPatchV1::default(), false)
-        .await
-        .expect("db")
-        .expect("tenant");
-    store
-        .upsert_account(
-            "t2",
-            "a2",
-            AccountPatchV1::from_json(&obj(json!({"host": "127.0.0.1", "port": 1})))
-                .expect("valid"),
-        )
-        .await
-        .expect("db")
-        .expect("account");
+    tenant_with_account(&store, "t2", "a2").await;
     // t1's m0 is sent; the other three stay queued, unclaimed.
     let now = chrono_now();
     let claimed = store
