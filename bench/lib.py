@@ -1,7 +1,8 @@
 """Shared helpers of the benchmarks under bench/ (issue 9): free ports, a small JSON HTTP client,
 per-process CPU and memory from /proc, Prometheus text sums, the release (or debug) binaries, the
 stack (a durable PostgreSQL or SQLite, the proxy and the verifying sink on loopback) and the
-sink's own ceiling measured with `client-sim blast`.
+sink's own ceiling measured with `client-sim blast`, and PostgreSQL's own rate for the queue's work
+(pgbench on the same cluster).
 
 Each benchmark script imports this module; nothing here prints figures.
 """
@@ -119,6 +120,54 @@ def print_statements(db_url, top=12):
     print(out.stdout.rstrip() or out.stderr.rstrip())
 
 
+# The calibration of PostgreSQL alone: the queue's own work with no proxy in the way. A table shaped
+# like `messages` (text keys, a 2 KB payload, the pending index, fillfactor 50); each pgbench client
+# inserts 100 rows, claims up to 100 pending rows with `FOR UPDATE SKIP LOCKED` and marks its claimed
+# rows sent, each statement its own durable transaction, as the proxy's are.
+CALIBRATION_SCHEMA = """DROP TABLE IF EXISTS calibration;
+CREATE TABLE calibration (pk TEXT PRIMARY KEY, id TEXT NOT NULL, tenant_id TEXT NOT NULL, priority BIGINT NOT NULL,
+  payload TEXT NOT NULL, queued_us BIGINT NOT NULL, claimed_by TEXT, claimed_until BIGINT, smtp_ts BIGINT,
+  UNIQUE (tenant_id, id)) WITH (fillfactor = 50);
+CREATE INDEX calibration_pending ON calibration (priority, queued_us, pk) WHERE smtp_ts IS NULL;"""
+CALIBRATION_SCRIPT = """INSERT INTO calibration (pk, id, tenant_id, priority, payload, queued_us)
+  SELECT gen_random_uuid()::text, gen_random_uuid()::text, 'c' || :client_id, 2, repeat('x', 2000),
+         (extract(epoch FROM clock_timestamp()) * 1e6)::bigint FROM generate_series(1, 100);
+UPDATE calibration m SET claimed_by = 'c' || :client_id, claimed_until = extract(epoch FROM now())::bigint + 60
+  FROM (SELECT pk FROM calibration WHERE smtp_ts IS NULL AND claimed_by IS NULL
+        ORDER BY priority, queued_us, pk LIMIT 100 FOR UPDATE SKIP LOCKED) c WHERE m.pk = c.pk;
+UPDATE calibration SET smtp_ts = extract(epoch FROM now())::bigint WHERE smtp_ts IS NULL AND claimed_by = 'c' || :client_id;
+"""
+
+
+def postgres_ceiling(stack, secs=10, clients=4):
+    """PostgreSQL's own rate for the queue's work on the stack's cluster (a table of its own, dropped
+    after): messages per second (inserted, claimed and marked sent) and its CPU-seconds per 1,000.
+    Returns {} when pgbench is missing or fails."""
+    if not stack.pg_port or not shutil.which("pgbench"):
+        return {}
+    script = os.path.join(stack.tmp, "calibration.sql")
+    with open(script, "w") as f:
+        f.write(CALIBRATION_SCRIPT)
+    subprocess.run(["psql", stack.pg_db, "-Xq", "-v", "ON_ERROR_STOP=1", "-c", CALIBRATION_SCHEMA], check=True, capture_output=True)
+    data = os.path.join(stack.tmp, "pg", "data")
+    cpu = postgres_cpu_seconds(data)
+    out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(secs), "-f", script, stack.pg_db],
+                         capture_output=True, text=True)
+    cpu = postgres_cpu_seconds(data) - cpu
+    subprocess.run(["psql", stack.pg_db, "-Xqc", "DROP TABLE calibration"], capture_output=True)
+    tps = re.search(r"tps = ([0-9.]+)", out.stdout)
+    if out.returncode != 0 or not tps:
+        return {}
+    per_s = float(tps.group(1)) * 100
+    return {"msg_per_s": round(per_s), "cpu_s_per_1000": round(cpu / max(1.0, per_s * secs) * 1000, 3)}
+
+
+def print_postgres_ceiling(c):
+    if c:
+        print(f"PostgreSQL alone (pgbench, the queue's insert, claim and outcome): {c['msg_per_s']} msg/s, "
+              f"{c['cpu_s_per_1000']} CPU-s per 1,000")
+
+
 def writes_per_message(a, b, messages):
     """Per-message differences of two `postgres_writes` readings (empty when either failed)."""
     if not a.get("pg_writes") or not b.get("pg_writes") or messages <= 0:
@@ -158,7 +207,8 @@ class Stack:
     """The proxy, the sink and (for postgres) a durable PostgreSQL cluster, on loopback.
 
     `proxy_env` overrides the proxy's settings (e.g. GMP_SCHEDULER_ACTIVE=true for the sync path);
-    `concurrency` sets the send, per-account and pool limits together."""
+    `concurrency` sets the send, per-account and pool limits together (with larger claims and a
+    50 ms idle poll); None leaves every one of them at the proxy's default."""
 
     def __init__(self, store, bins, concurrency=16, proxy_env=None, replicas=1):
         self.store, self.bins, self.concurrency, self.proxy_env = store, bins, concurrency, proxy_env or {}
@@ -185,13 +235,14 @@ class Stack:
             db = os.path.join(self.tmp, "mail.db")
         self.smtp, self.sink_http = free_port(), free_port()
         self.sink = self.spawn([self.bins["client-sim"], "sink", "--smtp-listen", f"127.0.0.1:{self.smtp}", "--http-listen", f"127.0.0.1:{self.sink_http}", "--allow-reset"], env)
-        c = str(self.concurrency)
         penv = dict(env, GMP_DB_PATH=db, GMP_HOST="127.0.0.1", GMP_API_TOKEN=TOKEN,
                     MAIL_PROXY_ENCRYPTION_KEY=KEY, GMP_LOG_LEVEL="WARNING", GMP_SCHEDULER_ACTIVE="false",
-                    GMP_MAX_CONCURRENT_SENDS=c, GMP_MAX_SENDS_PER_ACCOUNT=c,
-                    GMP_BATCH_SIZE_PER_ACCOUNT="500", GMP_CLAIM_BATCH_SIZE="500", GMP_POOL_SIZE=c,
-                    GMP_SEND_LOOP_INTERVAL="0.05",
                     GMP_ATTACHMENT_ALLOWED_HOSTS="127.0.0.1")  # the clients run on loopback, refused unless listed
+        if self.concurrency is not None:  # None: the proxy's own defaults, as a user's first run has them
+            c = str(self.concurrency)
+            penv.update(GMP_MAX_CONCURRENT_SENDS=c, GMP_MAX_SENDS_PER_ACCOUNT=c,
+                        GMP_BATCH_SIZE_PER_ACCOUNT="500", GMP_CLAIM_BATCH_SIZE="500", GMP_POOL_SIZE=c,
+                        GMP_SEND_LOOP_INTERVAL="0.05")
         penv.update(self.proxy_env)
         self.proxies, self.bases = [], []
         for i in range(self.replicas):

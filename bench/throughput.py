@@ -14,7 +14,8 @@ Processes are started by this script and stopped at the end; everything listens 
 """
 import argparse, os, sys, threading, time, urllib.error
 
-from lib import Stack, binaries, http, load_average, peak_rss_mb, sink_ceiling, write_json, writes_per_message
+from lib import (Stack, binaries, http, load_average, peak_rss_mb, postgres_ceiling, print_postgres_ceiling, sink_ceiling,
+                 write_json, writes_per_message)
 
 
 def feeder(stack, rate, stop, body, counter, name="f", base=None):
@@ -96,12 +97,14 @@ def main():
     stack = Stack(args.store, bins, args.concurrency, replicas=args.replicas)
     try:
         stack.start()
+        results["postgres_ceiling"] = postgres_ceiling(stack) if args.store == "postgres" and not args.smoke else {}
         for idx, rate in enumerate(int(r) for r in args.rates.split(",")):
             results["runs"].append(run_rate(stack, rate, args, idx))
     finally:
         stack.stop()
     results["load_after"] = load_average()
     print(f"store={args.store} replicas={args.replicas} size={args.size}B sink ceiling={results['sink_ceiling_msg_per_s']} msg/s load {results['load_before']} -> {results['load_after']}")
+    print_postgres_ceiling(results["postgres_ceiling"])
     cols = ["offered_per_s", "delivered_per_s", "backlog_slope_per_s", "proxy_cpu_s_per_1000", "postgres_cpu_s_per_1000", "db_round_trips_per_msg", "proxy_peak_rss_mb"]
     print(" | ".join(cols) + " | latency p50/p99 ms")
     for r in results["runs"]:

@@ -45,6 +45,7 @@ python3 bench/sync_latency.py --smoke --store sqlite --rates 200 --duration 3 --
 python3 bench/attachments.py --smoke --store sqlite --attachment-mbps 5 --small-rate 100 --duration 3 --warmup 2 --profile debug --json "$work/bench-att-smoke.json"
 python3 bench/memory.py --smoke --store sqlite --profile debug --json "$work/bench-mem-smoke.json"
 python3 bench/soak.py --smoke --store sqlite --profile debug --json "$work/bench-soak-smoke.json"
+python3 bench/burst.py --smoke --store sqlite --profile debug --json "$work/bench-burst-smoke.json"
 
 step "Fuzzing smoke run (libFuzzer, 15 s per parser)"
 scripts/fuzz-smoke.sh

@@ -117,6 +117,11 @@ pub struct Config {
     /// Concurrent SMTP sends per replica.
     #[arg(long, env = "GMP_MAX_CONCURRENT_SENDS", default_value_t = 10)]
     pub max_concurrent_sends: usize,
+    /// Send slots per replica kept for messages without attachments, so that small messages do
+    /// not wait behind attachment downloads; unset, a quarter of `GMP_MAX_CONCURRENT_SENDS`
+    /// (rounded up). Messages with attachments use the other slots; 0 shares them all.
+    #[arg(long, env = "GMP_SMALL_MESSAGE_SLOTS")]
+    pub small_message_slots: Option<usize>,
     /// Concurrent SMTP sends per account per replica.
     #[arg(long, env = "GMP_MAX_SENDS_PER_ACCOUNT", default_value_t = 3)]
     pub max_sends_per_account: usize,

@@ -1,6 +1,7 @@
 //! The dispatcher (PROTOCOL.md §6): claims eligible messages in batches, sends each through the
 //! pipeline of [`pipeline`] under a per-replica and a per-account concurrency limit, and writes
-//! outcomes in batches ([`outcomes`]).
+//! outcomes in batches ([`outcomes`]). Messages with attachments get only part of the replica's
+//! slots, so that small messages never queue behind downloads.
 //!
 //! There is no batch barrier: a slow message holds only its own slot, and the next claim is made
 //! as soon as fewer than half a claim's worth of messages are outstanding. Leases of the rows in
@@ -21,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -39,6 +40,9 @@ use crate::{
 pub struct DispatchSettings {
     /// Concurrent sends per replica.
     pub max_concurrent_sends: usize,
+    /// Of these, how many may send messages with attachments at once (the rest are kept for
+    /// small messages: `GMP_SMALL_MESSAGE_SLOTS`).
+    pub attachment_sends: usize,
     /// Concurrent sends per account.
     pub max_sends_per_account: usize,
     /// Rows outstanding (claimed, not yet written back) per replica.
@@ -60,8 +64,10 @@ pub struct DispatchSettings {
 impl DispatchSettings {
     /// Settings from the process configuration.
     pub fn from_config(c: &Config) -> Self {
+        let sends = c.max_concurrent_sends.max(1);
         DispatchSettings {
-            max_concurrent_sends: c.max_concurrent_sends.max(1),
+            max_concurrent_sends: sends,
+            attachment_sends: attachment_sends(sends, c.small_message_slots),
             max_sends_per_account: c.max_sends_per_account.max(1),
             claim_batch_size: c.claim_batch_size.max(1) as usize,
             batch_size_per_account: i64::from(c.batch_size_per_account.max(1)),
@@ -72,6 +78,13 @@ impl DispatchSettings {
             max_starts_without_outcome: c.max_starts_without_outcome.max(1),
         }
     }
+}
+
+/// Send slots for messages with attachments: all of them but those kept for small messages
+/// (`reserved`, else a quarter rounded up), and always at least one.
+fn attachment_sends(sends: usize, reserved: Option<usize>) -> usize {
+    let reserved = reserved.unwrap_or(sends.div_ceil(4));
+    sends.saturating_sub(reserved).max(1)
 }
 
 /// Shortest gap between two claims when the previous one came back short but not empty.
@@ -94,6 +107,9 @@ pub struct Dispatcher {
     reports_wake: Arc<Notify>,
     /// Bounds sends per replica.
     global: Arc<Semaphore>,
+    /// Bounds the sends of messages with attachments, under `global`: the difference is the
+    /// small messages' lane.
+    with_attachments: Arc<Semaphore>,
     /// Bounds sends per account `pk`.
     per_account: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Claimed rows whose outcome is not yet written.
@@ -119,6 +135,7 @@ impl Dispatcher {
         Arc::new(Dispatcher {
             directory: directory::Directory::new(store.clone()),
             global: Arc::new(Semaphore::new(settings.max_concurrent_sends)),
+            with_attachments: Arc::new(Semaphore::new(settings.attachment_sends)),
             store,
             transport,
             loader,
@@ -241,6 +258,8 @@ impl Dispatcher {
     }
 
     /// Starts every queued row, in order, whose account has a free slot, while replica slots last.
+    /// A row with attachments also needs a slot of their lane: downloads can hold a send for
+    /// seconds, and small messages keep the slots that lane leaves over.
     fn start_ready(
         self: &Arc<Self>,
         queue: &mut Vec<Claimed>,
@@ -250,6 +269,20 @@ impl Dispatcher {
     ) {
         let mut i = 0;
         while i < queue.len() {
+            if self.global.available_permits() == 0 {
+                break;
+            }
+            let lane = if queue[i].has_attachments {
+                match self.with_attachments.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        i += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let Ok(global) = self.global.clone().try_acquire_owned() else {
                 break;
             };
@@ -259,8 +292,12 @@ impl Dispatcher {
                     let row = queue.remove(i);
                     let pk = row.pk.clone();
                     let (me, tx) = (self.clone(), tx.clone());
-                    let handle =
-                        tasks.spawn(async move { me.process(row, tx, (global, slot)).await });
+                    let permits = Permits {
+                        _global: global,
+                        _account: slot,
+                        _lane: lane,
+                    };
+                    let handle = tasks.spawn(async move { me.process(row, tx, permits).await });
                     running.insert(handle.id(), pk);
                 }
                 Err(_) => i += 1,
@@ -326,10 +363,36 @@ impl Dispatcher {
     }
 }
 
+/// The slots one send holds until it ends: the replica's, its account's and, for a message with
+/// attachments, one of their lane.
+pub(crate) struct Permits {
+    _global: OwnedSemaphorePermit,
+    _account: OwnedSemaphorePermit,
+    _lane: Option<OwnedSemaphorePermit>,
+}
+
 /// The task id of a joined send, finished or failed.
 fn joined_id(joined: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
     match joined {
         Ok((id, ())) => *id,
         Err(e) => e.id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment_sends;
+
+    #[test]
+    fn the_attachment_lane_leaves_a_quarter_of_the_slots_and_keeps_one() {
+        assert_eq!(attachment_sends(10, None), 7);
+        assert_eq!(attachment_sends(16, None), 12);
+        assert_eq!(attachment_sends(1, None), 1, "a single slot is shared");
+        assert_eq!(attachment_sends(4, Some(0)), 4, "0 keeps none");
+        assert_eq!(
+            attachment_sends(4, Some(9)),
+            1,
+            "attachments always get one"
+        );
     }
 }

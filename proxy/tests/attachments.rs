@@ -555,6 +555,72 @@ async fn s05_all_modes_in_one_run(db: Db) {
     server.stop().await;
 }
 
+/// Small messages keep send slots of their own (`GMP_SMALL_MESSAGE_SLOTS`): with every slot the
+/// attachment lane has held by a download that stalls 5 s, messages without attachments are
+/// still sent at once, and the attachments follow when their downloads end.
+async fn small_messages_pass_stalled_downloads(db: Db) {
+    let (sink, tdb, files) = (
+        Sink::start().await,
+        database(db).await,
+        Files::start().await,
+    );
+    let mut c = common::config(&tdb.url);
+    c.max_concurrent_sends = 4; // one kept for small messages (a quarter), three for attachments
+    c.max_sends_per_account = 4;
+    c.max_concurrent_attachments = 4;
+    let server = start(c).await;
+    let api = Api::new(&server);
+    api.setup_tenant("lane", sink.port).await;
+    use_files(&api, "lane", &files).await;
+    // Four attachment messages first: without a lane they would take all four slots.
+    let slow: Vec<Value> = (0..4)
+        .map(|i| {
+            let key = format!("slow-{i}");
+            files.put(&key, PDF);
+            msg(
+                &format!("big{i}"),
+                json!([{"filename": "doc.pdf", "storage_path": key, "fetch_mode": "endpoint"}]),
+            )
+        })
+        .collect();
+    add(&api, "lane", slow).await;
+    assert!(
+        wait_for(10, || async { files.calls().len() >= 3 }).await,
+        "the downloads started"
+    );
+    let small: Vec<Value> = (0..5)
+        .map(|i| msg(&format!("small{i}"), json!([])))
+        .collect();
+    add(&api, "lane", small).await;
+    assert!(
+        wait_for(10, || async { sink.count() >= 5 }).await,
+        "the small messages were sent"
+    );
+    let subjects: Vec<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            m.data
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect();
+    assert!(
+        subjects.iter().all(|s| s.starts_with("small")),
+        "small messages went first, while every download was still stalled: {subjects:?}"
+    );
+    let records = settle(&api, "lane", 9, 30).await;
+    for i in 0..4 {
+        assert_eq!(
+            by_id(&records, &format!("big{i}"))["status"],
+            "sent",
+            "{records:?}"
+        );
+    }
+    assert_eq!(sink.count(), 9);
+    server.stop().await;
+}
+
 /// Resident and peak resident memory of this process, in bytes.
 fn rss() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -585,6 +651,7 @@ on_both_stores!(
     marker_cache_shares_one_download,
     http_url_cap_and_timeout,
     s05_all_modes_in_one_run,
+    small_messages_pass_stalled_downloads,
 );
 
 /// Peak memory for 50 MiB endpoint attachments, each case in a child process of its own (this

@@ -5,10 +5,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::json;
-use tokio::{
-    sync::{OwnedSemaphorePermit, mpsc},
-    time::Instant,
-};
+use tokio::{sync::mpsc, time::Instant};
 
 use tracing::warn;
 
@@ -35,7 +32,7 @@ impl Dispatcher {
         self: Arc<Self>,
         row: Claimed,
         tx: mpsc::UnboundedSender<Done>,
-        permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        permits: super::Permits,
     ) {
         let done = self.attempt(&row).await;
         drop(permits);

@@ -58,6 +58,18 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// True when the stored payload `text` lists at least one attachment (or cannot be read,
+    /// which the send reports). A payload without the key is answered without parsing it.
+    pub fn lists_attachments(text: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            attachments: Vec<serde::de::IgnoredAny>,
+        }
+        text.contains("\"attachments\"")
+            && serde_json::from_str::<Probe>(text).map_or(true, |p| !p.attachments.is_empty())
+    }
+
     /// True when the body is HTML.
     pub fn is_html(&self) -> bool {
         self.content_type.as_deref() == Some("html")
@@ -96,6 +108,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn tells_payloads_with_attachments_from_the_others() {
+        let with =
+            json!({"id": "a", "attachments": [{"filename": "a.txt", "fetch_mode": "endpoint"}]});
+        assert!(StoredMessage::lists_attachments(&with.to_string()));
+        for without in [
+            json!({"id": "b", "body": "no attachments here"}),
+            json!({"id": "c", "attachments": []}),
+            // The key inside a value is not the message's own list.
+            json!({"id": "d", "body": "\"attachments\": [1]", "headers": {"X-Note": "\"attachments\""}}),
+        ] {
+            assert!(
+                !StoredMessage::lists_attachments(&without.to_string()),
+                "{without}"
+            );
+        }
+        // A payload that cannot be read counts as one with attachments: its send reports it.
+        assert!(StoredMessage::lists_attachments(r#"{"attachments": 5"#));
+    }
 
     #[test]
     fn reads_what_intake_writes_and_tolerates_older_shapes() {

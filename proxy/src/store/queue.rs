@@ -14,6 +14,7 @@ use super::{
     messages::{SqlVal, bind_values},
     now_text,
 };
+use crate::model::stored::StoredMessage;
 
 /// A message claimed for sending.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,9 @@ pub struct Claimed {
     pub payload: Option<String>,
     /// Size of the payload in bytes.
     pub payload_bytes: i64,
+    /// True when sending it loads attachments: its payload lists some, or was too large to be
+    /// claimed (inline content). The dispatcher keeps some send slots for the others.
+    pub has_attachments: bool,
     /// Retries so far.
     pub retry_count: i64,
     /// Enqueue time, Unix µs.
@@ -236,14 +240,18 @@ impl Store {
         let mut claimed = rows
             .iter()
             .map(|r| {
+                let payload: Option<String> = r.try_get("payload")?;
                 Ok(Claimed {
+                    has_attachments: payload
+                        .as_deref()
+                        .is_none_or(StoredMessage::lists_attachments),
                     pk: r.try_get("pk")?,
                     id: r.try_get("id")?,
                     tenant_id: r.try_get("tenant_id")?,
                     account_id: r.try_get("account_id")?,
                     account_pk: r.try_get("account_pk")?,
                     priority: r.try_get("priority")?,
-                    payload: r.try_get("payload")?,
+                    payload,
                     payload_bytes: r.try_get("payload_bytes")?,
                     retry_count: r.try_get("retry_count")?,
                     queued_us: r.try_get("queued_us")?,
