@@ -158,9 +158,10 @@ impl Dispatcher {
     /// both a replica slot and a slot of its account are free, so a busy account never blocks the
     /// others and priorities hold within the replica.
     ///
-    /// Claims are paced by what the previous one found: after a full claim the loop claims again
-    /// at once; after a short one that found rows, no sooner than `RECLAIM_GAP` (rows may wait
-    /// behind per-account caps); after an empty one, at the idle interval (retries coming due,
+    /// Claims are paced by what the previous one found: after a full claim, or one in which an
+    /// account filled its per-account cap, the loop claims again at once (a single account's
+    /// burst once waited 20 ms per 50 rows: 2,200 msg/s at most); after a short one that found
+    /// rows, no sooner than `RECLAIM_GAP`; after an empty one, at the idle interval (retries coming due,
     /// expired leases). Intake and run-now wake it for an immediate claim; a finished send only
     /// starts queued rows. Claiming on every finished send cost a statement or two per message.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
@@ -176,12 +177,18 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             let now = Instant::now();
             let outstanding = self.outstanding.load(Ordering::Acquire);
-            let room = self.settings.claim_batch_size.saturating_sub(outstanding);
+            // Rows waiting for the attachment lane do not hold back the claims of small messages,
+            // up to a claim's worth of them: a replica holds at most twice the claim size.
+            let waiting = queue.iter().filter(|c| c.has_attachments).count();
+            let counted = outstanding.saturating_sub(waiting.min(self.settings.claim_batch_size));
+            let room = self.settings.claim_batch_size.saturating_sub(counted);
             let mut full = false;
-            if now >= claim_at && outstanding <= self.settings.claim_batch_size / 2 && room > 0 {
+            if now >= claim_at && counted <= self.settings.claim_batch_size / 2 && room > 0 {
                 match self.claim(room).await {
                     Ok(rows) => {
-                        full = rows.len() == room;
+                        // Full, or an account filled its cap: more rows may be waiting now.
+                        full = rows.len() == room
+                            || filled_an_account_cap(&rows, self.settings.batch_size_per_account);
                         claim_at = if full {
                             now
                         } else if rows.is_empty() {
@@ -363,6 +370,20 @@ impl Dispatcher {
     }
 }
 
+/// True when some account has `cap` rows or more in this claim: the per-account cap, not the
+/// supply, may have cut the claim short. (An account with a smaller `batch_size` of its own is
+/// not seen here; its rows wait for the next paced claim, as before.)
+fn filled_an_account_cap(rows: &[Claimed], cap: i64) -> bool {
+    let mut per_account: HashMap<&str, i64> = HashMap::new();
+    rows.iter().any(|r| {
+        let n = per_account
+            .entry(r.account_pk.as_deref().unwrap_or(""))
+            .or_default();
+        *n += 1;
+        *n >= cap
+    })
+}
+
 /// The slots one send holds until it ends: the replica's, its account's and, for a message with
 /// attachments, one of their lane.
 pub(crate) struct Permits {
@@ -381,7 +402,32 @@ fn joined_id(joined: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::attachment_sends;
+    use super::{attachment_sends, filled_an_account_cap};
+    use crate::store::queue::Claimed;
+
+    fn row(account: &str) -> Claimed {
+        Claimed {
+            pk: String::new(),
+            id: String::new(),
+            tenant_id: "t".into(),
+            account_id: Some(account.into()),
+            account_pk: Some(account.into()),
+            priority: 2,
+            payload: Some("{}".into()),
+            payload_bytes: 2,
+            has_attachments: false,
+            retry_count: 0,
+            queued_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_claim_cut_by_an_account_cap_is_seen() {
+        let rows: Vec<Claimed> = ["a", "b", "a", "a"].iter().map(|a| row(a)).collect();
+        assert!(filled_an_account_cap(&rows, 3), "three rows of `a`");
+        assert!(!filled_an_account_cap(&rows, 4));
+        assert!(!filled_an_account_cap(&[], 1));
+    }
 
     #[test]
     fn the_attachment_lane_leaves_a_quarter_of_the_slots_and_keeps_one() {
