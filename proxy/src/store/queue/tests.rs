@@ -347,3 +347,37 @@ async fn sqlite_intake_finds_the_existing_rows_of_each_tenant() {
 async fn postgres_intake_finds_the_existing_rows_of_each_tenant() {
     intake_finds_the_existing_rows_of_each_tenant(postgres().await).await;
 }
+
+/// PostgreSQL: the queue's write settings are in place after the migrations: room on each page
+/// of `messages` for the claim's update (fillfactor 50) and lz4 for the large text written with
+/// every message (the test cluster's PostgreSQL has lz4, so the migration must not skip it).
+#[tokio::test]
+async fn postgres_queue_tables_carry_their_write_settings() {
+    let location = postgres().await;
+    let store = seeded(&location).await;
+    let text = |sql: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            let row = sqlx::query(sql).fetch_one(&pool).await.expect("catalog");
+            sqlx::Row::try_get::<String, _>(&row, "v").expect("value")
+        }
+    };
+    let options = text(
+        "SELECT COALESCE(array_to_string(reloptions, ','), '') AS v FROM pg_class \
+         WHERE relname = 'messages' AND relkind = 'r'",
+    )
+    .await;
+    assert_eq!(options, "fillfactor=50");
+    let compression = text(
+        "SELECT string_agg(c.relname || '.' || a.attname || '=' || a.attcompression::text, ',' \
+           ORDER BY c.relname, a.attname) AS v \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE (c.relname, a.attname) IN (('messages', 'payload'), ('command_log', 'payload'), \
+           ('command_log', 'response_body'))",
+    )
+    .await;
+    assert_eq!(
+        compression,
+        "command_log.payload=l,command_log.response_body=l,messages.payload=l"
+    );
+}
