@@ -142,7 +142,7 @@ UPDATE calibration SET smtp_ts = extract(epoch FROM now())::bigint WHERE smtp_ts
 def postgres_ceiling(stack, secs=10, clients=4):
     """PostgreSQL's own rate for the queue's work on the stack's cluster (a table of its own, dropped
     after): messages per second (inserted, claimed and marked sent) and its CPU-seconds per 1,000.
-    Returns {} when pgbench is missing or fails."""
+    Returns {} on SQLite, and when pgbench is missing or fails."""
     if not stack.pg_port or not shutil.which("pgbench"):
         return {}
     script = os.path.join(stack.tmp, "calibration.sql")

@@ -125,7 +125,7 @@ def main():
         results["sink_ceiling_msg_per_s"] = sink_ceiling(bins, 100000)
     try:
         stack.start()
-        if not args.smoke and args.store == "postgres":
+        if not args.smoke:
             results["postgres_ceiling"] = postgres_ceiling(stack)
         rows, fed = soak(stack, args)
         results["proxy_cpu_s_total"] = round(cpu_seconds([stack.proxy.pid]), 1)

@@ -161,9 +161,10 @@ impl Dispatcher {
     /// Claims are paced by what the previous one found: after a full claim, or one in which an
     /// account filled its per-account cap, the loop claims again at once (a single account's
     /// burst once waited 20 ms per 50 rows: 2,200 msg/s at most); after a short one that found
-    /// rows, no sooner than `RECLAIM_GAP`; after an empty one, at the idle interval (retries coming due,
-    /// expired leases). Intake and run-now wake it for an immediate claim; a finished send only
-    /// starts queued rows. Claiming on every finished send cost a statement or two per message.
+    /// rows, no sooner than `RECLAIM_GAP`; after an empty one, at the idle interval (retries
+    /// coming due, expired leases). Intake and run-now wake it for an immediate claim; a finished
+    /// send only starts queued rows. Claiming on every finished send cost a statement or two per
+    /// message.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_outcomes(rx, shutdown.clone()));
